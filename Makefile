@@ -1,0 +1,56 @@
+# magic8 — the README's two commands are `make run` and `make test`.
+SHELL := /bin/bash
+PY_BOOT ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+.PHONY: run test lint typecheck unit bench resilience train synth install clean
+
+# Install Python deps into .venv (idempotent; re-runs only when pyproject.toml changes).
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --disable-pip-version-check uv
+	@$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev,infra]'
+	@touch $(STAMP)
+
+# The CDK CLI, pinned in package.json (the registry's newest major cannot read aws-cdk-lib 2.x output).
+$(NODE_STAMP): package.json
+	@npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/magic8 run
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: $(STAMP) $(NODE_STAMP) lint typecheck
+	$(VENV)/bin/pytest -n 2 --dist loadgroup tests
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest tests/unit
+
+bench: $(STAMP)
+	$(VENV)/bin/magic8 bench
+
+resilience: $(STAMP)
+	$(VENV)/bin/magic8 resilience
+
+train: $(STAMP)
+	$(VENV)/bin/magic8 train
+
+synth: $(STAMP) $(NODE_STAMP)
+	npx cdk synth --quiet
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

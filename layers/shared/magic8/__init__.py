@@ -1,0 +1,1 @@
+"""magic8 shared package."""

@@ -1,0 +1,1 @@
+"""Adapters: implementations of magic8.domain ports on AWS (boto3) and other peers."""

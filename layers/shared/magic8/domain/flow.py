@@ -1,0 +1,79 @@
+"""The Kinesis `flow` record: one closed (or early-emitted) 5-minute pressure window.
+
+Versioned JSON. Producers (gateway_host) write it; the ifd function parses it with
+`PressureWindow.model_validate_json`. Partition key: the option's instrument id, so one
+strike's windows stay ordered within a shard.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+FLOW_SCHEMA_VERSION = 1
+WINDOW_SECONDS = 300
+
+NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+NonNegInt = Annotated[int, Field(ge=0)]
+
+
+class PressureWindow(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    instrument_id: NonNegInt
+    underlying: Annotated[str, Field(min_length=1, max_length=32)]  # e.g. "NQZ5"
+    symbol: Annotated[str, Field(max_length=64)] = ""  # raw option symbol, e.g. "NQZ5 C20100"
+    expiration: Annotated[str, Field(max_length=32)] | None = None  # ISO date
+    strike: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None  # None for futures
+    option_type: Literal["C", "P"] | None = None
+    window_start: datetime
+    window_end: datetime
+    bid_volume: NonNeg  # seller-aggressor volume (hit the bid)
+    ask_volume: NonNeg  # buyer-aggressor volume (lifted the ask)
+    unknown_volume: NonNeg = 0.0
+    total_trades: NonNegInt
+    avg_trade_size: NonNeg
+    largest_trade: NonNeg
+    notional_premium: NonNeg  # sum(price * size * multiplier)
+    pressure_ratio: Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)]  # (ask-bid)/(ask+bid)
+    dominant_side: Literal["BUY", "SELL", "NEUTRAL"]
+    source: Literal["live", "replay", "backfill"] = "live"
+    final: bool = True  # False for an early-emitted (still open) window
+    first_sequence: NonNegInt = 0
+    last_sequence: NonNegInt = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PressureWindow:
+        if self.window_end <= self.window_start:
+            raise ValueError("window_end must be after window_start")
+        if self.last_sequence < self.first_sequence:
+            raise ValueError("last_sequence must be >= first_sequence")
+        return self
+
+    @property
+    def total_volume(self) -> float:
+        return self.bid_volume + self.ask_volume + self.unknown_volume
+
+    @property
+    def window_key(self) -> str:
+        """Identity of the window (idempotency key for its signal)."""
+        return f"{self.instrument_id}:{int(self.window_start.timestamp())}"
+
+    def partition_key(self) -> str:
+        return str(self.instrument_id)
+
+
+def pressure_ratio(ask_volume: float, bid_volume: float) -> float:
+    total = ask_volume + bid_volume
+    return 0.0 if total <= 0 else (ask_volume - bid_volume) / total
+
+
+def dominant_side(ratio: float, dead_band: float = 0.1) -> Literal["BUY", "SELL", "NEUTRAL"]:
+    if ratio > dead_band:
+        return "BUY"
+    if ratio < -dead_band:
+        return "SELL"
+    return "NEUTRAL"

@@ -1,0 +1,136 @@
+"""The trade a client asks about (the DiscordTrading / earlier-predictor contract)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Strategy(StrEnum):
+    BUTTERFLY = "Butterfly"
+    IRON_CONDOR = "Iron Condor"
+    VERTICAL = "Vertical"
+    SONAR = "Sonar"
+
+
+class Symbol(StrEnum):
+    SPX = "SPX"
+    SPY = "SPY"
+    XSP = "XSP"
+    NDX = "NDX"
+    QQQ = "QQQ"
+    RUT = "RUT"
+
+
+class Action(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+# Strikes each strategy needs. Sonar is Magic8's iron-condor-shaped trade (four strikes).
+STRIKE_COUNT: dict[Strategy, int] = {
+    Strategy.BUTTERFLY: 3,
+    Strategy.IRON_CONDOR: 4,
+    Strategy.VERTICAL: 2,
+    Strategy.SONAR: 4,
+}
+
+MAX_PRICE = 1_000_000.0
+FinitePositive = Annotated[float, Field(gt=0, le=MAX_PRICE, allow_inf_nan=False)]
+FiniteNonNegative = Annotated[float, Field(ge=0, le=MAX_PRICE, allow_inf_nan=False)]
+
+
+def _case_insensitive(enum_cls: type[StrEnum], value: object) -> object:
+    if isinstance(value, str):
+        folded = value.strip().replace("_", " ").casefold()
+        for member in enum_cls:
+            if member.value.casefold() == folded:
+                return member
+    return value
+
+
+class TradeRequest(BaseModel):
+    """One proposed trade. Strikes may come in any order; they are kept as sent."""
+
+    model_config = ConfigDict(extra="ignore", str_max_length=64, frozen=True)
+
+    strategy: Strategy
+    symbol: Symbol
+    premium: FiniteNonNegative
+    predicted_price: FinitePositive
+    strikes: Annotated[list[FinitePositive], Field(min_length=2, max_length=4)]
+    action: Action
+    quantity: Annotated[int, Field(ge=1, le=10_000)] = 1
+    risk: (
+        Annotated[float, Field(ge=-MAX_PRICE * 100, le=MAX_PRICE * 100, allow_inf_nan=False)] | None
+    ) = None
+    reward: (
+        Annotated[float, Field(ge=-MAX_PRICE * 100, le=MAX_PRICE * 100, allow_inf_nan=False)] | None
+    ) = None
+    short_term: Annotated[float, Field(ge=-MAX_PRICE, le=MAX_PRICE, allow_inf_nan=False)] | None = (
+        None
+    )
+    long_term: Annotated[float, Field(ge=-MAX_PRICE, le=MAX_PRICE, allow_inf_nan=False)] | None = (
+        None
+    )
+    option_type: Annotated[str, Field(pattern=r"^(?i:call|put|c|p)$")] | None = None
+    timestamp: datetime | None = None
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _strategy(cls, v: object) -> object:
+        return _case_insensitive(Strategy, v)
+
+    @field_validator("symbol", "action", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.strip().upper() if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _strikes_fit_strategy(self) -> TradeRequest:
+        need = STRIKE_COUNT[self.strategy]
+        if len(self.strikes) != need:
+            raise ValueError(
+                f"strikes: {self.strategy.value} needs {need} strikes, got {len(self.strikes)}"
+            )
+        if len(set(self.strikes)) != len(self.strikes) and self.strategy != Strategy.BUTTERFLY:
+            raise ValueError("strikes: strikes must be distinct")
+        if self.strategy == Strategy.BUTTERFLY and len(set(self.strikes)) != 3:
+            raise ValueError("strikes: butterfly strikes must be three distinct prices")
+        return self
+
+    @property
+    def sorted_strikes(self) -> list[float]:
+        return sorted(self.strikes)
+
+    @property
+    def is_put(self) -> bool | None:
+        if self.option_type is None:
+            return None
+        return self.option_type.lower().startswith("p")
+
+    def cache_key(self) -> tuple[object, ...]:
+        """Everything a prediction for this trade depends on, besides market state."""
+        return (
+            self.strategy.value,
+            self.symbol.value,
+            self.premium,
+            self.predicted_price,
+            tuple(self.strikes),
+            self.action.value,
+            self.quantity,
+            self.risk,
+            self.reward,
+            self.short_term,
+            self.long_term,
+            (self.option_type or "").lower()[:1],
+            self.timestamp.isoformat() if self.timestamp else None,
+        )
+
+
+def finite(x: float) -> bool:
+    return math.isfinite(x)

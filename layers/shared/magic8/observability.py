@@ -1,0 +1,34 @@
+"""The one observability module: Powertools Logger, Metrics (EMF) and Tracer.
+
+Service names come from POWERTOOLS_SERVICE_NAME (set per function by the CDK app);
+the metrics namespace from POWERTOOLS_METRICS_NAMESPACE (default 'magic8').
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+NAMESPACE_DEFAULT = "magic8"
+
+
+def _service(default: str) -> str:
+    return os.environ.get("POWERTOOLS_SERVICE_NAME", default)
+
+
+def get_logger(service: str = "magic8") -> Logger:
+    return Logger(service=_service(service))
+
+
+def get_metrics(service: str = "magic8") -> Metrics:
+    return Metrics(
+        namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE_DEFAULT),
+        service=_service(service),
+    )
+
+
+def get_tracer(service: str = "magic8") -> Tracer:
+    # Tracing is disabled outside Lambda unless POWERTOOLS_TRACE_DISABLED=false.
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    return Tracer(service=_service(service))
