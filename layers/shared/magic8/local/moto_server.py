@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -30,6 +31,8 @@ class EmbeddedAws:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> EmbeddedAws:
+        # werkzeug logs every request at INFO; that drowns test output and `make run`.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server.start()
         self.export_env()
         return self

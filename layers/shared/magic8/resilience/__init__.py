@@ -1,0 +1,1 @@
+"""Fault injection and the `magic8 resilience` suite (issue 8)."""
