@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
 from magic8.adapters.aws import reset_clients
 from magic8.local.moto_server import EmbeddedAws
 from magic8.local.provision import LocalResources, provision
