@@ -1,0 +1,85 @@
+"""NYSE regular trading hours, holidays and early closes."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from gateway_host.market_hours import ET, MarketCalendar, MarketHoursPolicy
+
+CAL = MarketCalendar()
+
+
+def et(y: int, mo: int, d: int, h: int, mi: int = 0) -> datetime:
+    return datetime(y, mo, d, h, mi, tzinfo=ET)
+
+
+@pytest.mark.parametrize(
+    ("when", "is_open", "why"),
+    [
+        (et(2025, 9, 15, 9, 29), False, "one minute before the open"),
+        (et(2025, 9, 15, 9, 30), True, "at the open"),
+        (et(2025, 9, 15, 15, 59), True, "last minute"),
+        (et(2025, 9, 15, 16, 0), False, "at the close"),
+        (et(2025, 9, 13, 12, 0), False, "Saturday"),
+        (et(2025, 9, 14, 12, 0), False, "Sunday"),
+        (et(2025, 1, 9, 12, 0), False, "National Day of Mourning 2025"),
+        (et(2025, 4, 18, 12, 0), False, "Good Friday 2025"),
+        (et(2025, 7, 4, 12, 0), False, "Independence Day 2025"),
+        (et(2025, 7, 3, 12, 59), True, "early close day before 13:00"),
+        (et(2025, 7, 3, 13, 0), False, "early close day at 13:00"),
+        (et(2025, 11, 27, 12, 0), False, "Thanksgiving 2025"),
+        (et(2025, 11, 28, 13, 30), False, "Black Friday 2025 after early close"),
+        (et(2025, 12, 24, 10, 0), True, "Christmas Eve morning"),
+        (et(2025, 12, 24, 14, 0), False, "Christmas Eve afternoon"),
+        (et(2025, 12, 25, 12, 0), False, "Christmas 2025"),
+        (et(2026, 4, 3, 12, 0), False, "Good Friday 2026"),
+        (et(2026, 7, 3, 12, 0), False, "Independence Day observed 2026"),
+        (et(2026, 11, 27, 12, 30), True, "Black Friday 2026 before early close"),
+        (et(2026, 11, 27, 13, 0), False, "Black Friday 2026 at early close"),
+        (et(2026, 11, 21, 12, 0), False, "Saturday 2026"),
+        (et(2027, 3, 26, 12, 0), False, "Good Friday 2027"),
+        (et(2027, 6, 18, 12, 0), False, "Juneteenth observed 2027"),
+        (et(2027, 7, 5, 12, 0), False, "Independence Day observed 2027"),
+        (et(2027, 12, 24, 12, 0), False, "Christmas observed 2027"),
+        (et(2027, 12, 27, 12, 0), True, "ordinary Monday"),
+        # DST: 09:30 ET is 13:30 UTC in summer, 14:30 UTC in winter
+        (datetime(2025, 7, 1, 13, 30, tzinfo=UTC), True, "summer open in UTC"),
+        (datetime(2025, 12, 1, 13, 30, tzinfo=UTC), False, "winter 13:30 UTC is 08:30 ET"),
+        (datetime(2025, 12, 1, 14, 30, tzinfo=UTC), True, "winter open in UTC"),
+    ],
+)
+def test_is_open(when: datetime, is_open: bool, why: str) -> None:
+    assert CAL.is_open(when) is is_open, why
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (et(2025, 9, 12, 16, 5), et(2025, 9, 15, 9, 30)),  # Friday close -> Monday
+        (et(2025, 9, 15, 8, 0), et(2025, 9, 15, 9, 30)),  # same morning
+        (et(2025, 12, 24, 14, 0), et(2025, 12, 26, 9, 30)),  # skips Christmas
+        (et(2026, 4, 2, 17, 0), et(2026, 4, 6, 9, 30)),  # skips Good Friday + weekend
+    ],
+)
+def test_next_open(now: datetime, expected: datetime) -> None:
+    assert CAL.next_open(now) == expected
+
+
+def test_covered_years() -> None:
+    assert CAL.covered(date(2026, 5, 1)) and not CAL.covered(date(2029, 1, 2))
+
+
+def test_naive_datetime_rejected() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        CAL.is_open(datetime(2025, 9, 15, 12, 0))
+
+
+def test_policy_uses_injected_clock() -> None:
+    saturday = et(2026, 11, 21, 12, 0)
+    rth = MarketHoursPolicy("rth", clock=lambda: saturday)
+    always = MarketHoursPolicy("always", clock=lambda: saturday)
+    assert not rth.active() and always.active()
+    assert rth.seconds_until_active() == (et(2026, 11, 23, 9, 30) - saturday).total_seconds()
+    assert always.seconds_until_active() == 0.0
