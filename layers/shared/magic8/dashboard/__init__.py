@@ -1,0 +1,44 @@
+"""The trader dashboard: static assets (no build step, no CDN), local or on S3 + CloudFront.
+
+`static/` holds index.html, app.js and style.css. The page reads its configuration from
+`config.js` (``window.MAGIC8_CONFIG = {...}``) or, if that is absent, `config.json` next to the
+assets. Locally the dashboard server generates it; in AWS the deployment writes it
+(see `render_config_js` / `config_payload`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def config_payload(
+    api_base: str,
+    ws_url: str = "",
+    api_key: str = "",
+    poll_seconds: float = 5,
+    underlying: str = "",
+    history_hours: float = 24,
+) -> dict[str, Any]:
+    """The dashboard's runtime configuration (the keys app.js reads).
+
+    `api_key` belongs only in a config served to the local machine; in AWS leave it empty
+    and let the CDN origin (or a proxy) add the key, so it never ships in public assets.
+    """
+    return {
+        "apiBase": api_base.rstrip("/"),
+        "apiKey": api_key,
+        "wsUrl": ws_url,
+        "pollSeconds": poll_seconds,
+        "underlying": underlying,
+        "historyHours": history_hours,
+    }
+
+
+def render_config_js(config: dict[str, Any]) -> str:
+    """config.js for the page: one global assignment, JSON-encoded (no code from data)."""
+    body = json.dumps(config, sort_keys=True).replace("</", "<\\/")
+    return f"window.MAGIC8_CONFIG = {body};\n"
