@@ -323,7 +323,9 @@
     if (!msg || typeof msg !== "object") return;
     var kind = String(first(msg.type, msg.kind, msg.event, msg.action, "") || "").toLowerCase();
     if (kind === "batch" && Array.isArray(msg.messages)) { msg.messages.forEach(handleMessage); return; }
-    var payload = first(msg.data, msg.payload, msg.signal, msg.prediction);
+    var payload = [msg.data, msg.payload, msg.signal, msg.prediction].filter(function (v) {
+      return v && typeof v === "object";
+    })[0];
     if (kind.indexOf("signal") >= 0 || kind === "ifd") {
       var sigs = Array.isArray(msg.signals) ? msg.signals : Array.isArray(payload) ? payload : [payload || msg];
       addSignals(sigs);
