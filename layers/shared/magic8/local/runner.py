@@ -29,6 +29,7 @@ COMPONENTS: tuple[str, ...] = (
     "magic8.local.kinesis_poller:KinesisPollerComponent",
     "magic8.local.gateway_component:GatewayReplayComponent",
     "magic8.local.monitor_timer:MonitorTimerComponent",
+    "magic8.local.dashboard_component:DashboardComponent",
 )
 
 
