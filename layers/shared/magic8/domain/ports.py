@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from magic8.domain.alerts import Alert
+from magic8.domain.confidence import ConfidencePoint, Trend
 from magic8.domain.flow import PressureWindow
 from magic8.domain.market import MarketSnapshot
 
@@ -44,3 +45,19 @@ class KeyValueState(Protocol):
     def query(self, pk: str, sk_prefix: str = "") -> list[dict[str, Any]]: ...
 
     def delete(self, pk: str, sk: str) -> None: ...
+
+
+class HistoryRepository(Protocol):
+    """Confidence history per "<SYMBOL>#<Strategy>" series (magic8.domain.confidence)."""
+
+    def record(self, points: Sequence[ConfidencePoint]) -> int:
+        """Write ConfidencePoints in batches; returns how many were written."""
+        ...
+
+    def query(self, series: str, start_ms: int, end_ms: int) -> list[ConfidencePoint]:
+        """ConfidencePoints of one series with start_ms <= ts <= end_ms, oldest first."""
+        ...
+
+    def trends(self, hours: float, now_ms: int, series: Sequence[str] | None = None) -> list[Trend]:
+        """One Trend per series with data: latest point vs the latest point <= now - hours."""
+        ...

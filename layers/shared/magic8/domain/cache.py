@@ -1,0 +1,192 @@
+"""Small TTL caches with hit/miss counters, and the keys of the prediction service's three.
+
+A cache entry lives `ttl_s` seconds on an injectable monotonic clock. The keys hold
+everything a value depends on:
+
+- market data:  the symbol                                     (300 s by default)
+- features:     TradeRequest.cache_key() + the identity of the market snapshots used
+                (symbol, updated_at, for the symbol and for VIX) + the feature time
+                when the trade carries no timestamp                (60 s)
+- predictions:  the feature key + the model version               (300 s)
+
+so two trades that differ in any field (premium, strikes, predicted price, action,
+strategy, ...) never share a feature row or an answer, and a new market snapshot or a
+new model never serves an old answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from magic8.domain.market import MarketSnapshot
+from magic8.domain.trades import TradeRequest
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+MonotonicClock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    market_ttl_s: float = 300.0
+    features_ttl_s: float = 60.0
+    predictions_ttl_s: float = 300.0
+    # how long a symbol with no snapshot is remembered as missing (keeps a dead table
+    # from being read on every request, without hiding new data for long)
+    missing_market_ttl_s: float = 15.0
+    max_entries: int = 50_000
+
+
+class TTLCache(Generic[K, V]):
+    """A dict with per-entry expiry and hit/miss counters. Not a general LRU: when full,
+    expired entries go first, then the oldest inserted."""
+
+    def __init__(
+        self,
+        ttl_s: float,
+        max_entries: int = 50_000,
+        clock: MonotonicClock = time.monotonic,
+        name: str = "",
+    ) -> None:
+        if ttl_s < 0:
+            raise ValueError("ttl_s must be >= 0")
+        self.ttl_s = float(ttl_s)
+        self.max_entries = max(1, int(max_entries))
+        self.clock = clock
+        self.name = name
+        self.hits = 0
+        self.misses = 0
+        self._data: dict[K, tuple[float, V]] = {}
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        entry = self._data.get(key)  # type: ignore[call-overload,arg-type]
+        return entry is not None and entry[0] > self.clock()
+
+    def get(self, key: K) -> V | None:
+        """The live value or None; counts a hit or a miss."""
+        entry = self._data.get(key)
+        if entry is not None:
+            if entry[0] > self.clock():
+                self.hits += 1
+                return entry[1]
+            del self._data[key]
+        self.misses += 1
+        return None
+
+    def lookup(self, key: K) -> tuple[bool, V | None]:
+        """(found, value) for caches that store None as a value; counts a hit or a miss."""
+        entry = self._data.get(key)
+        if entry is not None:
+            if entry[0] > self.clock():
+                self.hits += 1
+                return True, entry[1]
+            del self._data[key]
+        self.misses += 1
+        return False, None
+
+    def put(self, key: K, value: V, ttl_s: float | None = None) -> None:
+        ttl = self.ttl_s if ttl_s is None else ttl_s
+        if ttl <= 0:
+            return
+        data = self._data
+        if key in data:
+            del data[key]  # re-insert at the end: insertion order = age order
+        elif len(data) >= self.max_entries:
+            self._make_room()
+        data[key] = (self.clock() + ttl, value)
+
+    def _make_room(self) -> None:
+        now = self.clock()
+        data = self._data
+        for k in [k for k, (exp, _) in data.items() if exp <= now]:
+            del data[k]
+        while len(data) >= self.max_entries:
+            del data[next(iter(data))]
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def reset_counters(self) -> None:
+        self.hits = 0
+        self.misses = 0
+
+    def stats(self) -> dict[str, float | int | str]:
+        total = self.hits + self.misses
+        return {
+            "name": self.name,
+            "ttl_s": self.ttl_s,
+            "size": len(self._data),
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_rate": round(self.hits / total, 4) if total else 0.0,
+        }
+
+
+# --- keys -------------------------------------------------------------------------------
+
+SnapshotIdentity = tuple[str, str | None]
+
+
+def snapshot_identity(symbol: str, snapshot: MarketSnapshot | None) -> SnapshotIdentity:
+    """(symbol, updated_at) of the snapshot a feature row was built from; None = no data."""
+    if snapshot is None:
+        return (symbol, None)
+    return (snapshot.symbol, snapshot.updated_at.isoformat())
+
+
+FeatureKey = tuple[object, ...]
+PredictionKey = tuple[object, ...]
+
+
+def feature_key(
+    trade: TradeRequest,
+    market: SnapshotIdentity,
+    vix: SnapshotIdentity,
+    feature_time: datetime | None,
+) -> FeatureKey:
+    """Everything a feature row depends on. feature_time is the (bucketed) serve time
+    used for the temporal features of a trade that carries no timestamp of its own."""
+    return (
+        trade.cache_key(),
+        market,
+        vix,
+        None if trade.timestamp is not None or feature_time is None else feature_time.isoformat(),
+    )
+
+
+def prediction_key(fkey: FeatureKey, model_version: str) -> PredictionKey:
+    return (*fkey, model_version)
+
+
+class PredictionCaches:
+    """The service's three caches, built from one config and one clock."""
+
+    def __init__(
+        self, config: CacheConfig | None = None, clock: MonotonicClock = time.monotonic
+    ) -> None:
+        self.config = config or CacheConfig()
+        c = self.config
+        self.market: TTLCache[str, MarketSnapshot | None] = TTLCache(
+            c.market_ttl_s, c.max_entries, clock, "market"
+        )
+        self.features: TTLCache[FeatureKey, object] = TTLCache(
+            c.features_ttl_s, c.max_entries, clock, "features"
+        )
+        self.predictions: TTLCache[PredictionKey, object] = TTLCache(
+            c.predictions_ttl_s, c.max_entries, clock, "predictions"
+        )
+
+    def clear(self) -> None:
+        for cache in (self.market, self.features, self.predictions):
+            cache.clear()
+
+    def stats(self) -> dict[str, dict[str, float | int | str]]:
+        return {c.name: c.stats() for c in (self.market, self.features, self.predictions)}

@@ -1,0 +1,86 @@
+"""Confidence history: one point per answered prediction, per symbol x strategy series."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from magic8.domain.trades import Strategy, Symbol
+
+
+def series_name(symbol: str, strategy: str) -> str:
+    """The history table's partition key: "<SYMBOL>#<Strategy>" (e.g. "SPX#Iron Condor")."""
+    return f"{symbol}#{strategy}"
+
+
+def all_series() -> list[str]:
+    return [series_name(sym.value, strat.value) for sym in Symbol for strat in Strategy]
+
+
+def epoch_ms(ts: datetime) -> int:
+    return int(ts.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class ConfidencePoint:
+    symbol: str
+    strategy: str
+    ts_ms: int
+    win_probability: float
+    prediction: str
+    threshold: float
+    model_type: str
+    model_version: str
+    data_source: str
+
+    @property
+    def series(self) -> str:
+        return series_name(self.symbol, self.strategy)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ts": self.ts_ms,
+            "timestamp": datetime.fromtimestamp(self.ts_ms / 1000, UTC).isoformat(),
+            "win_probability": self.win_probability,
+            "prediction": self.prediction,
+            "threshold": self.threshold,
+            "model_type": self.model_type,
+            "model_version": self.model_version,
+            "data_source": self.data_source,
+        }
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Latest point of a series against the latest point at or before `hours` ago."""
+
+    series: str
+    latest: ConfidencePoint
+    previous: ConfidencePoint | None
+
+    @property
+    def change(self) -> float | None:
+        if self.previous is None:
+            return None
+        return self.latest.win_probability - self.previous.win_probability
+
+    def to_dict(self) -> dict[str, Any]:
+        change = self.change
+        return {
+            "series": self.series,
+            "symbol": self.latest.symbol,
+            "strategy": self.latest.strategy,
+            "latest": self.latest.to_dict(),
+            "previous": self.previous.to_dict() if self.previous else None,
+            "change": round(change, 6) if change is not None else None,
+            "direction": (
+                None
+                if change is None
+                else "up"
+                if change > 1e-9
+                else "down"
+                if change < -1e-9
+                else "flat"
+            ),
+        }
