@@ -1,0 +1,334 @@
+"""PressureAggregator: MBO trades → 5-minute pressure windows per instrument, vectorized.
+
+Input: numpy record arrays of DBN MBO records (`DBNStore.to_ndarray()`, or live records
+batched into an array). Only `T` (trade) records count, with the aggressor side CME puts
+on them: `B` = buyer lifted the ask → ask_volume, `A` = seller hit the bid → bid_volume,
+`N` → unknown_volume. `F` (fill) records are the resting side of the same trades and are
+never counted. Windows are keyed by (instrument_id, floor(ts_event / window)); a window
+closes when the watermark (the highest ts_event seen) passes its end plus a configurable
+lateness, or on `flush()`.
+
+The hot path is numpy only: one mask for trades, one sort by (instrument, window) key,
+`np.add.reduceat`/`np.maximum.reduceat` per group. Python touches one dict entry per
+(instrument, window) group per batch, never one per record.
+
+Backfill merge: every counted trade leaves a 64-bit key (hash of instrument, ts_event,
+sequence, order_id, price, size, side). Records merged with `ingest(..., dedupe=True)`
+(backfill) are compared with the keys already counted as a multiset (two identical trades
+in the feed stay two), so overlapping live and historical records are counted once.
+`hold(from_ns)` keeps windows ending after `from_ns` open until `release()` (a gap waiting
+for its backfill); a trade that lands in an already closed window (late, or a backfill
+that came after the close) updates the retained window and re-emits it in full with the
+same window_key (consumers keep the latest).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+import numpy as np
+
+from magic8.domain.flow import WINDOW_SECONDS, PressureWindow, dominant_side, pressure_ratio
+from magic8.flow.instruments import FIXED_PRICE_SCALE, UNDEF_PRICE, InstrumentMap
+
+Source = Literal["live", "replay", "backfill"]
+NS = 1_000_000_000
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_PRIMES = tuple(
+    np.uint64(p)
+    for p in (
+        0x9E3779B97F4A7C15,
+        0xC2B2AE3D27D4EB4F,
+        0x165667B19E3779F9,
+        0xD6E8FEB86659FD93,
+        0xFF51AFD7ED558CCD,
+        0xC4CEB9FE1A85EC53,
+        0x27D4EB2F165667C5,
+    )
+)
+
+
+def trade_keys(trades: np.ndarray) -> np.ndarray:
+    """A 64-bit identity per trade record (vectorized; wraps modulo 2**64)."""
+    cols = (
+        trades["instrument_id"].astype(np.uint64),
+        trades["ts_event"].astype(np.uint64),
+        trades["sequence"].astype(np.uint64),
+        trades["order_id"].astype(np.uint64),
+        trades["price"].astype(np.int64).view(np.uint64),
+        trades["size"].astype(np.uint64),
+        trades["side"].view(np.uint8).astype(np.uint64),
+    )
+    with np.errstate(over="ignore"):
+        h = np.zeros(len(trades), dtype=np.uint64)
+        for c, p in zip(cols, _PRIMES, strict=True):
+            h = (h ^ (c * p)) * _PRIMES[0]
+            h ^= h >> np.uint64(29)
+        # splitmix64 finalizer
+        h ^= h >> np.uint64(30)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(27)
+        h *= np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
+    return h & _MASK64
+
+
+def new_keys_mask(existing_sorted: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """Which candidates are not yet in `existing` (multiset: k copies cover k candidates)."""
+    if len(candidate) == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.argsort(candidate, kind="stable")
+    sorted_c = candidate[order]
+    starts = np.r_[0, np.flatnonzero(sorted_c[1:] != sorted_c[:-1]) + 1]
+    group_len = np.diff(np.r_[starts, len(sorted_c)])
+    group_start = np.repeat(starts, group_len)
+    rank = np.arange(len(sorted_c)) - group_start
+    have = np.searchsorted(existing_sorted, sorted_c, side="right") - np.searchsorted(
+        existing_sorted, sorted_c, side="left"
+    )
+    keep_sorted = rank >= have
+    keep = np.empty(len(candidate), dtype=bool)
+    keep[order] = keep_sorted
+    return keep
+
+
+@dataclass
+class _Window:
+    instrument_id: int
+    start_ns: int
+    bid: float = 0.0
+    ask: float = 0.0
+    unknown: float = 0.0
+    trades: int = 0
+    largest: float = 0.0
+    premium_points: float = 0.0  # sum(price * size), price in points (multiplier applied on emit)
+    first_seq: int = 2**63
+    last_seq: int = 0
+    sources: set[str] = field(default_factory=set)
+    emitted: bool = False
+
+
+class PressureAggregator:
+    """Vectorized 5-minute trade-pressure windows per instrument.
+
+    `ingest(records)` returns the windows closed by the batch; `flush()` closes all.
+    """
+
+    def __init__(
+        self,
+        instruments: InstrumentMap | None = None,
+        window_seconds: int = WINDOW_SECONDS,
+        lateness_seconds: float = 0.0,
+        source: Source = "live",
+        track_keys: bool = True,
+        retain_closed_seconds: float = 3600.0,
+        dead_band: float = 0.1,
+    ) -> None:
+        self.instruments = instruments if instruments is not None else InstrumentMap()
+        self.window_ns = int(window_seconds) * NS
+        self.lateness_ns = int(lateness_seconds * NS)
+        self.source: Source = source
+        self.track_keys = track_keys
+        self.retain_ns = int(retain_closed_seconds * NS)
+        self.dead_band = dead_band
+        self.watermark_ns = 0
+        self._open: dict[tuple[int, int], _Window] = {}
+        self._closed: dict[tuple[int, int], _Window] = {}
+        self._key_chunks: list[tuple[int, int, np.ndarray]] = []  # (min_ts, max_ts, keys)
+        self._hold_from_ns: int | None = None
+        self.stats: Counter[str] = Counter()
+
+    # -- ingestion ---------------------------------------------------------------------
+
+    def ingest(
+        self, records: np.ndarray, source: Source | None = None, dedupe: bool = False
+    ) -> list[PressureWindow]:
+        """Count the `T` records of an MBO record array; return the windows it closed.
+
+        dedupe=True (backfill): trades already counted (same key) are dropped.
+        """
+        n = len(records)
+        if n == 0:
+            return []
+        src: Source = source or self.source
+        self.stats["mbo_records"] += n
+        actions = records["action"]
+        is_trade = actions == b"T"
+        n_fill = int(np.count_nonzero(actions == b"F"))
+        self.stats["fill_records_ignored"] += n_fill
+        trades = records[is_trade]
+        max_ts = int(records["ts_event"].max())
+        emitted: list[PressureWindow] = []
+        if len(trades):
+            keys = trade_keys(trades) if (self.track_keys or dedupe) else None
+            if dedupe and keys is not None:
+                keep = new_keys_mask(self._known_keys(trades), keys)
+                self.stats["duplicate_trades_dropped"] += int(len(keep) - keep.sum())
+                trades = trades[keep]
+                keys = keys[keep]
+            if len(trades):
+                emitted.extend(self._accumulate(trades, src))
+                if keys is not None and self.track_keys:
+                    ts = trades["ts_event"]
+                    self._key_chunks.append((int(ts.min()), int(ts.max()), keys))
+        self.stats["trades_counted"] += len(trades)
+        if not dedupe:  # backfill records are old: they never move the clock
+            emitted.extend(self.advance(max_ts))
+        return emitted
+
+    def _known_keys(self, trades: np.ndarray) -> np.ndarray:
+        lo, hi = int(trades["ts_event"].min()), int(trades["ts_event"].max())
+        chunks = [k for (a, b, k) in self._key_chunks if b >= lo and a <= hi]
+        if not chunks:
+            return np.zeros(0, dtype=np.uint64)
+        return np.sort(np.concatenate(chunks))
+
+    def _accumulate(self, trades: np.ndarray, src: Source) -> list[PressureWindow]:
+        iid = trades["instrument_id"].astype(np.uint64)
+        ts = trades["ts_event"].astype(np.uint64)
+        win = ts // np.uint64(self.window_ns)
+        key = (iid << np.uint64(32)) | win
+        order = np.argsort(key, kind="stable")
+        key_s = key[order]
+        starts = np.r_[0, np.flatnonzero(key_s[1:] != key_s[:-1]) + 1]
+        size = trades["size"].astype(np.float64)[order]
+        side = trades["side"][order]
+        price = trades["price"][order]
+        seq = trades["sequence"].astype(np.int64)[order]
+        ask_w = np.where(side == b"B", size, 0.0)
+        bid_w = np.where(side == b"A", size, 0.0)
+        unk_w = size - ask_w - bid_w
+        valid_px = (price != UNDEF_PRICE) & (price > 0)
+        prem = np.where(valid_px, price.astype(np.float64) / FIXED_PRICE_SCALE, 0.0) * size
+        ask = np.add.reduceat(ask_w, starts)
+        bid = np.add.reduceat(bid_w, starts)
+        unk = np.add.reduceat(unk_w, starts)
+        largest = np.maximum.reduceat(size, starts)
+        premium = np.add.reduceat(prem, starts)
+        seq_lo = np.minimum.reduceat(seq, starts)
+        seq_hi = np.maximum.reduceat(seq, starts)
+        counts = np.diff(np.r_[starts, len(key_s)])
+        group_keys = key_s[starts]
+        g_iid = (group_keys >> np.uint64(32)).astype(np.int64).tolist()
+        g_start = ((group_keys & np.uint64(0xFFFFFFFF)) * np.uint64(self.window_ns)).tolist()
+        re_emit: list[PressureWindow] = []
+        for i, (inst, start) in enumerate(zip(g_iid, g_start, strict=True)):
+            wkey = (inst, start)
+            w = self._open.get(wkey)
+            late = False
+            if w is None:
+                w = self._closed.get(wkey)
+                if w is not None:
+                    late = True
+                else:
+                    w = _Window(instrument_id=inst, start_ns=start)
+                    self._open[wkey] = w
+            w.ask += float(ask[i])
+            w.bid += float(bid[i])
+            w.unknown += float(unk[i])
+            w.trades += int(counts[i])
+            w.largest = max(w.largest, float(largest[i]))
+            w.premium_points += float(premium[i])
+            w.first_seq = min(w.first_seq, int(seq_lo[i]))
+            w.last_seq = max(w.last_seq, int(seq_hi[i]))
+            w.sources.add(src)
+            if late:
+                self.stats["late_trades"] += int(counts[i])
+                re_emit.append(self._emit(w))
+        return re_emit
+
+    # -- closing -----------------------------------------------------------------------
+
+    def advance(self, now_ns: int) -> list[PressureWindow]:
+        """Move the watermark; close windows whose end + lateness is at or before it."""
+        if now_ns > self.watermark_ns:
+            self.watermark_ns = int(now_ns)
+        limit = self.watermark_ns - self.lateness_ns
+        due = [
+            k
+            for k, w in self._open.items()
+            if w.start_ns + self.window_ns <= limit and not self._held(w)
+        ]
+        out = self._close(due)
+        self._prune()
+        return out
+
+    def flush(self) -> list[PressureWindow]:
+        """Close every open window (shutdown, end of replay), regardless of holds."""
+        return self._close(list(self._open))
+
+    def hold(self, from_ns: int) -> None:
+        """Keep windows that end after from_ns open (a gap is waiting for its backfill)."""
+        self._hold_from_ns = (
+            int(from_ns) if self._hold_from_ns is None else min(self._hold_from_ns, int(from_ns))
+        )
+
+    def release(self) -> list[PressureWindow]:
+        self._hold_from_ns = None
+        return self.advance(self.watermark_ns)
+
+    @property
+    def held(self) -> bool:
+        return self._hold_from_ns is not None
+
+    def _held(self, w: _Window) -> bool:
+        return self._hold_from_ns is not None and w.start_ns + self.window_ns > self._hold_from_ns
+
+    def _close(self, keys: list[tuple[int, int]]) -> list[PressureWindow]:
+        keys.sort(key=lambda k: (k[1], k[0]))
+        out = []
+        for k in keys:
+            w = self._open.pop(k)
+            self._closed[k] = w
+            out.append(self._emit(w))
+        self.stats["windows_closed"] += len(out)
+        return out
+
+    def _prune(self) -> None:
+        cutoff = self.watermark_ns - self.retain_ns
+        if self._closed:
+            for k in [k for k, w in self._closed.items() if w.start_ns + self.window_ns < cutoff]:
+                del self._closed[k]
+        if self._key_chunks and self._key_chunks[0][1] < cutoff:
+            self._key_chunks = [c for c in self._key_chunks if c[1] >= cutoff]
+
+    @property
+    def open_windows(self) -> int:
+        return len(self._open)
+
+    def _emit(self, w: _Window) -> PressureWindow:
+        inst = self.instruments.get(w.instrument_id) or self.instruments.unknown(w.instrument_id)
+        total = w.bid + w.ask + w.unknown
+        ratio = pressure_ratio(w.ask, w.bid)
+        source: Source = (
+            "backfill"
+            if "backfill" in w.sources
+            else ("replay" if "replay" in w.sources else "live")
+        )
+        w.emitted = True
+        return PressureWindow(
+            instrument_id=w.instrument_id,
+            underlying=inst.underlying,
+            symbol=inst.raw_symbol[:64],
+            expiration=inst.expiration,
+            strike=inst.strike,
+            option_type=inst.option_type,  # type: ignore[arg-type]
+            window_start=datetime.fromtimestamp(w.start_ns / NS, tz=UTC),
+            window_end=datetime.fromtimestamp((w.start_ns + self.window_ns) / NS, tz=UTC),
+            bid_volume=w.bid,
+            ask_volume=w.ask,
+            unknown_volume=w.unknown,
+            total_trades=w.trades,
+            avg_trade_size=total / w.trades if w.trades else 0.0,
+            largest_trade=w.largest,
+            notional_premium=w.premium_points * inst.multiplier,
+            pressure_ratio=max(-1.0, min(1.0, ratio)),
+            dominant_side=dominant_side(ratio, self.dead_band),
+            source=source,
+            final=True,
+            first_sequence=w.first_seq if w.trades else 0,
+            last_sequence=w.last_seq,
+        )
