@@ -1,0 +1,165 @@
+"""The local dashboard server: static assets, generated config.js, /api proxy adding the key."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from magic8.dashboard import STATIC_DIR, config_payload, render_config_js
+from magic8.local.dashboard_component import DashboardComponent, DashboardServer
+
+
+class _Upstream(BaseHTTPRequestHandler):
+    """Echoes what reached the API: method, path, query, x-api-key, body."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def _echo(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        data = json.dumps(
+            {
+                "method": self.command,
+                "path": self.path,
+                "key": self.headers.get("x-api-key"),
+                "body": body,
+            }
+        ).encode()
+        self.send_response(201 if self.command == "POST" else 200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = _echo
+    do_POST = _echo
+    do_DELETE = _echo
+
+
+def _serve(server: ThreadingHTTPServer) -> threading.Thread:
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.fixture()
+def upstream() -> Iterator[str]:
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    _serve(srv)
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture()
+def dashboard(upstream: str) -> Iterator[DashboardServer]:
+    srv = DashboardServer(
+        ("127.0.0.1", 0), STATIC_DIR, api_url=upstream, api_key="secret", ws_url="ws://x/ws"
+    )
+    _serve(srv)
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_serves_the_page_and_its_assets(dashboard: DashboardServer) -> None:
+    with httpx.Client(base_url=dashboard.url) as c:
+        index = c.get("/")
+        assert index.status_code == 200
+        assert index.headers["content-type"].startswith("text/html")
+        for asset in ("config.js", "app.js", "style.css"):
+            assert f'"{asset}"' in index.text
+        assert c.get("/app.js").headers["content-type"].startswith("text/javascript")
+        assert c.get("/style.css").status_code == 200
+        assert "https://" not in index.text  # no CDN: the machine may be offline
+
+
+def test_config_js_points_at_the_proxy_and_never_carries_the_key(
+    dashboard: DashboardServer,
+) -> None:
+    text = httpx.get(dashboard.url + "/config.js").text
+    assert text.startswith("window.MAGIC8_CONFIG = ")
+    cfg = json.loads(text.removeprefix("window.MAGIC8_CONFIG = ").rstrip(";\n"))
+    assert cfg["apiBase"] == "/api"
+    assert cfg["wsUrl"] == "ws://x/ws"
+    assert cfg["apiKey"] == ""
+    assert "secret" not in text
+
+
+def test_proxy_adds_the_api_key_and_forwards_method_path_query_body(
+    dashboard: DashboardServer,
+) -> None:
+    with httpx.Client(base_url=dashboard.url) as c:
+        got = c.get("/api/signals?since=2025-09-15T00:00:00Z&underlying=NQ").json()
+        assert got == {
+            "method": "GET",
+            "path": "/signals?since=2025-09-15T00:00:00Z&underlying=NQ",
+            "key": "secret",
+            "body": "",
+        }
+        # a key sent by the browser is replaced, never forwarded
+        spoof = c.get("/api/health/detailed", headers={"x-api-key": "evil"}).json()
+        assert spoof["key"] == "secret"
+        posted = c.post("/api/watchlist", json={"symbol": "SPX"})
+        assert posted.status_code == 201
+        assert json.loads(posted.json()["body"]) == {"symbol": "SPX"}
+        assert c.delete("/api/watchlist/abc").json()["method"] == "DELETE"
+
+
+def test_unknown_paths_and_traversal_are_404(dashboard: DashboardServer) -> None:
+    with httpx.Client(base_url=dashboard.url) as c:
+        assert c.get("/nope.js").status_code == 404
+        assert c.get("/../__init__.py").status_code == 404
+        assert c.get("/%2e%2e/__init__.py").status_code == 404
+        assert c.post("/index.html").status_code == 405
+
+
+def test_proxy_reports_an_unreachable_api_as_502(tmp_path: Path) -> None:
+    srv = DashboardServer(("127.0.0.1", 0), STATIC_DIR, api_url="http://127.0.0.1:9", api_key="k")
+    _serve(srv)
+    try:
+        r = httpx.get(srv.url + "/api/health")
+        assert r.status_code == 502
+        assert "API unreachable" in r.json()["detail"]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_component_publishes_its_url_and_reads_facts_late(
+    upstream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from magic8.local.context import LocalContext
+
+    monkeypatch.setenv("MAGIC8_DASHBOARD_PORT", "0")
+    ctx: Any = LocalContext(aws=None, resources=None, api_key="k")  # type: ignore[arg-type]
+    comp = DashboardComponent()
+    comp.start(ctx)
+    try:
+        url = ctx.facts["dashboard_url"]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/")
+        # api_url / ws_url published after the dashboard started are picked up per request
+        ctx.facts["api_url"] = upstream
+        ctx.facts["ws_url"] = "ws://127.0.0.1:1/ws"
+        assert httpx.get(url + "api/x").json()["key"] == "k"
+        assert "ws://127.0.0.1:1/ws" in httpx.get(url + "config.js").text
+        assert "requests" in comp.status()
+    finally:
+        comp.stop()
+    assert comp.status() == "stopped"
+
+
+def test_config_helpers_for_the_aws_deployment() -> None:
+    cfg = config_payload(api_base="https://api.example.com/prod/", ws_url="wss://ws.example.com")
+    assert cfg["apiBase"] == "https://api.example.com/prod"
+    js = render_config_js({**cfg, "underlying": "</script><script>alert(1)"})
+    assert "</script>" not in js
+    assert js.startswith("window.MAGIC8_CONFIG = {")
