@@ -75,16 +75,18 @@ def test_serves_the_page_and_its_assets(dashboard: DashboardServer) -> None:
         index = c.get("/")
         assert index.status_code == 200
         assert index.headers["content-type"].startswith("text/html")
-        for asset in ("config.js", "app.js", "style.css"):
+        for asset in ("app.js", "style.css"):
             assert f'"{asset}"' in index.text
         assert c.get("/app.js").headers["content-type"].startswith("text/javascript")
         assert c.get("/style.css").status_code == 200
         assert "https://" not in index.text  # no CDN: the machine may be offline
 
 
-def test_config_js_points_at_the_proxy_and_never_carries_the_key(
+def test_config_points_at_the_proxy_and_never_carries_the_key(
     dashboard: DashboardServer,
 ) -> None:
+    cfg = httpx.get(dashboard.url + "/config.json").json()
+    assert cfg["apiBase"] == "/api" and cfg["wsUrl"] == "ws://x/ws" and cfg["apiKey"] == ""
     text = httpx.get(dashboard.url + "/config.js").text
     assert text.startswith("window.MAGIC8_CONFIG = ")
     cfg = json.loads(text.removeprefix("window.MAGIC8_CONFIG = ").rstrip(";\n"))
@@ -150,7 +152,7 @@ def test_component_publishes_its_url_and_reads_facts_late(
         ctx.facts["api_url"] = upstream
         ctx.facts["ws_url"] = "ws://127.0.0.1:1/ws"
         assert httpx.get(url + "api/x").json()["key"] == "k"
-        assert "ws://127.0.0.1:1/ws" in httpx.get(url + "config.js").text
+        assert httpx.get(url + "config.json").json()["wsUrl"] == "ws://127.0.0.1:1/ws"
         assert "requests" in comp.status()
     finally:
         comp.stop()

@@ -1,4 +1,4 @@
-"""The dashboard on the local stack: static assets + generated config.js + an /api proxy.
+"""The dashboard on the local stack: static assets + generated config.json + an /api proxy.
 
 Serves `magic8/dashboard/static` on 127.0.0.1 (port MAGIC8_DASHBOARD_PORT, else the API
 port + 1; a free port if that one is taken) and proxies `/api/*` to the local API front,
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import errno
 import http.client
+import json
 import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from magic8.dashboard import STATIC_DIR, config_payload, render_config_js
@@ -87,8 +88,8 @@ class DashboardServer(ThreadingHTTPServer):
             return self._ws_url
         return self.context.facts.get("ws_url", "") if self.context else ""
 
-    def config_js(self) -> str:
-        return render_config_js(config_payload(api_base="/api", ws_url=self.ws_url))
+    def config(self) -> dict[str, Any]:
+        return config_payload(api_base="/api", ws_url=self.ws_url)
 
     @property
     def url(self) -> str:
@@ -133,8 +134,11 @@ class DashboardHandler(BaseHTTPRequestHandler):
             self._proxy()
             return
         self._count()
+        if path == "/config.json":
+            self._send(200, json.dumps(self.server.config()).encode(), CONTENT_TYPES[".json"])
+            return
         if path == "/config.js":
-            self._send(200, self.server.config_js().encode(), CONTENT_TYPES[".js"])
+            self._send(200, render_config_js(self.server.config()).encode(), CONTENT_TYPES[".js"])
             return
         self._static(path)
 
@@ -182,8 +186,8 @@ class DashboardHandler(BaseHTTPRequestHandler):
         path = split.path[len("/api") :] or "/"
         target = upstream.path.rstrip("/") + path + (f"?{split.query}" if split.query else "")
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-        headers.pop("x-api-key", None)
-        if self.server.api_key:
+        if self.server.api_key:  # the server's key replaces whatever the browser sent
+            headers = {k: v for k, v in headers.items() if k.lower() != "x-api-key"}
             headers["x-api-key"] = self.server.api_key
         conn = http.client.HTTPConnection(
             upstream.hostname, upstream.port or 80, timeout=PROXY_TIMEOUT_S

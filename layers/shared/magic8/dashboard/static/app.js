@@ -1,9 +1,11 @@
 /* magic8 dashboard — plain JS + SVG, no build step, no third-party code.
  *
- * Configuration (window.MAGIC8_CONFIG from config.js, or config.json next to the page):
+ * Configuration (window.MAGIC8_CONFIG if a page defines it, else config.json next to the page):
  *   apiBase      base URL of the magic8 API ("/api" locally: the dashboard server proxies it
- *                and adds the API key server-side; in AWS the API URL or a CloudFront path)
- *   apiKey       optional x-api-key header value (leave empty when a proxy adds it)
+ *                and adds the API key server-side; in AWS the API URL). Alias: apiUrl.
+ *   apiKey       optional x-api-key header value (leave empty when a proxy adds it). When the
+ *                API answers 401/403 and no key is configured, the page asks for one and
+ *                keeps it in this browser's localStorage (never in the deployed assets).
  *   wsUrl        optional WebSocket URL for live updates; polling is the fallback
  *   pollSeconds  polling period while the WebSocket is down (default 5)
  *   underlying   optional IFD underlying filter for /signals (e.g. "NQ")
@@ -122,6 +124,7 @@
     var headers = { accept: "application/json" };
     if (CFG.apiKey) headers["x-api-key"] = CFG.apiKey;
     return fetch(apiUrl(path), { headers: headers, cache: "no-store" }).then(function (r) {
+      if ((r.status === 401 || r.status === 403) && !state.configKey) askForKey();
       if (!r.ok) {
         var err = new Error("HTTP " + r.status);
         err.status = r.status;
@@ -136,6 +139,23 @@
       if (!(optional && err.status === 404)) setError(path.split("?")[0], err.message || String(err));
       throw err;
     });
+  }
+
+  var KEY_STORE = "magic8.apiKey";
+  function askForKey() {
+    var form = document.getElementById("key-form");
+    if (!form.hidden) return;
+    form.hidden = false;
+    form.onsubmit = function (ev) {
+      ev.preventDefault();
+      var key = document.getElementById("key-input").value.trim();
+      if (!key) return;
+      CFG.apiKey = key;
+      try { localStorage.setItem(KEY_STORE, key); } catch (e) {}
+      form.hidden = true;
+      state.errors = {};
+      refreshAll();
+    };
   }
 
   // ---------------------------------------------------------------- normalization
@@ -644,6 +664,11 @@
   function boot() {
     loadConfig().then(function (cfg) {
       CFG = Object.assign({}, DEFAULTS, cfg || {});
+      if (!cfg || (!cfg.apiBase && cfg.apiUrl)) CFG.apiBase = (cfg && cfg.apiUrl) || DEFAULTS.apiBase;
+      state.configKey = !!CFG.apiKey;
+      if (!CFG.apiKey) {
+        try { CFG.apiKey = localStorage.getItem(KEY_STORE) || ""; } catch (e) {}
+      }
       setConn();
       connectWs();
       return refreshAll();
