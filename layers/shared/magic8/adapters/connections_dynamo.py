@@ -1,0 +1,69 @@
+"""WebSocket connections in the state table: pk "ws#conn", sk <connection id>.
+
+`doc` holds the connection (subscribed symbols, connected_at) as JSON; `expires_at` is a
+TTL a little past API Gateway's 2-hour maximum connection duration, so connections that
+vanished without a $disconnect are cleaned up. Reads filter expired items (moto).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from magic8.adapters.aws import client
+from magic8.adapters.watchlist_dynamo import query_all
+from magic8.monitor.push import Connection
+
+CONN_PK = "ws#conn"
+CONNECTION_TTL_S = 2 * 3600 + 600
+
+
+class DynamoConnectionStore:
+    def __init__(self, table_name: str, ddb: Any | None = None) -> None:
+        self.table = table_name
+        self._ddb = ddb
+
+    @property
+    def ddb(self) -> Any:
+        if self._ddb is None:
+            self._ddb = client("dynamodb")
+        return self._ddb
+
+    def _put(self, connection: Connection) -> None:
+        ttl = int(connection.connected_at.timestamp()) + CONNECTION_TTL_S
+        self.ddb.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": CONN_PK},
+                "sk": {"S": connection.connection_id},
+                "doc": {"S": connection.model_dump_json()},
+                "expires_at": {"N": str(ttl)},
+            },
+        )
+
+    def add(self, connection: Connection) -> None:
+        self._put(connection)
+
+    def get(self, connection_id: str) -> Connection | None:
+        item = self.ddb.get_item(
+            TableName=self.table, Key={"pk": {"S": CONN_PK}, "sk": {"S": connection_id}}
+        ).get("Item")
+        return Connection.model_validate_json(item["doc"]["S"]) if item else None
+
+    def set_symbols(self, connection_id: str, symbols: Iterable[str]) -> None:
+        current = self.get(connection_id) or Connection(connection_id=connection_id)
+        self._put(current.model_copy(update={"symbols": frozenset(symbols)}))
+
+    def remove(self, connection_id: str) -> None:
+        self.ddb.delete_item(
+            TableName=self.table, Key={"pk": {"S": CONN_PK}, "sk": {"S": connection_id}}
+        )
+
+    def list_all(self) -> list[Connection]:
+        now = int(time.time())
+        return [
+            Connection.model_validate_json(item["doc"]["S"])
+            for item in query_all(self.ddb, self.table, CONN_PK)
+            if int(item.get("expires_at", {}).get("N", now + 1)) > now
+        ]

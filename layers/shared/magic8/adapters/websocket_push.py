@@ -1,0 +1,48 @@
+"""Deliver WebSocket messages through API Gateway's Management API (post_to_connection).
+
+In AWS the endpoint is https://{api-id}.execute-api.{region}.amazonaws.com/{stage}; on the
+embedded default the local WebSocket server (magic8.local.monitor_timer) serves the same
+API (POST /@connections/{id}), so this one adapter is used in both places.
+GoneException (410) means the client left: post() returns False and the caller deletes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from magic8.adapters.aws import client
+
+
+class ApiGatewayPoster:
+    """ConnectionPoster over apigatewaymanagementapi."""
+
+    def __init__(
+        self, endpoint_url: str, region: str | None = None, api: Any | None = None
+    ) -> None:
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self._api = api
+
+    @property
+    def api(self) -> Any:
+        if self._api is None:
+            self._api = client("apigatewaymanagementapi", self.region, self.endpoint_url)
+        return self._api
+
+    def post(self, connection_id: str, data: bytes) -> bool:
+        try:
+            self.api.post_to_connection(ConnectionId=connection_id, Data=data)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "GoneException" or status == 410:
+                return False
+            raise
+        return True
+
+
+def management_url(domain_name: str, stage: str) -> str:
+    """The Management API endpoint for a WebSocket API request context."""
+    return f"https://{domain_name}/{stage}"
