@@ -1,0 +1,216 @@
+"""The gateway host (ECS Fargate, one task): `python -m gateway_host.main`.
+
+Runs, in one asyncio loop: IbSession (quotes + 5-minute bars -> market snapshots),
+DatabentoSession (NQ options MBO -> pressure windows -> Kinesis `flow`), the heartbeat
+item in the state table, and HTTP /health for the container health check.
+
+SIGTERM/SIGINT: stop the sessions, flush open windows and pending Kinesis records and
+snapshots, write a final heartbeat, exit 0 (1 if the shutdown timed out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway_host.health import HealthServer
+from gateway_host.heartbeat import HeartbeatWriter
+from gateway_host.ib_session import IbSession
+from gateway_host.settings import GatewaySettings
+from magic8.domain.heartbeat import GatewayHeartbeat
+from magic8.domain.ports import MarketDataRepository
+
+log = logging.getLogger("magic8.gateway")
+
+# a session that is reconnecting stays "healthy" for this long, so a short IB Gateway
+# restart does not make ECS replace the task
+UNHEALTHY_AFTER_S = 120.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        # epoch seconds or nanoseconds
+        return datetime.fromtimestamp(value / 1e9 if value > 1e12 else value, UTC)
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def default_market_repository(settings: GatewaySettings) -> MarketDataRepository:
+    from magic8.adapters.market_dynamo import DynamoMarketRepository
+
+    repo: MarketDataRepository = DynamoMarketRepository(settings.market_table)
+    return repo
+
+
+def default_databento_session(settings: GatewaySettings) -> Any:
+    """The Databento half (gateway_host.databento_session), built from the settings."""
+    import importlib
+
+    databento_session = importlib.import_module("gateway_host.databento_session")
+    factory = getattr(databento_session, "from_settings", None)
+    if factory is not None:
+        return factory(settings)
+    return databento_session.DatabentoSession(settings)
+
+
+class Gateway:
+    """The sessions + heartbeat + health server, started and stopped together."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        *,
+        market_repository: MarketDataRepository | None = None,
+        databento_factory: Callable[[GatewaySettings], Any] = default_databento_session,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.ib: IbSession | None = None
+        if settings.ib_enabled:
+            repo = market_repository or default_market_repository(settings)
+            self.ib = IbSession(settings.ib_config(), repo, clock=clock)
+        self.databento: Any = databento_factory(settings) if settings.databento_enabled else None
+        self.heartbeat = HeartbeatWriter(
+            settings.state_table,
+            self.collect_heartbeat,
+            interval_s=settings.heartbeat_interval_s,
+            ttl_seconds=settings.heartbeat_ttl_s,
+        )
+        self.health = HealthServer(self.status, settings.health_host, settings.health_port)
+        self._last_ok: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ facts
+
+    def _databento_facts(self) -> dict[str, Any]:
+        db = self.databento
+        if db is None:
+            return {"state": "disabled", "healthy": True}
+        facts = getattr(db, "health", None)
+        out = facts() if callable(facts) else dict(facts or {})
+        out.setdefault("state", str(getattr(db, "state", "unknown")))
+        out.setdefault("healthy", bool(getattr(db, "healthy", False)))
+        return dict(out)
+
+    def _ib_facts(self) -> dict[str, Any]:
+        if self.ib is None:
+            return {"state": "disabled", "healthy": True}
+        return self.ib.health()
+
+    def _graced(self, name: str, healthy: bool) -> bool:
+        """Healthy now, or healthy less than UNHEALTHY_AFTER_S ago (reconnecting)."""
+        now = time.monotonic()
+        if healthy:
+            self._last_ok[name] = now
+            return True
+        last = self._last_ok.get(name)
+        return last is not None and now - last < UNHEALTHY_AFTER_S
+
+    def status(self) -> tuple[bool, dict[str, Any]]:
+        ib, db = self._ib_facts(), self._databento_facts()
+        ib_ok = self._graced("ib", bool(ib.get("healthy"))) if self.ib else True
+        db_ok = self._graced("databento", bool(db.get("healthy"))) if self.databento else True
+        return ib_ok and db_ok, {"ib": ib, "databento": db}
+
+    def collect_heartbeat(self, final: bool = False) -> GatewayHeartbeat:
+        healthy, facts = self.status()
+        ib, db = facts["ib"], facts["databento"]
+        pacing = {
+            k: v for k, v in (ib.get("pacing") or {}).items() if isinstance(v, int | float | str)
+        }
+        return GatewayHeartbeat(
+            updated_at=self.clock(),
+            last_quote_at=_parse_time(ib.get("last_quote_at")),
+            last_mbo_at=_parse_time(db.get("last_mbo_at")),
+            ib_state=str(ib.get("state", "unknown")),
+            databento_state=str(db.get("state", "unknown")),
+            connections={"ib": str(ib.get("state")), "databento": str(db.get("state"))},
+            pacing=pacing,
+            backfill_budget_used=float(db.get("backfill_budget_used", 0.0) or 0.0),
+            healthy=healthy and not final,
+            final=final,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self.health.start()
+        if self.ib is not None:
+            await self.ib.start()
+        if self.databento is not None:
+            await _maybe_await(self.databento.start())
+        await self.heartbeat.start()
+        log.info(
+            "gateway started: ib=%s databento=%s health=:%d",
+            "on" if self.ib else "off",
+            self.settings.databento_mode if self.databento else "off",
+            self.health.port,
+        )
+
+    async def shutdown(self) -> None:
+        log.info("gateway stopping")
+        if self.ib is not None:
+            await self.ib.stop()  # cancels tasks, disconnects, flushes snapshots
+        if self.databento is not None:
+            await _maybe_await(self.databento.stop())
+            flush = getattr(self.databento, "flush", None)
+            if flush is not None:
+                await _maybe_await(flush())  # open windows + pending Kinesis records
+        await self.heartbeat.stop(final=True)
+        await self.health.stop()
+        log.info("gateway stopped cleanly")
+
+
+async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) -> int:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    gateway = Gateway(settings)
+    await gateway.start()
+    await stop.wait()
+    try:
+        await asyncio.wait_for(gateway.shutdown(), settings.shutdown_timeout_s)
+    except TimeoutError:
+        log.error("shutdown exceeded %.0fs", settings.shutdown_timeout_s)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = GatewaySettings()
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stdout,
+    )
+    return asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""GatewaySettings: the gateway host's configuration, parsed once at startup.
+
+Env vars (prefix MAGIC8_, plus the AwsSettings table/stream names):
+  MAGIC8_IB_ENABLED (true), MAGIC8_IB_HOST (127.0.0.1), MAGIC8_IB_PORT (4002),
+  MAGIC8_IB_CLIENT_ID (11), MAGIC8_IB_ACCOUNT (""), MAGIC8_IB_MARKET_DATA_TYPE (1 live,
+  3 delayed), MAGIC8_OUTSIDE_HOURS (false: no IB requests outside NYSE RTH),
+  MAGIC8_SNAPSHOT_INTERVAL_S (1.0), MAGIC8_SNAPSHOT_TTL_S (3600),
+  MAGIC8_IB_BACKOFF_INITIAL_S (1.0), MAGIC8_IB_BACKOFF_MAX_S (60),
+  MAGIC8_DATABENTO_ENABLED (false), MAGIC8_DATABENTO_API_KEY or DATABENTO_API_KEY (secret,
+  injected by ECS from Secrets Manager), MAGIC8_DATABENTO_MODE (live | replay),
+  MAGIC8_DATABENTO_REPLAY_PATH, MAGIC8_DATABENTO_REPLAY_SPEED (0 = as fast as possible),
+  MAGIC8_DATABENTO_PARENTS (comma list; empty = the session's default),
+  MAGIC8_DATABENTO_DATASET (GLBX.MDP3), MAGIC8_BACKFILL_DAILY_BUDGET_USD (5.0),
+  MAGIC8_HEALTH_HOST (0.0.0.0), MAGIC8_HEALTH_PORT (8080), MAGIC8_HEARTBEAT_INTERVAL_S (10),
+  MAGIC8_HEARTBEAT_TTL_S (86400), MAGIC8_SHUTDOWN_TIMEOUT_S (20), MAGIC8_LOG_LEVEL (INFO).
+Secrets are SecretStr: their repr, str and JSON dump are masked.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+
+from gateway_host.ib_session import IbSessionConfig
+from magic8.settings import AwsSettings
+
+
+class GatewaySettings(AwsSettings):
+    ib_enabled: bool = True
+    ib_host: str = "127.0.0.1"
+    ib_port: int = 4002
+    ib_client_id: int = 11
+    ib_account: str = ""
+    ib_market_data_type: int = Field(default=1, ge=1, le=4)
+    ib_backoff_initial_s: float = 1.0
+    ib_backoff_max_s: float = 60.0
+    ib_connect_timeout_s: float = 5.0
+    outside_hours: bool = False
+    snapshot_interval_s: float = 1.0
+    snapshot_ttl_s: int = 3600
+
+    databento_enabled: bool = False
+    databento_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MAGIC8_DATABENTO_API_KEY", "DATABENTO_API_KEY"),
+    )
+    databento_mode: Literal["live", "replay"] = "live"
+    databento_replay_path: str = ""
+    databento_replay_speed: float = 0.0
+    databento_parents: str = ""  # "" = the DatabentoSession default (NQ.OPT + weeklies)
+    databento_dataset: str = "GLBX.MDP3"
+    backfill_daily_budget_usd: float = 5.0
+
+    health_host: str = "0.0.0.0"
+    health_port: int = 8080
+    heartbeat_interval_s: float = 10.0
+    heartbeat_ttl_s: int = 86400
+    shutdown_timeout_s: float = 20.0
+    log_level: str = "INFO"
+
+    @property
+    def parent_symbols(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.databento_parents.split(",") if p.strip())
+
+    def ib_config(self) -> IbSessionConfig:
+        return IbSessionConfig(
+            host=self.ib_host,
+            port=self.ib_port,
+            client_id=self.ib_client_id,
+            account=self.ib_account,
+            market_data_type=self.ib_market_data_type,
+            hours_policy="always" if self.outside_hours else "rth",
+            snapshot_interval_s=self.snapshot_interval_s,
+            snapshot_ttl_s=self.snapshot_ttl_s,
+            backoff_initial_s=self.ib_backoff_initial_s,
+            backoff_max_s=self.ib_backoff_max_s,
+            connect_timeout_s=self.ib_connect_timeout_s,
+        )
