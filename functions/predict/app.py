@@ -1,0 +1,481 @@
+"""The predict API (FastAPI). functions/predict/handler.py serves it on Lambda via Mangum.
+
+Endpoints: POST /predict, POST /predict/batch, POST /calculate_risk_reward,
+GET /market/{symbol}, GET /confidence/history/{symbol}/{strategy}?hours=,
+GET /confidence/trends?hours=, GET /health, GET /health/detailed — plus the routers
+other capabilities register in ROUTERS below (one line each).
+
+Bad input is never a 5xx: validation errors are 422 {"detail": [{"loc", "msg", "type"}]}
+naming the field, an oversized batch (> 100) or body is 413.
+The app knows nothing of Lambda or API keys (API Gateway / the local front enforce keys).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from functions.predict.settings import ApiSettings
+from magic8.domain.risk_reward import risk_reward_for
+from magic8.domain.service import MAX_BATCH, PredictionService, build_default_service
+from magic8.domain.trades import Strategy, Symbol, TradeRequest
+
+ServiceFactory = Callable[[ApiSettings], PredictionService]
+BatchObserver = Callable[[int, dict[str, Any]], None]
+
+MARKET_SYMBOLS: tuple[str, ...] = (*[s.value for s in Symbol], "VIX")
+MAX_HISTORY_HOURS = 24 * 30
+
+
+# --- request / response models (the OpenAPI contract) -----------------------------------
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    requests: Annotated[list[TradeRequest], Field(min_length=1, max_length=MAX_BATCH)]
+    share_market_data: bool = True
+
+
+class PredictionOut(BaseModel):
+    timestamp: str
+    symbol: str
+    strategy: str
+    win_probability: float
+    prediction: str = Field(description="WIN when win_probability >= threshold, else LOSS")
+    threshold: float
+    model_type: str = Field(description="the level of the model hierarchy that answered")
+    model_version: str
+    data_source: str = Field(description="gateway | seed | replay | stale | unavailable")
+    data_age_s: float | None
+    n_features: int
+
+
+class SinglePredictionOut(PredictionOut):
+    cache_hit: bool
+
+
+class BatchMetricsOut(BaseModel):
+    feature_hits: int
+    feature_misses: int
+    prediction_hits: int
+    prediction_misses: int
+    market_data_fetches: int
+    elapsed_ms: float
+
+
+class BatchResponse(BaseModel):
+    predictions: list[PredictionOut]
+    batch_metrics: BatchMetricsOut
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    detail: list[ErrorItem] | str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "batch or body too large"},
+    422: {"model": ErrorResponse, "description": "invalid input; loc names the field"},
+}
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def json_response(payload: Any, status_code: int = 200) -> Response:
+    return Response(
+        content=json.dumps(payload, separators=(",", ":"), allow_nan=False, default=str),
+        status_code=status_code,
+        media_type="application/json",
+    )
+
+
+def _error_items(errors: Any) -> list[dict[str, Any]]:
+    """Pydantic/FastAPI errors reduced to JSON-safe {loc, msg, type} (no ctx exceptions,
+    no echo of the possibly huge input); a model-level "strikes: ..." error gets the
+    field appended to its loc."""
+    items = []
+    fields = set(TradeRequest.model_fields)
+    for err in errors:
+        loc = [p if isinstance(p, int) else str(p)[:64] for p in err.get("loc", ())]
+        msg = str(err.get("msg", "invalid"))[:300]
+        text = msg.removeprefix("Value error, ")
+        head = text.split(":", 1)[0].strip()
+        if head in fields and (not loc or loc[-1] != head):
+            loc.append(head)
+        items.append({"loc": loc, "msg": msg, "type": str(err.get("type", "value_error"))})
+    return items
+
+
+def unprocessable(loc: list[str | int], msg: str, type_: str = "value_error") -> Response:
+    return json_response({"detail": [{"loc": loc, "msg": msg, "type": type_}]}, 422)
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> Response:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    items = _error_items(errors)
+    for item in items:
+        if item["type"] == "too_long" and item["loc"][:2] == ["body", "requests"]:
+            too_big = {
+                "loc": ["body", "requests"],
+                "msg": f"batch too large: at most {MAX_BATCH} requests",
+                "type": "too_long",
+            }
+            return json_response({"detail": [too_big]}, 413)
+    return json_response({"detail": items}, 422)
+
+
+class BodyLimit:
+    """Pure ASGI middleware: a body over max_bytes is a 413 before anything parses it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_bytes:
+                    await self._reject(send)
+                    return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await self._reject(send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        buffered: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return buffered
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, send: Send) -> None:
+        body = json.dumps(
+            {
+                "detail": [
+                    {
+                        "loc": ["body"],
+                        "msg": f"request body larger than {self.max_bytes} bytes",
+                        "type": "too_large",
+                    }
+                ]
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class ServiceHolder:
+    """Builds the service on first use (the model loads on the first prediction, not on
+    /health), then reuses it while the container is warm."""
+
+    def __init__(self, settings: ApiSettings, factory: ServiceFactory) -> None:
+        self.settings = settings
+        self.factory = factory
+        self._service: PredictionService | None = None
+        self._lock = threading.Lock()
+        self.error: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._service is not None
+
+    def get(self) -> PredictionService:
+        if self._service is None:
+            with self._lock:
+                if self._service is None:
+                    try:
+                        self._service = self.factory(self.settings)
+                        self.error = None
+                    except Exception as exc:
+                        self.error = f"{type(exc).__name__}: {exc}"
+                        raise
+        return self._service
+
+
+def _holder(request: Request) -> ServiceHolder:
+    holder: ServiceHolder = request.app.state.service
+    return holder
+
+
+def _service(request: Request) -> PredictionService:
+    return _holder(request).get()
+
+
+def _symbol_or_422(raw: str, allowed: tuple[str, ...], loc: list[str | int]) -> str | Response:
+    sym = raw.strip().upper()
+    if sym not in allowed:
+        return unprocessable(
+            loc, f"unknown symbol {raw[:16]!r}; one of {', '.join(allowed)}", "enum"
+        )
+    return sym
+
+
+def _strategy_or_422(raw: str) -> Strategy | Response:
+    folded = raw.strip().replace("_", " ").replace("-", " ").casefold()
+    for member in Strategy:
+        if member.value.casefold() == folded:
+            return member
+    names = ", ".join(s.value for s in Strategy)
+    return unprocessable(
+        ["path", "strategy"], f"unknown strategy {raw[:24]!r}; one of {names}", "enum"
+    )
+
+
+# --- routers ------------------------------------------------------------------------------
+
+predict_router = APIRouter(tags=["predict"])
+market_router = APIRouter(tags=["market"])
+confidence_router = APIRouter(tags=["confidence"])
+health_router = APIRouter(tags=["health"])
+
+
+@predict_router.post("/predict", response_model=SinglePredictionOut, responses=ERRORS)
+async def predict(trade: TradeRequest, request: Request) -> Response:
+    preds, metrics = _service(request).predict_batch([trade])
+    observer: BatchObserver | None = request.app.state.observer
+    if observer:
+        observer(1, metrics)
+    out = preds[0].to_dict()
+    out["cache_hit"] = metrics["prediction_hits"] == 1
+    return json_response(out)
+
+
+@predict_router.post("/predict/batch", response_model=BatchResponse, responses=ERRORS)
+async def predict_batch(batch: BatchRequest, request: Request) -> Response:
+    preds, metrics = _service(request).predict_batch(batch.requests, batch.share_market_data)
+    observer: BatchObserver | None = request.app.state.observer
+    if observer:
+        observer(len(preds), metrics)
+    return json_response({"predictions": [p.to_dict() for p in preds], "batch_metrics": metrics})
+
+
+@predict_router.post("/calculate_risk_reward", responses=ERRORS)
+async def calculate_risk_reward(trade: TradeRequest) -> Response:
+    """Max profit, max loss (dollars: points x 100 x quantity, and points) and breakevens at
+    expiry. BUY pays the premium, SELL receives it; strikes in any order."""
+    try:
+        rr = risk_reward_for(trade)
+    except ValueError as exc:
+        text = str(exc)
+        field = text.split(":", 1)[0] if ":" in text else "body"
+        return unprocessable(["body", field], text)
+    return json_response(rr.to_dict())
+
+
+@market_router.get("/market/{symbol}", responses={404: {"model": ErrorResponse}, **ERRORS})
+async def market(
+    request: Request,
+    symbol: Annotated[str, Path(max_length=16)],
+    bars: Annotated[int, Query(ge=0, le=96, description="how many recent bars to include")] = 12,
+) -> Response:
+    sym = _symbol_or_422(symbol, MARKET_SYMBOLS, ["path", "symbol"])
+    if isinstance(sym, Response):
+        return sym
+    service = _service(request)
+    snap = service.market_snapshot(sym)
+    if snap is None:
+        return json_response({"detail": f"no market data for {sym}"}, 404)
+    now = service.clock()
+    source, age = service.data_source(snap, now)
+    recent = snap.bars[-bars:] if bars else ()
+    return json_response(
+        {
+            "symbol": sym,
+            "last": snap.last,
+            "bid": snap.bid,
+            "ask": snap.ask,
+            "updated_at": snap.updated_at.isoformat(),
+            "source": snap.source,
+            "data_source": source,
+            "data_age_s": age,
+            "n_bars": len(snap.bars),
+            "bars": [[b.ts, b.open, b.high, b.low, b.close, b.volume] for b in recent],
+        }
+    )
+
+
+Hours = Annotated[float, Query(gt=0, le=MAX_HISTORY_HOURS, allow_inf_nan=False)]
+
+
+@confidence_router.get("/confidence/history/{symbol}/{strategy}", responses=ERRORS)
+async def confidence_history(
+    request: Request,
+    symbol: Annotated[str, Path(max_length=16)],
+    strategy: Annotated[str, Path(max_length=32)],
+    hours: Hours = 24.0,
+) -> Response:
+    sym = _symbol_or_422(symbol, tuple(s.value for s in Symbol), ["path", "symbol"])
+    if isinstance(sym, Response):
+        return sym
+    strat = _strategy_or_422(strategy)
+    if isinstance(strat, Response):
+        return strat
+    points = _service(request).history(sym, strat.value, hours)
+    return json_response(
+        {
+            "series": f"{sym}#{strat.value}",
+            "symbol": sym,
+            "strategy": strat.value,
+            "hours": hours,
+            "count": len(points),
+            "points": [p.to_dict() for p in points],
+        }
+    )
+
+
+@confidence_router.get("/confidence/trends", responses=ERRORS)
+async def confidence_trends(request: Request, hours: Hours = 1.0) -> Response:
+    trends = _service(request).trends(hours)
+    return json_response(
+        {"hours": hours, "count": len(trends), "trends": [t.to_dict() for t in trends]}
+    )
+
+
+@health_router.get("/health")
+async def health(request: Request) -> Response:
+    holder = _holder(request)
+    return json_response(
+        {
+            "status": "ok",
+            "service": "magic8-predict",
+            "time": datetime.now(UTC).isoformat(),
+            "model_loaded": holder.loaded,
+        }
+    )
+
+
+@health_router.get("/health/detailed")
+async def health_detailed(request: Request) -> Response:
+    holder = _holder(request)
+    settings = holder.settings
+    out: dict[str, Any] = {"service": "magic8-predict", "time": datetime.now(UTC).isoformat()}
+    problems: list[str] = []
+    try:
+        service = holder.get()
+    except Exception:
+        out.update(status="error", model={"loaded": False, "error": holder.error})
+        return json_response(out)
+    out["model"] = {
+        "loaded": True,
+        "version": service.model.version,
+        "n_features": service.n_features,
+        "model_dir": str(settings.model_dir),
+    }
+    out["stats"] = service.status()
+    market: dict[str, Any] = {}
+    now = service.clock()
+    try:
+        snaps = service.market_repo.get_snapshots(list(MARKET_SYMBOLS))
+        for sym in MARKET_SYMBOLS:
+            snap = snaps.get(sym)
+            source, age = service.data_source(snap, now)
+            market[sym] = {"data_source": source, "data_age_s": age}
+            if source in ("stale", "unavailable") and sym != "RUT":
+                problems.append(f"market data {sym}: {source}")
+    except Exception as exc:
+        problems.append(f"market table: {type(exc).__name__}")
+    out["market"] = market
+    try:
+        if service.history_repo is not None:
+            service.history("SPX", Strategy.BUTTERFLY.value, 0.01)
+        out["history"] = {"reachable": True}
+    except Exception as exc:
+        out["history"] = {"reachable": False, "error": type(exc).__name__}
+        problems.append("history table unreachable")
+    out["status"] = "degraded" if problems else "ok"
+    out["problems"] = problems
+    out["config"] = {
+        "cache_ttl_s": {
+            "market": settings.cache_market_ttl_s,
+            "features": settings.cache_features_ttl_s,
+            "predictions": settings.cache_predictions_ttl_s,
+        },
+        "stale_after_s": settings.stale_after_s,
+        "max_batch": MAX_BATCH,
+    }
+    return json_response(json.loads(json.dumps(out, default=_finite)))
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return str(x)
+
+
+# --- the app ------------------------------------------------------------------------------
+
+
+def create_app(
+    settings: ApiSettings | None = None,
+    service_factory: ServiceFactory | None = None,
+    observer: BatchObserver | None = None,
+) -> FastAPI:
+    settings = settings or ApiSettings()
+    app = FastAPI(
+        title="magic8 predict API",
+        version="1.0.0",
+        description="Win probability of 0DTE Magic8 trades (batch of up to 100), risk/reward, "
+        "market snapshots, confidence history.",
+    )
+    app.state.settings = settings
+    app.state.service = ServiceHolder(settings, service_factory or build_default_service)
+    app.state.observer = observer
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+
+    # ---- ROUTERS: one line per capability; add yours below ------------------------------
+    app.include_router(predict_router)
+    app.include_router(market_router)
+    app.include_router(confidence_router)
+    app.include_router(health_router)
+    # ---- end of ROUTERS -----------------------------------------------------------------
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

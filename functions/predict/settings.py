@@ -1,0 +1,47 @@
+"""Typed configuration of the predict API (env MAGIC8_*), parsed once per container."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from magic8.domain.cache import CacheConfig
+from magic8.domain.service import ServiceConfig
+from magic8.settings import DEFAULT_MODEL_DIR, AwsSettings
+
+
+class ApiSettings(AwsSettings):
+    """Env: MAGIC8_MODEL_DIR, MAGIC8_CACHE_MARKET_TTL_S, MAGIC8_CACHE_FEATURES_TTL_S,
+    MAGIC8_CACHE_PREDICTIONS_TTL_S, MAGIC8_STALE_AFTER_S, MAGIC8_HISTORY_TTL_DAYS,
+    MAGIC8_MAX_BODY_BYTES, MAGIC8_API_KEY, ... (plus the table names of AwsSettings)."""
+
+    model_dir: Path = DEFAULT_MODEL_DIR
+    cache_market_ttl_s: float = Field(default=300.0, ge=0)
+    cache_features_ttl_s: float = Field(default=60.0, ge=0)
+    cache_predictions_ttl_s: float = Field(default=300.0, ge=0)
+    cache_missing_market_ttl_s: float = Field(default=15.0, ge=0)
+    cache_max_entries: int = Field(default=50_000, ge=1)
+    # market data older than this is still used, flagged data_source "stale"
+    stale_after_s: float = Field(default=900.0, gt=0)
+    # temporal features use the serve time floored to this grid (the model's 5-min grid)
+    feature_time_bucket_s: int = Field(default=300, ge=1)
+    record_history: bool = True
+    history_ttl_days: float = Field(default=14.0, gt=0)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    # the key the local HTTP front requires in x-api-key (API Gateway enforces it in AWS)
+    api_key: str = "local-dev-key"
+
+    def service_config(self) -> ServiceConfig:
+        return ServiceConfig(
+            caches=CacheConfig(
+                market_ttl_s=self.cache_market_ttl_s,
+                features_ttl_s=self.cache_features_ttl_s,
+                predictions_ttl_s=self.cache_predictions_ttl_s,
+                missing_market_ttl_s=self.cache_missing_market_ttl_s,
+                max_entries=self.cache_max_entries,
+            ),
+            stale_after_s=self.stale_after_s,
+            feature_time_bucket_s=self.feature_time_bucket_s,
+            record_history=self.record_history,
+        )

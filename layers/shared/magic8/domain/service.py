@@ -1,0 +1,500 @@
+"""The prediction service: market data -> features -> XGBoost hierarchy, with three caches.
+
+Used by the predict API (functions/predict) and by the monitor; it knows nothing of HTTP.
+
+One batch:
+1. one market-data read for every symbol of the batch that is not cached (+ VIX);
+2. per trade, the prediction key = TradeRequest.cache_key() + snapshot identities
+   (+ feature time) + model version; cached answers are reused;
+3. feature rows for the remaining trades come from the feature cache or from ONE
+   vectorised build_features call;
+4. one model.predict call for all remaining rows;
+5. the new answers are recorded in the confidence history (a cached answer is already
+   there), and every answer comes back in request order with its data source and age.
+
+Missing or old market data never fails a batch: the answer says data_source
+"unavailable" or "stale" and how old the data is.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import numpy as np
+
+from magic8.domain.cache import (
+    CacheConfig,
+    FeatureKey,
+    PredictionCaches,
+    PredictionKey,
+    feature_key,
+    prediction_key,
+    snapshot_identity,
+)
+from magic8.domain.confidence import ConfidencePoint, Trend, epoch_ms, series_name
+from magic8.domain.market import MarketSnapshot
+from magic8.domain.ports import HistoryRepository, MarketDataRepository
+from magic8.domain.trades import TradeRequest
+
+log = logging.getLogger(__name__)
+
+VIX = "VIX"
+MAX_BATCH = 100
+
+
+class ModelAnswerLike(Protocol):
+    @property
+    def win_probability(self) -> float: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def model_type(self) -> str: ...
+    @property
+    def model_version(self) -> str: ...
+
+
+class Model(Protocol):
+    """What the service needs of magic8.domain.model.ModelHierarchy."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def feature_names(self) -> Sequence[str]: ...
+
+    def predict(
+        self, features: np.ndarray, symbols: Sequence[str], strategies: Sequence[str]
+    ) -> Sequence[ModelAnswerLike]: ...
+
+
+class FeatureBuilder(Protocol):
+    """What the service needs of magic8.domain.features (the one feature module)."""
+
+    def context(
+        self, symbol_snapshot: MarketSnapshot, vix_snapshot: MarketSnapshot | None
+    ) -> Any: ...
+
+    def build(
+        self, trades: Sequence[TradeRequest], contexts: Sequence[Any], now: datetime
+    ) -> np.ndarray: ...
+
+
+class DefaultFeatureBuilder:
+    """magic8.domain.features, imported when first used."""
+
+    def __init__(self) -> None:
+        from magic8.domain import features
+
+        self._features = features
+
+    def context(self, symbol_snapshot: MarketSnapshot, vix_snapshot: MarketSnapshot | None) -> Any:
+        return self._features.market_context_from_snapshots(symbol_snapshot, vix_snapshot)
+
+    def build(
+        self, trades: Sequence[TradeRequest], contexts: Sequence[Any], now: datetime
+    ) -> np.ndarray:
+        return np.asarray(self._features.build_features(trades, contexts, now=now))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._features.FEATURE_NAMES)
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    timestamp: str
+    symbol: str
+    strategy: str
+    win_probability: float
+    prediction: str  # WIN | LOSS
+    threshold: float
+    model_type: str
+    model_version: str
+    data_source: str
+    data_age_s: float | None
+    n_features: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "timestamp": self.timestamp,
+            "symbol": self.symbol,
+            "strategy": self.strategy,
+            "win_probability": self.win_probability,
+            "prediction": self.prediction,
+            "threshold": self.threshold,
+            "model_type": self.model_type,
+            "model_version": self.model_version,
+            "data_source": self.data_source,
+            "data_age_s": self.data_age_s,
+            "n_features": self.n_features,
+        }
+
+
+@dataclass
+class BatchMetrics:
+    feature_hits: int = 0
+    feature_misses: int = 0
+    prediction_hits: int = 0
+    prediction_misses: int = 0
+    market_data_fetches: int = 0
+    elapsed_ms: float = 0.0
+    history_written: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "feature_hits": self.feature_hits,
+            "feature_misses": self.feature_misses,
+            "prediction_hits": self.prediction_hits,
+            "prediction_misses": self.prediction_misses,
+            "market_data_fetches": self.market_data_fetches,
+            "elapsed_ms": round(self.elapsed_ms, 3),
+            "history_written": self.history_written,
+        }
+        if self.errors:
+            out["errors"] = list(self.errors)
+        return out
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    caches: CacheConfig = field(default_factory=CacheConfig)
+    # market data older than this is served but flagged data_source "stale"
+    stale_after_s: float = 900.0
+    # temporal features of a trade without a timestamp use the serve time floored to
+    # this grid (the 5-minute bar grid the model was trained on); it is part of the keys
+    feature_time_bucket_s: int = 300
+    record_history: bool = True
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Market:
+    snapshot: MarketSnapshot | None
+    identity: tuple[str, str | None]
+
+
+class PredictionService:
+    def __init__(
+        self,
+        market_repo: MarketDataRepository,
+        model: Model,
+        history_repo: HistoryRepository | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+        config: ServiceConfig | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        features: FeatureBuilder | None = None,
+    ) -> None:
+        self.market_repo = market_repo
+        self.model = model
+        self.history_repo = history_repo
+        self.clock = clock
+        self.config = config or ServiceConfig()
+        self.monotonic = monotonic
+        self.features: FeatureBuilder = features or DefaultFeatureBuilder()
+        self.caches = PredictionCaches(self.config.caches, monotonic)
+        self.n_features = len(model.feature_names)
+        names = getattr(self.features, "names", None)
+        if names is not None and tuple(names) != tuple(model.feature_names):
+            raise ValueError(
+                "model features do not match the feature module: retrain (magic8 train) "
+                f"model has {len(model.feature_names)}, module builds {len(names)}"
+            )
+        self._contexts: dict[tuple[object, ...], Any] = {}
+        self.started_at = clock()
+        self.totals = BatchMetrics()
+        self.batches = 0
+
+    # --- market data ----------------------------------------------------------------
+
+    def _fetch(
+        self, symbols: list[str], metrics: BatchMetrics
+    ) -> tuple[dict[str, MarketSnapshot], bool]:
+        """(snapshots, ok): a failed read degrades to no data, never fails the batch."""
+        metrics.market_data_fetches += 1
+        try:
+            return dict(self.market_repo.get_snapshots(symbols)), True
+        except Exception as exc:
+            log.warning("market data read failed for %s: %s", symbols, exc)
+            metrics.errors.append(f"market_data: {type(exc).__name__}")
+            return {}, False
+
+    def _market_for(
+        self, symbols: Sequence[str], share: bool, metrics: BatchMetrics
+    ) -> dict[str, MarketSnapshot | None]:
+        """Snapshots for the symbols (+ VIX) through the market cache."""
+        cache = self.caches.market
+        wanted = list(dict.fromkeys([*symbols, VIX]))
+        out: dict[str, MarketSnapshot | None] = {}
+        missing: list[str] = []
+        for sym in wanted:
+            found, snap = cache.lookup(sym)
+            if found:
+                out[sym] = snap
+            else:
+                missing.append(sym)
+        if missing:
+            groups = [missing] if share else [[s] for s in missing]
+            for group in groups:
+                fetched, ok = self._fetch(group, metrics)
+                for sym in group:
+                    snap = fetched.get(sym)
+                    out[sym] = snap
+                    if not ok:
+                        continue  # a failed read is not remembered
+                    if snap is None:
+                        cache.put(sym, None, self.config.caches.missing_market_ttl_s)
+                    else:
+                        cache.put(sym, snap)
+        return out
+
+    def market_snapshot(self, symbol: str) -> MarketSnapshot | None:
+        metrics = BatchMetrics()
+        return self._market_for([symbol], True, metrics).get(symbol)
+
+    def _context(
+        self,
+        symbol: str,
+        snap: MarketSnapshot | None,
+        vix: MarketSnapshot | None,
+        trade: TradeRequest,
+    ) -> Any:
+        if snap is None:
+            # no market data: the context carries only what the trade itself says
+            placeholder = MarketSnapshot(
+                symbol=symbol,
+                last=trade.predicted_price,
+                bars=(),
+                updated_at=self.clock(),
+                source="unavailable",
+            )
+            return self.features.context(placeholder, vix)
+        key = (snapshot_identity(symbol, snap), snapshot_identity(VIX, vix))
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            if len(self._contexts) > 256:
+                self._contexts.clear()
+            ctx = self.features.context(snap, vix)
+            self._contexts[key] = ctx
+        return ctx
+
+    def data_source(self, snap: MarketSnapshot | None, now: datetime) -> tuple[str, float | None]:
+        if snap is None:
+            return "unavailable", None
+        age = snap.age_seconds(now)
+        if age > self.config.stale_after_s:
+            return "stale", round(age, 1)
+        return snap.source, round(age, 1)
+
+    def feature_time(self, now: datetime) -> datetime:
+        bucket = max(1, int(self.config.feature_time_bucket_s))
+        epoch = int(now.timestamp())
+        return datetime.fromtimestamp(epoch - epoch % bucket, UTC)
+
+    # --- prediction -----------------------------------------------------------------
+
+    def predict_one(self, request: TradeRequest) -> tuple[Prediction, dict[str, Any]]:
+        preds, metrics = self.predict_batch([request])
+        return preds[0], metrics
+
+    def predict_batch(
+        self, requests: Sequence[TradeRequest], share_market_data: bool = True
+    ) -> tuple[list[Prediction], dict[str, Any]]:
+        started = time.perf_counter()
+        metrics = BatchMetrics()
+        if not requests:
+            return [], metrics.to_dict()
+        now = self.clock()
+        ftime = self.feature_time(now)
+        symbols = [r.symbol.value for r in requests]
+        market = self._market_for(symbols, share_market_data, metrics)
+        vix = market.get(VIX)
+        vix_id = snapshot_identity(VIX, vix)
+        version = self.model.version
+
+        n = len(requests)
+        fkeys: list[FeatureKey] = []
+        pkeys: list[PredictionKey] = []
+        answers: list[Any] = [None] * n
+        pcache = self.caches.predictions
+        for i, req in enumerate(requests):
+            sym = symbols[i]
+            fk = feature_key(req, snapshot_identity(sym, market.get(sym)), vix_id, ftime)
+            pk = prediction_key(fk, version)
+            fkeys.append(fk)
+            pkeys.append(pk)
+            ans = pcache.get(pk)
+            if ans is not None:
+                answers[i] = ans
+                metrics.prediction_hits += 1
+            else:
+                metrics.prediction_misses += 1
+
+        todo = [i for i in range(n) if answers[i] is None]
+        fresh: list[int] = []
+        if todo:
+            # unique prediction keys among the misses (a batch may repeat a trade)
+            first_of: dict[PredictionKey, int] = {}
+            for i in todo:
+                first_of.setdefault(pkeys[i], i)
+            uniq = list(first_of.values())
+            rows: dict[int, np.ndarray] = {}
+            build: list[int] = []
+            fcache = self.caches.features
+            for i in uniq:
+                row = fcache.get(fkeys[i])
+                if row is not None:
+                    rows[i] = row  # type: ignore[assignment]
+                    metrics.feature_hits += 1
+                else:
+                    build.append(i)
+                    metrics.feature_misses += 1
+            if build:
+                trades = [requests[i] for i in build]
+                contexts = [
+                    self._context(symbols[i], market.get(symbols[i]), vix, requests[i])
+                    for i in build
+                ]
+                matrix = self.features.build(trades, contexts, ftime)
+                for j, i in enumerate(build):
+                    row = matrix[j].copy()
+                    row.setflags(write=False)
+                    rows[i] = row
+                    fcache.put(fkeys[i], row)
+            x = np.vstack([rows[i] for i in uniq]) if len(uniq) > 1 else rows[uniq[0]][None, :]
+            model_answers = self.model.predict(
+                x, [symbols[i] for i in uniq], [requests[i].strategy.value for i in uniq]
+            )
+            by_key: dict[PredictionKey, Any] = {}
+            for i, ans in zip(uniq, model_answers, strict=True):
+                by_key[pkeys[i]] = ans
+                pcache.put(pkeys[i], ans)
+            for i in todo:
+                answers[i] = by_key[pkeys[i]]
+            fresh = uniq
+
+        ts = now.isoformat()
+        sources = {sym: self.data_source(market.get(sym), now) for sym in set(symbols)}
+        out: list[Prediction] = []
+        nf = self.n_features
+        for i, req in enumerate(requests):
+            ans = answers[i]
+            p = float(ans.win_probability)
+            thr = float(ans.threshold)
+            source, age = sources[symbols[i]]
+            out.append(
+                Prediction(
+                    timestamp=ts,
+                    symbol=symbols[i],
+                    strategy=req.strategy.value,
+                    win_probability=round(p, 6),
+                    prediction="WIN" if p >= thr else "LOSS",
+                    threshold=round(thr, 6),
+                    model_type=str(ans.model_type),
+                    model_version=str(ans.model_version),
+                    data_source=source,
+                    data_age_s=age,
+                    n_features=nf,
+                )
+            )
+        if fresh and self.history_repo is not None and self.config.record_history:
+            self._record([out[i] for i in fresh], now, metrics)
+        metrics.elapsed_ms = (time.perf_counter() - started) * 1000.0
+        self._add_totals(metrics)
+        return out, metrics.to_dict()
+
+    def _record(self, preds: list[Prediction], now: datetime, metrics: BatchMetrics) -> None:
+        assert self.history_repo is not None
+        ts = epoch_ms(now)
+        points = [
+            ConfidencePoint(
+                symbol=p.symbol,
+                strategy=p.strategy,
+                ts_ms=ts,
+                win_probability=p.win_probability,
+                prediction=p.prediction,
+                threshold=p.threshold,
+                model_type=p.model_type,
+                model_version=p.model_version,
+                data_source=p.data_source,
+            )
+            for p in preds
+        ]
+        try:
+            metrics.history_written = self.history_repo.record(points)
+        except Exception as exc:  # history is best effort: the answer matters more
+            log.warning("confidence history write failed: %s", exc)
+            metrics.errors.append(f"history: {type(exc).__name__}")
+
+    def _add_totals(self, m: BatchMetrics) -> None:
+        t = self.totals
+        self.batches += 1
+        t.feature_hits += m.feature_hits
+        t.feature_misses += m.feature_misses
+        t.prediction_hits += m.prediction_hits
+        t.prediction_misses += m.prediction_misses
+        t.market_data_fetches += m.market_data_fetches
+        t.history_written += m.history_written
+        t.elapsed_ms += m.elapsed_ms
+
+    # --- history --------------------------------------------------------------------
+
+    def history(self, symbol: str, strategy: str, hours: float) -> list[ConfidencePoint]:
+        if self.history_repo is None:
+            return []
+        now = self.clock()
+        start = now - timedelta(hours=hours)
+        return self.history_repo.query(
+            series_name(symbol, strategy), epoch_ms(start), epoch_ms(now)
+        )
+
+    def trends(self, hours: float) -> list[Trend]:
+        if self.history_repo is None:
+            return []
+        return self.history_repo.trends(hours, epoch_ms(self.clock()))
+
+    # --- health ---------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock()
+        return {
+            "model_version": self.model.version,
+            "n_features": self.n_features,
+            "uptime_s": round((now - self.started_at).total_seconds(), 1),
+            "batches": self.batches,
+            "totals": self.totals.to_dict(),
+            "caches": self.caches.stats(),
+        }
+
+
+def build_default_service(settings: Any) -> PredictionService:
+    """Composition root: the service on the real adapters and the real model.
+
+    `settings` is an entry point's settings (ApiSettings, MonitorSettings, ...): it needs
+    market_table, history_table and model_dir; service_config() and history_ttl_days are
+    used when present. The adapters are imported here, when called, so that importing
+    magic8.domain never imports boto3.
+    """
+    from magic8.adapters.history_dynamo import DynamoHistoryRepository
+    from magic8.adapters.market_dynamo import DynamoMarketRepository
+    from magic8.domain.model import ModelHierarchy
+
+    make_config = getattr(settings, "service_config", None)
+    config = make_config() if callable(make_config) else ServiceConfig()
+    history = DynamoHistoryRepository(
+        settings.history_table, ttl_days=float(getattr(settings, "history_ttl_days", 14.0))
+    )
+    return PredictionService(
+        market_repo=DynamoMarketRepository(settings.market_table),
+        model=ModelHierarchy.load(settings.model_dir),
+        history_repo=history,
+        config=config,
+    )
