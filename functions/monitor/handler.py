@@ -50,7 +50,8 @@ def build_prediction_service(settings: MonitorSettings) -> PredictionService:
     return service
 
 
-def build_deps(settings: MonitorSettings) -> MonitorDeps:
+def build_deps(settings: MonitorSettings, service: PredictionService | None = None) -> MonitorDeps:
+    """The real adapters (state table, SNS, WebSocket Management API) and service."""
     from magic8.adapters.connections_dynamo import DynamoConnectionStore
     from magic8.adapters.dynamo_state import DynamoKeyValueState
     from magic8.adapters.outcomes_dynamo import DynamoOutcomeStore
@@ -68,7 +69,7 @@ def build_deps(settings: MonitorSettings) -> MonitorDeps:
         )
     return MonitorDeps(
         watchlist=DynamoWatchlistStore(table),
-        service=build_prediction_service(settings),
+        service=service or build_prediction_service(settings),
         sweep_state=DynamoSweepStateStore(table),
         publisher=SnsAlertPublisher(settings.alerts_topic_arn),
         heartbeat=StateHeartbeatReader(DynamoKeyValueState(table)),

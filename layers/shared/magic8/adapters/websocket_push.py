@@ -13,6 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from magic8.adapters.aws import client
+from magic8.monitor.push import SubscriptionPush
 
 
 class ApiGatewayPoster:
@@ -41,6 +42,21 @@ class ApiGatewayPoster:
                 return False
             raise
         return True
+
+
+def build_subscription_push(
+    state_table: str, endpoint_url: str, region: str | None = None
+) -> SubscriptionPush:
+    """Push to subscribed WebSocket clients (connections in the state table).
+
+    For producers: the monitor pushes each sweep's ConfidenceUpdates; the ifd function can
+    push signals with `build_subscription_push(...).push([ifd_signal_message(s), ...])`.
+    """
+    from magic8.adapters.connections_dynamo import DynamoConnectionStore
+
+    return SubscriptionPush(
+        DynamoConnectionStore(state_table), ApiGatewayPoster(endpoint_url, region)
+    )
 
 
 def management_url(domain_name: str, stage: str) -> str:

@@ -342,8 +342,14 @@ FALLBACK_PRICES = {"SPX": 5850.0, "NDX": 20500.0}
 class MonitorTimerComponent:
     name = NAME
 
-    def __init__(self, interval_s: float | None = None, print_updates: bool = True) -> None:
+    def __init__(
+        self,
+        interval_s: float | None = None,
+        print_updates: bool = True,
+        first_fire_s: float = FIRST_FIRE_S,
+    ) -> None:
         self._interval = interval_s
+        self.first_fire_s = first_fire_s
         self.print_updates = print_updates
         self.ws: LocalWebSocketApi | None = None
         self._thread: threading.Thread | None = None
@@ -421,7 +427,7 @@ class MonitorTimerComponent:
         return summary
 
     def _run(self) -> None:
-        delay = min(FIRST_FIRE_S, self.interval_s)
+        delay = min(self.first_fire_s, self.interval_s)
         while not self._stop.wait(delay):
             with contextlib.suppress(Exception):
                 self.fire_now()
