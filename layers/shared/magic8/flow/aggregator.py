@@ -295,6 +295,14 @@ class PressureAggregator:
         if self._key_chunks and self._key_chunks[0][1] < cutoff:
             self._key_chunks = [c for c in self._key_chunks if c[1] >= cutoff]
 
+    def reset(self) -> None:
+        """Forget all windows, keys and the watermark (a replay loop starting over)."""
+        self._open.clear()
+        self._closed.clear()
+        self._key_chunks.clear()
+        self._hold_from_ns = None
+        self.watermark_ns = 0
+
     @property
     def open_windows(self) -> int:
         return len(self._open)

@@ -91,6 +91,7 @@ class FlowIngest:
         self.used: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
         self.windows_emitted = 0
+        self.backfill_records = 0
         self.last_mbo_ts_ns = 0
         self.errors: list[str] = []
         self._buffer = bytearray()
@@ -113,8 +114,11 @@ class FlowIngest:
             return
         with self._lock:
             n = len(array)
-            self.seen[MBO_TYPE] += n
-            self.used[MBO_TYPE] += n
+            if dedupe:  # historical records merged into the feed: counted apart
+                self.backfill_records += n
+            else:
+                self.seen[MBO_TYPE] += n
+                self.used[MBO_TYPE] += n
             if not dedupe:
                 self.last_mbo_ts_ns = max(self.last_mbo_ts_ns, int(array["ts_event"][-1]))
                 if self.on_gap is not None:
@@ -176,6 +180,15 @@ class FlowIngest:
         with self._lock:
             self.flush_buffer()
             self._emit(self.aggregator.advance(now_ns))
+
+    def hold(self, from_ns: int) -> None:
+        """Keep windows ending after from_ns open (a gap waits for its backfill)."""
+        with self._lock:
+            self.aggregator.hold(from_ns)
+
+    def release(self) -> None:
+        with self._lock:
+            self._emit(self.aggregator.release())
 
     def flush(self) -> None:
         """Aggregate what is buffered and close every open window."""
