@@ -1,0 +1,128 @@
+"""The serve-time model hierarchy: native XGBoost boosters + manifest.json.
+
+Each row is answered by the most specific model the manifest holds for it:
+``symbol_strategy:<SYMBOL>:<Strategy>`` -> ``symbol:<SYMBOL>`` -> ``strategy:<Strategy>``
+-> ``default``. Training keeps a specific model only when it had enough samples and beat
+its fallback on validation. Each model carries an F1-optimised threshold, overall and per
+strategy; an optional calibration map (JSON x/y arrays, isotonic) is applied when present.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ModelAnswer:
+    win_probability: float
+    threshold: float
+    model_type: str  # which hierarchy level answered, e.g. "symbol_strategy:SPX:Butterfly"
+    model_version: str
+
+
+def model_keys(symbol: str, strategy: str) -> tuple[str, str, str, str]:
+    """Hierarchy keys for one row, most specific first."""
+    return (
+        f"symbol_strategy:{symbol}:{strategy}",
+        f"symbol:{symbol}",
+        f"strategy:{strategy}",
+        "default",
+    )
+
+
+@dataclass
+class _Entry:
+    key: str
+    booster: xgb.Booster
+    threshold: float
+    thresholds_by_strategy: dict[str, float]
+    calibration: tuple[np.ndarray, np.ndarray] | None = None
+
+
+@dataclass
+class ModelHierarchy:
+    version: str
+    feature_names: tuple[str, ...]
+    entries: dict[str, _Entry]
+    manifest: dict[str, Any] = field(default_factory=dict)
+    _route: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, model_dir: Path) -> ModelHierarchy:
+        model_dir = Path(model_dir)
+        manifest = json.loads((model_dir / MANIFEST).read_text())
+        entries: dict[str, _Entry] = {}
+        for key, spec in manifest["models"].items():
+            booster = xgb.Booster()
+            booster.load_model(str(model_dir / spec["file"]))
+            booster.set_param({"nthread": 1})
+            cal = spec.get("calibration")
+            entries[key] = _Entry(
+                key=key,
+                booster=booster,
+                threshold=float(spec["threshold"]),
+                thresholds_by_strategy={
+                    k: float(v) for k, v in spec.get("thresholds_by_strategy", {}).items()
+                },
+                calibration=(
+                    (np.asarray(cal["x"], dtype=np.float64), np.asarray(cal["y"], dtype=np.float64))
+                    if cal
+                    else None
+                ),
+            )
+        if "default" not in entries:
+            raise ValueError(f"{model_dir / MANIFEST}: no default model")
+        return cls(
+            version=str(manifest["version"]),
+            feature_names=tuple(manifest["feature_names"]),
+            entries=entries,
+            manifest=manifest,
+        )
+
+    def route(self, symbol: str, strategy: str) -> str:
+        """The key of the model that serves (symbol, strategy)."""
+        key = self._route.get((symbol, strategy))
+        if key is None:
+            key = next(k for k in model_keys(symbol, strategy) if k in self.entries)
+            self._route[(symbol, strategy)] = key
+        return key
+
+    def predict(
+        self, features: np.ndarray, symbols: Sequence[str], strategies: Sequence[str]
+    ) -> list[ModelAnswer]:
+        """One answer per row; rows are grouped by serving model, one call per group."""
+        n = features.shape[0]
+        if features.ndim != 2 or features.shape[1] != len(self.feature_names):
+            raise ValueError(
+                f"features: expected (n, {len(self.feature_names)}), got {features.shape}"
+            )
+        if len(symbols) != n or len(strategies) != n:
+            raise ValueError("predict: one symbol and one strategy per row")
+        groups: dict[str, list[int]] = {}
+        for i in range(n):
+            groups.setdefault(self.route(str(symbols[i]), str(strategies[i])), []).append(i)
+        probs = np.empty(n)
+        for key, rows in groups.items():
+            entry = self.entries[key]
+            x = np.ascontiguousarray(features[rows], dtype=np.float32)
+            p = np.asarray(entry.booster.inplace_predict(x), dtype=np.float64).reshape(-1)
+            if entry.calibration is not None:
+                p = np.interp(p, entry.calibration[0], entry.calibration[1])
+            probs[rows] = p
+        probs = np.clip(np.nan_to_num(probs, nan=0.5, posinf=1.0, neginf=0.0), 0.0, 1.0)
+        out: list[ModelAnswer] = []
+        for i in range(n):
+            key = self.route(str(symbols[i]), str(strategies[i]))
+            entry = self.entries[key]
+            thr = entry.thresholds_by_strategy.get(str(strategies[i]), entry.threshold)
+            out.append(ModelAnswer(float(probs[i]), thr, key, self.version))
+        return out

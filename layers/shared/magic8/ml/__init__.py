@@ -1,0 +1,1 @@
+"""Training: data generation on real days, the model hierarchy, reports, market seeding."""

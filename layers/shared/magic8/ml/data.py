@@ -1,0 +1,379 @@
+"""Training data: Magic8-style 0DTE trades generated on real days (see datacard.md).
+
+Real: daily open/high/low/close of the S&P 500 and the NASDAQ Composite (1999-2018) and
+the VIX close (2014-2019), all shipped inside the `arch` package.
+Derived: 5-minute intraday paths (a Brownian bridge through the day's real open, high,
+low and close, hitting H and L exactly), intraday VIX (a bridge from the previous real
+close to today's), VIX before 2014 (a realized-volatility proxy fitted on 2014-2018),
+the trades themselves (strikes around a noisy predicted close, Black-Scholes premiums
+with noise), and labels (profit > 0 at the day's REAL close, which the path ends on).
+
+Rows are built with the same functions the service uses (magic8.domain.features).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from magic8.domain import features as F
+from magic8.domain.pricing import (
+    BUTTERFLY,
+    IRON_CONDOR,
+    MINUTES_PER_YEAR,
+    SONAR,
+    STRATEGY_ORDER,
+    VERTICAL,
+    infer_vertical_call,
+    profit_at_expiry,
+    structure_extremes,
+    structure_value,
+)
+
+BARS_PER_DAY = 78
+MINUTES_PER_DAY = 390
+
+# symbol -> (family, price scale vs the family's index, strike increment, premium tick)
+SYMBOLS: dict[str, tuple[str, float, float, float]] = {
+    "SPX": ("sp500", 1.0, 5.0, 0.05),
+    "SPY": ("sp500", 0.1, 1.0, 0.01),
+    "XSP": ("sp500", 0.1, 1.0, 0.01),
+    "NDX": ("nasdaq", 1.0, 10.0, 0.05),
+    "QQQ": ("nasdaq", 1.0 / 40.0, 1.0, 0.01),
+}
+FAMILY_SYMBOLS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
+    "sp500": (("SPX", "SPY", "XSP"), (0.5, 0.25, 0.25)),
+    "nasdaq": (("NDX", "QQQ"), (0.5, 0.5)),
+}
+FAMILIES = ("sp500", "nasdaq")
+# Implied vol used to price trades: VIX for the S&P family, VIX x 1.25 for NASDAQ
+# (VXN has historically run ~1.2-1.3x VIX).
+VOL_MULT = {"sp500": 1.0, "nasdaq": 1.25}
+SELL_SHARE = {BUTTERFLY: 0.2, IRON_CONDOR: 0.8, VERTICAL: 0.5, SONAR: 0.7}
+
+
+@dataclass
+class DailyData:
+    dates: np.ndarray  # datetime64[D]
+    ohlc: dict[str, np.ndarray]  # family -> (D, 4) open, high, low, close
+    volume: dict[str, np.ndarray]
+    vix: np.ndarray  # (D,) close (real or proxy)
+    vix_real: np.ndarray  # (D,) bool
+    proxy_coef: tuple[float, float]  # vix = a + b * rv20
+
+
+def _arch_csv(name: str) -> pd.DataFrame:
+    """The csv that `arch.data.<name>.load()` reads, read directly (importing arch costs
+    seconds: it pulls in statsmodels)."""
+    spec = importlib.util.find_spec("arch")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the `arch` package is not installed (it ships the training data)")
+    path = Path(spec.origin).parent / "data" / name / f"{name}.csv.gz"
+    data = pd.read_csv(path)
+    data["Date"] = pd.to_datetime(data["Date"])
+    data = data.set_index("Date")
+    for col in data:
+        data[col] = pd.to_numeric(data[col], errors="coerce")
+    return data
+
+
+def load_daily() -> DailyData:
+    """Real daily data from the `arch` package, with the VIX proxy before 2014."""
+    sp = _arch_csv("sp500")
+    nq = _arch_csv("nasdaq")
+    vx = _arch_csv("vix")["vix"]
+    idx = sp.index.intersection(nq.index)
+    sp, nq = sp.loc[idx], nq.loc[idx]
+    cols = ["Open", "High", "Low", "Close"]
+    closes = sp["Close"].to_numpy(dtype=np.float64)
+    logret = np.diff(np.log(closes), prepend=np.nan)
+    rv20 = pd.Series(logret).rolling(20).std().to_numpy() * np.sqrt(252.0) * 100.0
+    real = vx.reindex(idx)
+    have = real.notna().to_numpy() & np.isfinite(rv20)
+    b, a = np.polyfit(rv20[have], real.to_numpy()[have], 1)
+    proxy = a + b * rv20
+    vix_close = np.where(real.notna().to_numpy(), real.to_numpy(), proxy)
+    vix_close = np.where(np.isfinite(vix_close), vix_close, np.nanmedian(vix_close))
+    return DailyData(
+        dates=idx.to_numpy().astype("datetime64[D]"),
+        ohlc={
+            "sp500": sp[cols].to_numpy(dtype=np.float64),
+            "nasdaq": nq[cols].to_numpy(dtype=np.float64),
+        },
+        volume={
+            "sp500": sp["Volume"].to_numpy(dtype=np.float64),
+            "nasdaq": nq["Volume"].to_numpy(dtype=np.float64),
+        },
+        vix=vix_close,
+        vix_real=real.notna().to_numpy(),
+        proxy_coef=(float(a), float(b)),
+    )
+
+
+def bridge_paths(
+    o: np.ndarray,
+    h: np.ndarray | None,
+    lo: np.ndarray | None,
+    c: np.ndarray,
+    rng: np.random.Generator,
+    noise: np.ndarray,
+    n_steps: int = MINUTES_PER_DAY,
+) -> np.ndarray:
+    """(D, n_steps + 1) minute paths from o to c; with h and lo, a piecewise Brownian
+    bridge through both extremes at random times, clipped to [lo, h]."""
+    d = len(o)
+    t = np.arange(n_steps + 1, dtype=np.float64)
+    if h is None or lo is None:
+        knot_t = np.stack([np.zeros(d), np.full(d, float(n_steps))], axis=1)
+        knot_v = np.stack([o, c], axis=1)
+    else:
+        t1 = rng.integers(1, n_steps - 1, size=d)
+        t2 = rng.integers(t1 + 1, n_steps, size=d)
+        # the high comes later on up days more often
+        p_high_last = np.clip(0.5 + 0.5 * (c - o) / np.maximum(h - lo, 1e-12), 0.05, 0.95)
+        high_last = rng.random(d) < p_high_last
+        v1 = np.where(high_last, lo, h)
+        v2 = np.where(high_last, h, lo)
+        knot_t = np.stack([np.zeros(d), t1, t2, np.full(d, n_steps)], axis=1).astype(np.float64)
+        knot_v = np.stack([o, v1, v2, c], axis=1)
+    w = (
+        np.concatenate(
+            [np.zeros((d, 1)), np.cumsum(rng.standard_normal((d, n_steps)), axis=1)], axis=1
+        )
+        * noise[:, None]
+    )
+    seg = (t[None, :] >= knot_t[:, 1:-1, None]).sum(axis=1)  # (D, T) segment index
+    ta = np.take_along_axis(knot_t, seg, axis=1)
+    tb = np.take_along_axis(knot_t, seg + 1, axis=1)
+    va = np.take_along_axis(knot_v, seg, axis=1)
+    vb = np.take_along_axis(knot_v, seg + 1, axis=1)
+    rows = np.arange(d)[:, None]
+    wa = w[rows, ta.astype(np.int64)]
+    wb = w[rows, tb.astype(np.int64)]
+    frac = (t[None, :] - ta) / (tb - ta)
+    path = va + frac * (vb - va) + (w - wa - frac * (wb - wa))
+    if h is not None and lo is not None:
+        path = np.clip(path, lo[:, None], h[:, None])
+    return path
+
+
+def bars_from_paths(paths: np.ndarray, open_ts: np.ndarray, volume: np.ndarray) -> np.ndarray:
+    """(D * 78, 6) 5-minute bars [ts, o, h, l, c, v] from (D, 391) minute paths."""
+    d = paths.shape[0]
+    j = np.arange(BARS_PER_DAY)
+    seg = np.stack([paths[:, 5 * j + i] for i in range(6)], axis=2)  # (D, 78, 6 points)
+    prof = 1.0 + 1.5 * ((j - 38.5) / 38.5) ** 2
+    prof = prof / prof.sum()
+    bars = np.empty((d, BARS_PER_DAY, 6))
+    bars[:, :, 0] = open_ts[:, None] + j[None, :] * F.BAR_SECONDS
+    bars[:, :, 1] = seg[:, :, 0]
+    bars[:, :, 2] = seg.max(axis=2)
+    bars[:, :, 3] = seg.min(axis=2)
+    bars[:, :, 4] = seg[:, :, 5]
+    bars[:, :, 5] = np.round(volume[:, None] * prof[None, :])
+    return bars.reshape(d * BARS_PER_DAY, 6)
+
+
+@dataclass
+class Market:
+    """Generated intraday market for all days: bars per family (index scale) and VIX."""
+
+    daily: DailyData
+    open_ts: np.ndarray  # (D,) epoch s of 09:30 ET
+    bars: dict[str, np.ndarray]  # family -> (D*78, 6)
+    vix_bars: np.ndarray  # (D*78, 6)
+
+    def window(self, family: str, idx: np.ndarray, width: int, scale: np.ndarray) -> np.ndarray:
+        """(k, width, 6) windows ending at global bar idx, NaN-padded, prices scaled."""
+        src = self.bars[family] if family != "vix" else self.vix_bars
+        pos = idx[:, None] + np.arange(-width + 1, 1)[None, :]
+        out = src[np.clip(pos, 0, None)].copy()
+        out[pos < 0] = np.nan
+        out[:, :, 1:5] *= scale[:, None, None]
+        return out
+
+
+def build_market(daily: DailyData, rng: np.random.Generator) -> Market:
+    days = [date.fromisoformat(str(d)) for d in daily.dates]
+    open_ts = np.array([F.session_open_utc(d).timestamp() for d in days])
+    bars: dict[str, np.ndarray] = {}
+    for fam in FAMILIES:
+        o, h, lo, c = daily.ohlc[fam].T
+        noise = 0.6 * (h - lo) / np.sqrt(MINUTES_PER_DAY)
+        paths = bridge_paths(o, h, lo, c, rng, noise)
+        bars[fam] = bars_from_paths(paths, open_ts, daily.volume[fam])
+    vprev = np.concatenate([[daily.vix[0]], daily.vix[:-1]])
+    vnoise = 0.04 * daily.vix / np.sqrt(MINUTES_PER_DAY)
+    vpaths = bridge_paths(vprev, None, None, daily.vix, rng, vnoise)
+    vpaths = np.maximum(vpaths, 5.0)
+    vix_bars = bars_from_paths(vpaths, open_ts, np.zeros(len(days)))
+    return Market(daily=daily, open_ts=open_ts, bars=bars, vix_bars=vix_bars)
+
+
+@dataclass
+class Dataset:
+    X: np.ndarray
+    y: np.ndarray
+    day: np.ndarray  # day index into market.daily.dates
+    symbol: np.ndarray  # str
+    strategy: np.ndarray  # int codes
+    action_sell: np.ndarray
+    profit: np.ndarray
+    feature_names: tuple[str, ...] = F.FEATURE_NAMES
+    dates: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="datetime64[D]"))
+    trades: F.TradeArrays | None = None
+    ctx_index: np.ndarray | None = None  # row -> context
+    contexts: dict[str, np.ndarray] = field(default_factory=dict)  # day, slot, family, symbol
+
+
+def _rnd(x: np.ndarray, inc: np.ndarray) -> np.ndarray:
+    out: np.ndarray = np.round(x / inc) * inc
+    return out
+
+
+def generate_trades(
+    market: Market,
+    day_idx: np.ndarray,
+    slots_per_day: int,
+    rng: np.random.Generator,
+    chunk: int = 4096,
+    progress: object | None = None,
+) -> Dataset:
+    """One context per (day, slot, family) with a random symbol of the family, and one
+    trade per strategy in each context."""
+    daily = market.daily
+    # contexts
+    ctx_day = np.repeat(day_idx, slots_per_day * len(FAMILIES))
+    nctx = len(ctx_day)
+    ctx_slot = rng.integers(0, BARS_PER_DAY - 2, size=nctx)  # entry at close of bar slot
+    ctx_fam = np.tile(np.repeat(np.arange(len(FAMILIES)), slots_per_day), len(day_idx))
+    ctx_sym = np.empty(nctx, dtype=object)
+    for fi, fam in enumerate(FAMILIES):
+        names, weights = FAMILY_SYMBOLS[fam]
+        m = ctx_fam == fi
+        ctx_sym[m] = rng.choice(np.array(names, dtype=object), size=int(m.sum()), p=weights)
+    scale = np.array([SYMBOLS[s][1] for s in ctx_sym])
+    gidx = ctx_day * BARS_PER_DAY + ctx_slot
+    asof = market.open_ts[ctx_day] + (ctx_slot + 1) * F.BAR_SECONDS
+    last = np.empty(nctx)
+    mfeat = np.empty((nctx, F.N_MARKET))
+    for fi, fam in enumerate(FAMILIES):
+        sel = np.flatnonzero(ctx_fam == fi)
+        last[sel] = market.bars[fam][gidx[sel], 4] * scale[sel]
+        for start in range(0, len(sel), chunk):
+            s = sel[start : start + chunk]
+            win = market.window(fam, gidx[s], F.BAR_WINDOW, scale[s])
+            vwin = market.window("vix", gidx[s], F.VIX_WINDOW, np.ones(len(s)))
+            mfeat[s] = F.market_features_batch(win, last[s], asof[s], vwin)
+            if progress is not None:
+                progress.update(len(s))  # type: ignore[attr-defined]
+
+    # trades: one per strategy per context
+    n = nctx * 4
+    ci = np.repeat(np.arange(nctx), 4)
+    strat = np.tile(np.arange(4), nctx)
+    sym = ctx_sym[ci]
+    inc = np.array([SYMBOLS[s][2] for s in sym])
+    tick = np.array([SYMBOLS[s][3] for s in sym])
+    fam_i = ctx_fam[ci]
+    spot = last[ci]
+    close = daily.ohlc["sp500"][ctx_day[ci], 3]
+    close = np.where(fam_i == 1, daily.ohlc["nasdaq"][ctx_day[ci], 3], close) * scale[ci]
+    vix_now = market.vix_bars[gidx[ci], 4]
+    sigma = vix_now / 100.0 * np.where(fam_i == 1, VOL_MULT["nasdaq"], VOL_MULT["sp500"])
+    minutes_left = MINUTES_PER_DAY - (ctx_slot[ci] + 1) * 5.0
+    t_years = np.maximum(minutes_left, 1.0) / MINUTES_PER_YEAR
+    em = spot * sigma * np.sqrt(t_years)
+    pred_noise = rng.uniform(0.6, 1.6, n) * em
+    predicted = np.round(close + rng.standard_normal(n) * pred_noise, 2)
+    predicted = np.maximum(predicted, 0.01)
+    sell = (rng.random(n) < np.array([SELL_SHARE[int(s)] for s in range(4)])[strat]).astype(float)
+
+    def u(lo: float, hi: float) -> np.ndarray:
+        return rng.uniform(lo, hi, n)
+
+    strikes = np.full((n, 4), np.nan)
+    # Butterfly: centred near the predicted close
+    k2 = _rnd(predicted + rng.standard_normal(n) * 0.15 * em, inc)
+    w = np.maximum(inc, _rnd(u(0.3, 1.2) * em, inc))
+    bf = strat == BUTTERFLY
+    strikes[bf, :3] = np.stack([k2 - w, k2, k2 + w], axis=1)[bf]
+    # Iron Condor: short strikes either side of the predicted close, narrow wings
+    c0 = _rnd(predicted, inc)
+    b = np.maximum(inc, _rnd(u(0.4, 1.4) * em, inc))
+    w = np.maximum(inc, _rnd(u(0.15, 0.6) * em, inc))
+    ic = strat == IRON_CONDOR
+    strikes[ic] = np.stack([c0 - b - w, c0 - b, c0 + b, c0 + b + w], axis=1)[ic]
+    # Sonar: iron-condor shape, narrow body on the predicted close, wide wings
+    c0 = _rnd(predicted + rng.standard_normal(n) * 0.1 * em, inc)
+    b = np.maximum(inc, _rnd(u(0.2, 0.8) * em, inc))
+    w = np.maximum(inc, _rnd(u(0.6, 1.6) * em, inc))
+    so = strat == SONAR
+    strikes[so] = np.stack([c0 - b - w, c0 - b, c0 + b, c0 + b + w], axis=1)[so]
+    # Vertical: BUY = debit spread toward the prediction; SELL = credit spread behind spot
+    direction = np.where(predicted >= spot, 1.0, -1.0)
+    w = np.maximum(inc, _rnd(u(0.2, 0.8) * em, inc))
+    near_buy = _rnd(spot + direction * u(-0.3, 0.6) * em, inc)
+    near_sell = _rnd(spot - direction * u(0.0, 0.8) * em, inc)
+    near = np.where(sell > 0.5, near_sell, near_buy)
+    far = near + np.where(sell > 0.5, -direction, direction) * w
+    ve = strat == VERTICAL
+    strikes[ve, :2] = np.sort(np.stack([near, far], axis=1), axis=1)[ve]
+
+    is_call = infer_vertical_call(sell, strikes, predicted)
+    fair = structure_value(strat, strikes, is_call, spot, t_years, sigma)
+    vmin, vmax = structure_extremes(strat, strikes, is_call)
+    premium = fair * np.exp(rng.normal(0.0, 0.25, n)) + rng.normal(0.0, 0.03, n) * (vmax - vmin)
+    premium = np.clip(_rnd(premium, tick), tick, np.maximum(vmax - vmin - tick, tick))
+    option_call = np.where(ve & (rng.random(n) < 0.5), is_call, np.nan)
+    has_st = rng.random(n) < 0.5
+    has_lt = rng.random(n) < 0.5
+    short_term = np.where(
+        has_st, np.round(spot + 0.4 * (close - spot) + rng.standard_normal(n) * 0.8 * em, 2), np.nan
+    )
+    long_term = np.where(
+        has_lt, np.round(spot + 0.2 * (close - spot) + rng.standard_normal(n) * 1.5 * em, 2), np.nan
+    )
+    trades = F.TradeArrays(
+        strategy=strat,
+        action_sell=sell,
+        premium=premium,
+        predicted=predicted,
+        strikes=strikes,
+        option_call=option_call,
+        short_term=short_term,
+        long_term=long_term,
+        ts=asof[ci],
+    )
+    X = F.assemble(trades, mfeat[ci], spot)
+    profit = profit_at_expiry(strat, sell, strikes, is_call, premium, close)
+    return Dataset(
+        X=X,
+        y=(profit > 0).astype(np.float64),
+        day=ctx_day[ci],
+        symbol=sym.astype(str),
+        strategy=strat,
+        action_sell=sell,
+        profit=profit,
+        dates=daily.dates,
+        trades=trades,
+        ctx_index=ci,
+        contexts={
+            "day": ctx_day,
+            "slot": ctx_slot,
+            "family": ctx_fam,
+            "symbol": ctx_sym.astype(str),
+            "gidx": gidx,
+            "asof": asof,
+            "last": last,
+        },
+    )
+
+
+def strategy_name(code: int) -> str:
+    return STRATEGY_ORDER[code].value
