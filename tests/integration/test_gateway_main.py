@@ -1,0 +1,237 @@
+"""The gateway host process: IB against the fake TWS, Databento disabled, moto DynamoDB.
+
+/health 200 with states, heartbeat item written, SIGTERM -> clean exit 0 after flushing
+(final heartbeat), and the configured secret never appears in any log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway_host.main import Gateway
+from gateway_host.settings import GatewaySettings
+from magic8.adapters.aws import resource
+from magic8.domain.heartbeat import HEARTBEAT_PK, HEARTBEAT_SK, GatewayHeartbeat
+from magic8.local.provision import LocalResources
+from tests.fakes.fake_tws import FakeTws, ThreadedFakeTws
+from tests.integration.test_ib_session import market_repository, read_items
+
+pytestmark = pytest.mark.xdist_group("ib_gateway")
+
+SECRET = "db-SECRET-c0ffee-5ca1ab1e-never-log-me"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Until magic8.adapters.market_dynamo (the prediction side's adapter) exists, run the same
+# main() with the documented-form repository the IbSession tests use.
+_SHIM = (
+    "import sys, gateway_host.main as m\n"
+    "from tests.integration.test_ib_session import _DocumentedFormRepository as R\n"
+    "m.default_market_repository = lambda s: R(s.market_table)\n"
+    "sys.exit(m.main())\n"
+)
+MAIN_CMD = (
+    ["-m", "gateway_host.main"]
+    if importlib.util.find_spec("magic8.adapters.market_dynamo") is not None
+    else ["-c", _SHIM]
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def heartbeat_item(state_table: str) -> dict[str, Any] | None:
+    item: dict[str, Any] | None = (
+        resource("dynamodb")
+        .Table(state_table)
+        .get_item(Key={"pk": HEARTBEAT_PK, "sk": HEARTBEAT_SK})
+        .get("Item")
+    )
+    return item
+
+
+def gateway_env(tws_port: int, health_port: int) -> dict[str, str]:
+    return {
+        "MAGIC8_IB_PORT": str(tws_port),
+        "MAGIC8_IB_CLIENT_ID": "31",
+        "MAGIC8_OUTSIDE_HOURS": "true",
+        "MAGIC8_HEALTH_HOST": "127.0.0.1",
+        "MAGIC8_HEALTH_PORT": str(health_port),
+        "MAGIC8_HEARTBEAT_INTERVAL_S": "0.3",
+        "MAGIC8_SNAPSHOT_INTERVAL_S": "0.2",
+        "MAGIC8_IB_BACKOFF_INITIAL_S": "0.05",
+        "MAGIC8_IB_BACKOFF_MAX_S": "0.5",
+        "MAGIC8_DATABENTO_ENABLED": "false",
+        "MAGIC8_DATABENTO_API_KEY": SECRET,
+        "MAGIC8_LOG_LEVEL": "DEBUG",
+    }
+
+
+async def http_get(port: int, path: str = "/health") -> httpx.Response:
+    async with httpx.AsyncClient(timeout=5) as client:
+        return await client.get(f"http://127.0.0.1:{port}{path}")
+
+
+def test_gateway_health_heartbeat_and_clean_shutdown_in_process(
+    aws_resources: LocalResources,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for name in ("ib_async", "magic8", "gateway_host"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    state_table = aws_resources.settings.state_table
+    market_table = aws_resources.settings.market_table
+
+    async def scenario() -> dict[str, Any]:
+        tws = FakeTws(tick_interval=0.05)
+        await tws.start()
+        for k, v in gateway_env(tws.port, 0).items():
+            monkeypatch.setenv(k, v)
+        settings = GatewaySettings()
+        assert settings.databento_api_key is not None
+        gw = Gateway(settings, market_repository=market_repository(market_table))
+        await gw.start()
+        out: dict[str, Any] = {}
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                resp = await http_get(gw.health.port)
+                if resp.status_code == 200:
+                    break
+                assert time.monotonic() < deadline, resp.text
+                await asyncio.sleep(0.1)
+            out["health"] = resp.json()
+            out["404"] = (await http_get(gw.health.port, "/nope")).status_code
+            await asyncio.sleep(0.8)
+            out["beat"] = await asyncio.to_thread(heartbeat_item, state_table)
+        finally:
+            await gw.shutdown()
+            await tws.stop()
+        out["final"] = await asyncio.to_thread(heartbeat_item, state_table)
+        out["snapshots"] = await asyncio.to_thread(read_items, market_table)
+        return out
+
+    out = asyncio.run(scenario())
+    health = out["health"]
+    assert health["healthy"] is True
+    assert health["ib"]["state"] == "connected"
+    assert health["databento"]["state"] == "disabled"
+    assert out["404"] == 404
+    beat = GatewayHeartbeat.from_item(out["beat"])
+    assert beat.ib_state == "connected" and beat.healthy and not beat.final
+    assert beat.last_quote_at is not None and beat.quote_age_seconds() is not None
+    assert beat.pacing["limit"] == 60 and int(beat.pacing["upstream_total"]) == 7
+    assert beat.age_seconds() < 10
+    final = GatewayHeartbeat.from_item(out["final"])
+    assert final.final and not final.healthy and final.ib_state == "stopped"
+    assert len(out["snapshots"]) == 7
+    # secrets never appear in logs (ib_async at DEBUG logs every message it sends)
+    assert caplog.records, "expected log output"
+    assert SECRET not in caplog.text
+    assert all(SECRET not in str(r.args) for r in caplog.records)
+
+
+def test_health_is_503_when_ib_is_unreachable(
+    aws_resources: LocalResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> httpx.Response:
+        for k, v in gateway_env(free_port(), 0).items():  # nothing listens there
+            monkeypatch.setenv(k, v)
+        gw = Gateway(
+            GatewaySettings(),
+            market_repository=market_repository(aws_resources.settings.market_table),
+        )
+        await gw.start()
+        try:
+            await asyncio.sleep(0.3)
+            return await http_get(gw.health.port)
+        finally:
+            await gw.shutdown()
+
+    resp = asyncio.run(scenario())
+    assert resp.status_code == 503
+    body = resp.json()
+    assert body["healthy"] is False and body["ib"]["state"] in ("backoff", "connecting")
+    assert "connect" in body["ib"]["last_error"]
+
+
+def test_settings_mask_secrets() -> None:
+    settings = GatewaySettings(databento_api_key=SECRET)  # type: ignore[arg-type]
+    assert SECRET not in repr(settings) and SECRET not in str(settings)
+    assert SECRET not in settings.model_dump_json()
+    assert settings.databento_api_key is not None
+    assert settings.databento_api_key.get_secret_value() == SECRET
+
+
+def test_main_process_sigterm_flushes_and_exits_0(
+    aws_resources: LocalResources, tmp_path: Path
+) -> None:
+    """`python -m gateway_host.main` as ECS runs it; SIGTERM -> final heartbeat, exit 0."""
+    state_table = aws_resources.settings.state_table
+    market_table = aws_resources.settings.market_table
+    tws = ThreadedFakeTws(tick_interval=0.05)
+    tws_port = tws.start()
+    health_port = free_port()
+    env = {**os.environ, **gateway_env(tws_port, health_port)}
+    log_path = tmp_path / "gateway.log"
+    log_file = log_path.open("w")  # a file, not a pipe: DEBUG output must never block the child
+    proc = subprocess.Popen(
+        [sys.executable, *MAIN_CMD],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                resp = httpx.get(f"http://127.0.0.1:{health_port}/health", timeout=2)
+                status = resp.status_code
+                if status == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            time.sleep(0.2)
+        if status != 200:
+            proc.kill()
+            raise AssertionError(f"/health never 200 ({status}): {log_path.read_text()[-3000:]}")
+        health = resp.json()
+        # snapshots and a live heartbeat before the stop
+        deadline = time.monotonic() + 10
+        while len(read_items(market_table)) < 7 or heartbeat_item(state_table) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log_file.close()
+        tws.stop()
+    output = log_path.read_text()
+    assert proc.returncode == 0, output[-3000:]
+    assert health["ib"]["state"] == "connected"
+    final = GatewayHeartbeat.from_item(heartbeat_item(state_table) or {})
+    assert final.final and final.ib_state == "stopped"
+    assert "gateway stopped cleanly" in output
+    assert SECRET not in output
+    json.dumps(health)  # the health body is plain JSON
