@@ -17,7 +17,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.monitor.settings import MonitorSettings, get_settings
 from magic8.monitor.accuracy import ALL, OutcomeStore, accuracy_report
+from magic8.monitor.drift import DriftMonitor, parse_manifest, service_feature_rows
 from magic8.monitor.sweep import (
+    DriftCheck,
     HeartbeatReader,
     PredictionService,
     SweepResult,
@@ -40,6 +42,22 @@ class MonitorDeps:
     heartbeat: HeartbeatReader
     outcomes: OutcomeStore | None = None
     pusher: UpdatePusher | None = None
+    drift: DriftCheck | None = None
+
+
+def build_drift_check(service: Any, settings: MonitorSettings) -> DriftCheck | None:
+    """PSI vs the training manifest's per-feature bins (None if the model has none)."""
+    model = getattr(service, "model", None)
+    reference = parse_manifest(getattr(model, "manifest", None) or {})
+    if not reference:
+        return None
+    monitor = DriftMonitor(
+        reference,
+        model_version=str(getattr(model, "version", "")),
+        threshold=settings.monitor_drift_psi_threshold,
+        min_samples=settings.monitor_drift_min_samples,
+    )
+    return DriftCheck(monitor, service_feature_rows(service))
 
 
 def build_prediction_service(settings: MonitorSettings) -> PredictionService:
@@ -67,14 +85,16 @@ def build_deps(settings: MonitorSettings, service: PredictionService | None = No
         pusher = SubscriptionPush(
             DynamoConnectionStore(table), ApiGatewayPoster(settings.ws_endpoint, settings.region)
         )
+    service = service or build_prediction_service(settings)
     return MonitorDeps(
         watchlist=DynamoWatchlistStore(table),
-        service=service or build_prediction_service(settings),
+        service=service,
         sweep_state=DynamoSweepStateStore(table),
         publisher=SnsAlertPublisher(settings.alerts_topic_arn),
         heartbeat=StateHeartbeatReader(DynamoKeyValueState(table)),
         outcomes=DynamoOutcomeStore(table),
         pusher=pusher,
+        drift=build_drift_check(service, settings),
     )
 
 
@@ -113,6 +133,13 @@ def emit_metrics(
     metrics.add_metric(name="ConfidenceMoves", unit=MetricUnit.Count, value=result.moves)
     metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=len(result.alerts))
     metrics.add_metric(name="SweepErrors", unit=MetricUnit.Count, value=len(result.errors))
+    if result.drift is not None:
+        metrics.add_metric(
+            name="DriftMaxPSI", unit=MetricUnit.NoUnit, value=round(result.drift.max_psi, 4)
+        )
+        metrics.add_metric(
+            name="DriftedFeatures", unit=MetricUnit.Count, value=len(result.drift.drifted)
+        )
     if result.market_data_fetches is not None:
         metrics.add_metric(
             name="MarketDataReads", unit=MetricUnit.Count, value=result.market_data_fetches
@@ -150,6 +177,7 @@ def sweep(event: dict[str, Any], deps: MonitorDeps, settings: MonitorSettings) -
         clock=lambda: now,
         settings=settings.sweep_config(),
         pusher=deps.pusher,
+        drift=deps.drift,
     )
     groups: list[Any] = []
     if deps.outcomes is not None:

@@ -99,3 +99,85 @@ def test_manifest_shapes() -> None:
     np.testing.assert_allclose(d.expected(), [0.25, 0.75])
     with pytest.raises(ValueError):
         FeatureDistribution(edges=[0, 1], proportions=[0.5, 0.5])
+
+
+def test_sweep_accumulates_the_day_and_alerts_once(training: dict[str, np.ndarray]) -> None:
+    """Through run_sweep: counts add up over the day's sweeps; one `drift` alert per day;
+    quiet while live rows look like training."""
+    from datetime import timedelta
+
+    from magic8.monitor.drift import DriftMonitor
+    from magic8.monitor.sweep import DriftCheck, InMemorySweepStateStore, run_sweep
+    from magic8.monitor.watchlist import InMemoryWatchlistStore, WatchlistEntry
+
+    ref = parse_manifest(_reference(training))
+    names = list(training)
+    shift = {"vix_level": 0.0}
+    rng = np.random.default_rng(1)
+
+    def rows(requests: list[object]) -> tuple[list[str], np.ndarray]:
+        n = len(requests)
+        m = np.column_stack(
+            [
+                rng.gamma(9.0, 2.0, n) + shift["vix_level"],
+                rng.normal(0.0, 0.004, n),
+                rng.uniform(0, 390, n),
+            ]
+        )
+        return names, m
+
+    class Service:
+        def predict_batch(self, requests: list[object], share: bool = True) -> object:
+            return [{"win_probability": 0.6, "threshold": 0.5} for _ in requests], {}
+
+    class Pub:
+        alerts: list[object] = []
+
+        def publish(self, alert: object) -> str:
+            self.alerts.append(alert)
+            return "1"
+
+    class Beat:
+        def last_beat(self) -> datetime:
+            return clock[0]
+
+    clock = [NOW]
+    watch = InMemoryWatchlistStore(
+        [
+            WatchlistEntry.model_validate(
+                {
+                    "symbol": "SPX",
+                    "strategy": "Vertical",
+                    "strikes": [5850, 5860 + i],
+                    "premium": 2.0,
+                    "predicted_price": 5855,
+                    "action": "BUY",
+                    "created_at": NOW,
+                    "expiry": NOW + timedelta(days=3),
+                }
+            )
+            for i in range(40)
+        ]
+    )
+    state, pub = InMemorySweepStateStore(), Pub()
+    check = DriftCheck(DriftMonitor(ref, "v-test", threshold=0.25, min_samples=100), rows)
+
+    def sweep() -> object:
+        return run_sweep(watch, Service(), state, pub, Beat(), lambda: clock[0], drift=check)
+
+    first = sweep()  # 40 rows < 100: not judged yet
+    assert first.drift is not None and first.drift.features == []  # type: ignore[attr-defined]
+    for _ in range(4):
+        clock[0] += timedelta(minutes=5)
+        res = sweep()
+    assert res.drift.drifted == [] and pub.alerts == []  # type: ignore[attr-defined]
+    assert state.state.drift is not None and state.state.drift.rows == 200
+    shift["vix_level"] = 25.0  # the regime changes; counts accumulate until it shows
+    kinds = []
+    for _ in range(12):
+        clock[0] += timedelta(minutes=5)
+        kinds.append(len(sweep().alerts))  # type: ignore[attr-defined]
+    assert sum(kinds) == 1 and pub.alerts[0].kind == "drift"  # type: ignore[attr-defined]
+    clock[0] += timedelta(days=1)  # next trading day: fresh counts, may alert again
+    sweep()
+    assert state.state.drift.rows == 40 and not state.state.drift.alerted

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ DEFAULT_PSI_THRESHOLD = 0.25
 DEFAULT_MIN_SAMPLES = 50
 # Keys tried, in order, for the per-feature distributions in the manifest.
 MANIFEST_KEYS: tuple[str, ...] = (
+    "drift",  # magic8.ml.train.drift_summary: {name: {edges (inner), expected, nan_share}}
     "feature_distributions",
     "feature_bins",
     "drift_reference",
@@ -36,12 +37,17 @@ MANIFEST_KEYS: tuple[str, ...] = (
 
 
 class FeatureDistribution(BaseModel):
-    """Training distribution of one feature: k+1 increasing bin edges, k proportions."""
+    """Training distribution of one feature: k+1 increasing bin edges, k proportions.
+
+    With `nan_share` (the training share of missing values) a last "missing" bin is added:
+    expected = proportions * (1 - nan_share) + [nan_share]; live NaNs count in it.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     edges: list[float] = Field(min_length=2)
     proportions: list[float] = Field(min_length=1)
+    nan_share: float | None = Field(default=None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureDistribution:
@@ -54,18 +60,32 @@ class FeatureDistribution(BaseModel):
             raise ValueError("proportions must be non-negative with a positive sum")
         return self
 
+    @property
+    def n_bins(self) -> int:
+        return len(self.proportions) + (1 if self.nan_share is not None else 0)
+
     def expected(self) -> np.ndarray:
         e = np.asarray(self.proportions, dtype=float)
-        return e / e.sum()
+        e = e / e.sum()
+        if self.nan_share is not None:
+            e = np.append(e * (1.0 - self.nan_share), self.nan_share)
+        return e
 
-    def actual(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
-        """Proportions of `values` per bin (outer bins open-ended)."""
+    def counts(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Live values per bin (outer bins open-ended; NaNs in the missing bin if any)."""
         v = np.asarray(values, dtype=float)
-        v = v[np.isfinite(v)]
+        finite = v[np.isfinite(v)]
         inner = np.asarray(self.edges[1:-1], dtype=float)
         # bin i holds edges[i] <= x < edges[i+1]; below/above the outer edges -> end bins
-        idx = np.searchsorted(inner, v, side="right")
+        idx = np.searchsorted(inner, finite, side="right")
         counts = np.bincount(idx, minlength=len(self.proportions)).astype(float)
+        if self.nan_share is not None:
+            counts = np.append(counts, float(len(v) - len(finite)))
+        return counts
+
+    def actual(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Proportions of `values` per bin."""
+        counts = self.counts(values)
         return counts / counts.sum() if counts.sum() else counts
 
 
@@ -86,10 +106,16 @@ def parse_manifest(manifest: Mapping[str, Any]) -> dict[str, FeatureDistribution
             continue
         edges = spec.get("bin_edges", spec.get("edges"))
         props = spec.get("expected", spec.get("proportions", spec.get("expected_proportions")))
-        if edges is None or props is None:
-            continue
+        if edges is None or props is None or len(props) < 2:
+            continue  # absent, or a constant feature (one bin): nothing to compare
+        full = [float(e) for e in edges]
+        if len(full) == len(props) - 1:  # inner edges only (magic8.ml.train)
+            full = [-math.inf, *full, math.inf]
+        nan_share = spec.get("nan_share")
         out[str(name)] = FeatureDistribution(
-            edges=[float(e) for e in edges], proportions=[float(p) for p in props]
+            edges=full,
+            proportions=[float(p) for p in props],
+            nan_share=float(nan_share) if nan_share is not None else None,
         )
     return out
 
@@ -122,6 +148,30 @@ class DriftReport(BaseModel):
         return max((f.psi for f in self.features), default=0.0)
 
 
+def check_counts(
+    reference: Mapping[str, FeatureDistribution],
+    counts: Mapping[str, Sequence[float] | np.ndarray],
+    threshold: float = DEFAULT_PSI_THRESHOLD,
+    min_samples: int = DEFAULT_MIN_SAMPLES,
+) -> DriftReport:
+    """PSI per feature from live counts per bin (the reference's bins)."""
+    features: list[FeatureDrift] = []
+    skipped: list[str] = []
+    for name, dist in reference.items():
+        if name not in counts:
+            continue
+        c = np.asarray(counts[name], dtype=float)
+        n = int(c.sum())
+        if n < min_samples:
+            skipped.append(name)
+            continue
+        score = psi(dist.expected(), c / n)
+        features.append(FeatureDrift(feature=name, psi=score, n=n, drifted=score > threshold))
+    return DriftReport(
+        threshold=threshold, min_samples=min_samples, features=features, skipped=skipped
+    )
+
+
 def check_drift(
     reference: Mapping[str, FeatureDistribution],
     live: Mapping[str, Sequence[float] | np.ndarray],
@@ -129,23 +179,69 @@ def check_drift(
     min_samples: int = DEFAULT_MIN_SAMPLES,
 ) -> DriftReport:
     """PSI per feature present in both the reference and the live sample."""
-    features: list[FeatureDrift] = []
-    skipped: list[str] = []
-    for name, dist in reference.items():
-        if name not in live:
-            continue
-        values = np.asarray(live[name], dtype=float)
-        values = values[np.isfinite(values)]
-        if len(values) < min_samples:
-            skipped.append(name)
-            continue
-        score = psi(dist.expected(), dist.actual(values))
-        features.append(
-            FeatureDrift(feature=name, psi=score, n=len(values), drifted=score > threshold)
-        )
-    return DriftReport(
-        threshold=threshold, min_samples=min_samples, features=features, skipped=skipped
-    )
+    counts = {name: dist.counts(live[name]) for name, dist in reference.items() if name in live}
+    return check_counts(reference, counts, threshold, min_samples)
+
+
+# Features whose live distribution says which trades are watched or what time it is, not
+# how the market behaves: one day's sweeps cover part of a session and one weekday.
+DEFAULT_EXCLUDED: frozenset[str] = frozenset(
+    {
+        "minutes_since_open",
+        "minutes_to_close",
+        "day_of_week",
+        "expected_move",
+        "is_butterfly",
+        "is_iron_condor",
+        "is_vertical",
+        "is_sonar",
+        "action_sell",
+        "vertical_call",
+        "has_short_term",
+        "has_long_term",
+    }
+)
+
+
+class DriftAccumulator(BaseModel):
+    """Live counts per feature bin over one trading day (kept in the sweep state)."""
+
+    day: date
+    rows: int = 0
+    counts: dict[str, list[float]] = Field(default_factory=dict)
+    alerted: bool = False
+
+
+class DriftMonitor:
+    """The training reference plus the policy: what to compare, when to say so."""
+
+    def __init__(
+        self,
+        reference: Mapping[str, FeatureDistribution],
+        model_version: str = "",
+        threshold: float = DEFAULT_PSI_THRESHOLD,
+        min_samples: int = DEFAULT_MIN_SAMPLES,
+        excluded: frozenset[str] = DEFAULT_EXCLUDED,
+    ) -> None:
+        self.reference = {k: v for k, v in reference.items() if k not in excluded}
+        self.model_version = model_version
+        self.threshold = threshold
+        self.min_samples = min_samples
+
+    def accumulate(
+        self, acc: DriftAccumulator, names: Sequence[str], rows: np.ndarray
+    ) -> DriftAccumulator:
+        counts = dict(acc.counts)
+        for j, name in enumerate(names):
+            dist = self.reference.get(name)
+            if dist is None:
+                continue
+            prev = np.asarray(counts.get(name) or np.zeros(dist.n_bins), dtype=float)
+            counts[name] = (prev + dist.counts(rows[:, j])).tolist()
+        return acc.model_copy(update={"counts": counts, "rows": acc.rows + int(rows.shape[0])})
+
+    def report(self, acc: DriftAccumulator) -> DriftReport:
+        return check_counts(self.reference, acc.counts, self.threshold, self.min_samples)
 
 
 def drift_alert(report: DriftReport, now: datetime, model_version: str = "") -> Alert | None:
@@ -168,3 +264,29 @@ def drift_alert(report: DriftReport, now: datetime, model_version: str = "") -> 
         dedupe_key=f"drift:{model_version}:{now.date().isoformat()}",
         created_at=now,
     )
+
+
+def service_feature_rows(service: Any) -> Any:
+    """FeatureRowsFn over magic8.domain.service.PredictionService's public parts.
+
+    Builds the rows the service just scored for these trades, from the snapshots in its
+    market cache (read by the sweep's batch a moment ago: no extra market read while the
+    cache holds them) with the same feature builder and the same feature time. Trades
+    whose symbol has no snapshot are left out (their rows would be placeholders).
+    """
+
+    def rows(requests: Sequence[Any]) -> tuple[Sequence[str], np.ndarray] | None:
+        vix = service.market_snapshot("VIX")
+        contexts: dict[str, Any] = {}
+        for sym in {r.symbol.value for r in requests}:
+            snap = service.market_snapshot(sym)
+            if snap is not None:
+                contexts[sym] = service.features.context(snap, vix)
+        kept = [r for r in requests if r.symbol.value in contexts]
+        if not kept:
+            return None
+        ftime = service.feature_time(service.clock())
+        matrix = service.features.build(kept, [contexts[r.symbol.value] for r in kept], ftime)
+        return tuple(service.model.feature_names), np.asarray(matrix, dtype=float)
+
+    return rows

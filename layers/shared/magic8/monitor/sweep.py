@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, Protocol
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from magic8.domain.alerts import Alert
 from magic8.domain.ports import AlertPublisher
 from magic8.domain.trades import TradeRequest
 from magic8.monitor.calendar import MARKET_CLOSE, MARKET_OPEN, is_market_hours, trading_day
+from magic8.monitor.drift import DriftAccumulator, DriftMonitor, DriftReport, drift_alert
 from magic8.monitor.push import ConfidenceUpdate, PushResult
 from magic8.monitor.watchlist import WatchlistEntry, WatchlistStore
 
@@ -60,6 +62,19 @@ class HeartbeatReader(Protocol):
     def last_beat(self) -> datetime | None:
         """When the gateway last reported itself alive (None: never / unknown)."""
         ...
+
+
+# Feature rows (names, matrix) the prediction service builds for these trades; None if
+# it cannot say (e.g. no market data).
+FeatureRowsFn = Callable[[Sequence[TradeRequest]], "tuple[Sequence[str], np.ndarray] | None"]
+
+
+@dataclass
+class DriftCheck:
+    """Live feature distributions vs the training manifest, accumulated per trading day."""
+
+    monitor: DriftMonitor
+    rows: FeatureRowsFn
 
 
 class UpdatePusher(Protocol):
@@ -109,6 +124,7 @@ class SweepState(BaseModel):
     crossings: dict[str, CrossingState] = Field(default_factory=dict)
     stale_incident: StaleIncident | None = None
     last_sweep_at: datetime | None = None
+    drift: DriftAccumulator | None = None
 
 
 class SweepStateStore(Protocol):
@@ -156,6 +172,7 @@ class SweepResult:
     market_data_fetches: int | None = None
     gateway: GatewayCheck | None = None
     push: PushResult | None = None
+    drift: DriftReport | None = None
     errors: list[str] = field(default_factory=list)
     duration_ms: float = 0.0
 
@@ -176,6 +193,8 @@ class SweepResult:
             "gateway_stale": bool(g and g.stale and g.market_hours),
             "gateway_age_s": None if g is None or g.age_s is None else round(g.age_s, 1),
             "pushed_connections": self.push.delivered if self.push else 0,
+            "drift_max_psi": None if self.drift is None else round(self.drift.max_psi, 4),
+            "drifted": [] if self.drift is None else [f.feature for f in self.drift.drifted],
             "errors": self.errors,
             "duration_ms": round(self.duration_ms, 2),
             "updates": [
@@ -306,6 +325,39 @@ def check_gateway(
     return check
 
 
+def check_drift_step(
+    drift: DriftCheck,
+    state: SweepState,
+    entries: Sequence[WatchlistEntry],
+    publisher: AlertPublisher,
+    now: datetime,
+    config: SweepConfig,
+    result: SweepResult,
+) -> None:
+    """Add this sweep's feature rows to today's counts; one `drift` alert per day."""
+    if not is_market_hours(now, config.market_open, config.market_close):
+        return  # after the close the market features stand still: nothing new to count
+    day = trading_day(now, config.market_close)
+    acc = state.drift if state.drift is not None and state.drift.day == day else None
+    acc = acc or DriftAccumulator(day=day)
+    try:
+        got = drift.rows([e.trade_request() for e in entries])
+    except Exception as exc:
+        result.errors.append(f"drift rows: {exc}")
+        return
+    if got is None:
+        return
+    names, matrix = got
+    acc = drift.monitor.accumulate(acc, names, matrix)
+    report = drift.monitor.report(acc)
+    result.drift = report
+    if report.drifted and not acc.alerted:
+        alert = drift_alert(report, now, drift.monitor.model_version)
+        if alert is not None and _publish(publisher, alert, result):
+            acc = acc.model_copy(update={"alerted": True})
+    state.drift = acc
+
+
 # ----------------------------------------------------------------------------- the sweep
 
 
@@ -318,6 +370,7 @@ def run_sweep(
     clock: Clock = utc_now,
     settings: SweepConfig | None = None,
     pusher: UpdatePusher | None = None,
+    drift: DriftCheck | None = None,
 ) -> SweepResult:
     config = settings or SweepConfig()
     t0 = _time.perf_counter()
@@ -390,6 +443,8 @@ def run_sweep(
             if key not in new_crossings and old.expires_at and old.expires_at + retain > now:
                 new_crossings[key] = old
         state.crossings = new_crossings
+    if drift is not None and predictions:
+        check_drift_step(drift, state, entries, publisher, now, config, result)
     result.gateway = check_gateway(heartbeat_reader, state, publisher, now, config, result)
     state.last_sweep_at = now
     try:
