@@ -39,10 +39,11 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
+async def _call(fn: Callable[[], Any]) -> Any:
+    """Await a coroutine method; run a blocking one (thread joins, flushes) off the loop."""
+    if inspect.iscoroutinefunction(fn):
+        return await fn()
+    return await asyncio.to_thread(fn)
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -68,13 +69,9 @@ def default_market_repository(settings: GatewaySettings) -> MarketDataRepository
 
 def default_databento_session(settings: GatewaySettings) -> Any:
     """The Databento half (gateway_host.databento_session), built from the settings."""
-    import importlib
+    from gateway_host.databento_session import from_settings
 
-    databento_session = importlib.import_module("gateway_host.databento_session")
-    factory = getattr(databento_session, "from_settings", None)
-    if factory is not None:
-        return factory(settings)
-    return databento_session.DatabentoSession(settings)
+    return from_settings(settings)
 
 
 class Gateway:
@@ -162,7 +159,7 @@ class Gateway:
         if self.ib is not None:
             await self.ib.start()
         if self.databento is not None:
-            await _maybe_await(self.databento.start())
+            await _call(self.databento.start)
         await self.heartbeat.start()
         log.info(
             "gateway started: ib=%s databento=%s health=:%d",
@@ -176,10 +173,8 @@ class Gateway:
         if self.ib is not None:
             await self.ib.stop()  # cancels tasks, disconnects, flushes snapshots
         if self.databento is not None:
-            await _maybe_await(self.databento.stop())
-            flush = getattr(self.databento, "flush", None)
-            if flush is not None:
-                await _maybe_await(flush())  # open windows + pending Kinesis records
+            await _call(self.databento.stop)  # ends the feed
+            await _call(self.databento.flush)  # open windows + pending Kinesis records
         await self.heartbeat.stop(final=True)
         await self.health.stop()
         log.info("gateway stopped cleanly")

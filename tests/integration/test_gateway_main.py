@@ -34,6 +34,7 @@ pytestmark = pytest.mark.xdist_group("ib_gateway")
 
 SECRET = "db-SECRET-c0ffee-5ca1ab1e-never-log-me"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_DAY = REPO_ROOT / "layers/shared/magic8/data/sessions/sample/day-2025-09-16"
 # Until magic8.adapters.market_dynamo (the prediction side's adapter) exists, run the same
 # main() with the documented-form repository the IbSession tests use.
 _SHIM = (
@@ -178,6 +179,24 @@ def test_settings_mask_secrets() -> None:
     assert settings.databento_api_key.get_secret_value() == SECRET
 
 
+def kinesis_records(stream: str) -> list[dict[str, Any]]:
+    from magic8.adapters.aws import client
+
+    kinesis = client("kinesis")
+    out: list[dict[str, Any]] = []
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        it = kinesis.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while it:
+            resp = kinesis.get_records(ShardIterator=it, Limit=10000)
+            out += [json.loads(r["Data"]) for r in resp["Records"]]
+            if not resp["Records"]:
+                break
+            it = resp.get("NextShardIterator")
+    return out
+
+
 def test_main_process_sigterm_flushes_and_exits_0(
     aws_resources: LocalResources, tmp_path: Path
 ) -> None:
@@ -187,7 +206,14 @@ def test_main_process_sigterm_flushes_and_exits_0(
     tws = ThreadedFakeTws(tick_interval=0.05)
     tws_port = tws.start()
     health_port = free_port()
-    env = {**os.environ, **gateway_env(tws_port, health_port)}
+    env = {
+        **os.environ,
+        **gateway_env(tws_port, health_port),
+        # the Databento half in replay mode over one day of the shipped sample session
+        "MAGIC8_DATABENTO_ENABLED": "true",
+        "MAGIC8_DATABENTO_MODE": "replay",
+        "MAGIC8_DATABENTO_REPLAY_PATH": str(SAMPLE_DAY),
+    }
     log_path = tmp_path / "gateway.log"
     log_file = log_path.open("w")  # a file, not a pipe: DEBUG output must never block the child
     proc = subprocess.Popen(
@@ -199,7 +225,9 @@ def test_main_process_sigterm_flushes_and_exits_0(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = (
+            time.monotonic() + 90
+        )  # cold imports (databento pulls pandas) are slow on a busy machine
         status = None
         while time.monotonic() < deadline:
             try:
@@ -215,11 +243,17 @@ def test_main_process_sigterm_flushes_and_exits_0(
             proc.kill()
             raise AssertionError(f"/health never 200 ({status}): {log_path.read_text()[-3000:]}")
         health = resp.json()
-        # snapshots and a live heartbeat before the stop
-        deadline = time.monotonic() + 10
-        while len(read_items(market_table)) < 7 or heartbeat_item(state_table) is None:
-            assert time.monotonic() < deadline
+        # snapshots, a live heartbeat and the finished replay before the stop
+        deadline = time.monotonic() + 30
+        while (
+            len(read_items(market_table)) < 7
+            or heartbeat_item(state_table) is None
+            or health["databento"]["state"] != "done"
+        ):
+            assert time.monotonic() < deadline, health
             time.sleep(0.2)
+            health = httpx.get(f"http://127.0.0.1:{health_port}/health", timeout=2).json()
+        live_beat = GatewayHeartbeat.from_item(heartbeat_item(state_table) or {})
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     finally:
@@ -232,6 +266,12 @@ def test_main_process_sigterm_flushes_and_exits_0(
     assert health["ib"]["state"] == "connected"
     final = GatewayHeartbeat.from_item(heartbeat_item(state_table) or {})
     assert final.final and final.ib_state == "stopped"
+    assert live_beat.databento_state == "done" and live_beat.last_mbo_at is not None
+    # every window the replay emitted reached Kinesis, the last ones through the SIGTERM flush
+    emitted = health["databento"]["windows_emitted"]
+    records = kinesis_records(aws_resources.settings.flow_stream)
+    assert emitted > 0 and len(records) == emitted
+    assert all(r["schema_version"] == 1 and r["source"] == "replay" for r in records)
     assert "gateway stopped cleanly" in output
     assert SECRET not in output
     json.dumps(health)  # the health body is plain JSON
