@@ -22,11 +22,13 @@ def config_payload(
     poll_seconds: float = 5,
     underlying: str = "",
     history_hours: float = 24,
+    api_key_via_proxy: bool = False,
 ) -> dict[str, Any]:
     """The dashboard's runtime configuration (the keys app.js reads).
 
     `api_key` belongs only in a config served to the local machine; in AWS leave it empty
-    and let the CDN origin (or a proxy) add the key, so it never ships in public assets.
+    and let the CDN origin (or a proxy) add the key, so it never ships in public assets
+    (`api_key_via_proxy=True`), or let the page ask the trader for it (kept in localStorage).
     """
     return {
         "apiBase": api_base.rstrip("/"),
@@ -35,6 +37,7 @@ def config_payload(
         "pollSeconds": poll_seconds,
         "underlying": underlying,
         "historyHours": history_hours,
+        "apiKeyViaProxy": api_key_via_proxy,
     }
 
 

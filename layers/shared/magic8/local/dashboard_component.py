@@ -89,7 +89,9 @@ class DashboardServer(ThreadingHTTPServer):
         return self.context.facts.get("ws_url", "") if self.context else ""
 
     def config(self) -> dict[str, Any]:
-        return config_payload(api_base="/api", ws_url=self.ws_url)
+        return config_payload(
+            api_base="/api", ws_url=self.ws_url, api_key_via_proxy=bool(self.api_key)
+        )
 
     @property
     def url(self) -> str:

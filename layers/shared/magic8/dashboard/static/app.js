@@ -135,8 +135,9 @@
       setError(path.split("?")[0], null);
       return body;
     }, function (err) {
-      // Optional endpoints (not deployed yet) are silent on 404.
-      if (!(optional && err.status === 404)) setError(path.split("?")[0], err.message || String(err));
+      // Optional endpoints (not deployed yet) are silent on 404 (and API Gateway's 403 for
+      // an unknown resource).
+      if (!(optional && (err.status === 404 || err.status === 403))) setError(path.split("?")[0], err.message || String(err));
       throw err;
     });
   }
@@ -599,8 +600,8 @@
   }
 
   // ---------------------------------------------------------------- rendering: health
-  var OK = /^(ok|healthy|up|fresh|pass|connected|running|true)$/i;
-  var WARN = /^(degraded|warn|warning|stale|backfilling|replay|unknown)$/i;
+  var OK = /^(ok|healthy|up|fresh|pass|connected|running|true|live|replay|seed)$/i;
+  var WARN = /^(degraded|warn|warning|stale|backfilling|unknown|cached)$/i;
   var BAD = /^(down|error|fail|failed|unhealthy|disconnected|false|missing)$/i;
   function badge(parent, value) {
     var v = String(value);
@@ -623,13 +624,50 @@
     Object.keys(h).forEach(function (k) {
       var v = h[k];
       if (v && typeof v === "object" && !Array.isArray(v)) sections.push(k);
-      else { el("span", { class: "k" }, top, k); badge(el("span", {}, top), fmtVal(v)); }
+      else if (Array.isArray(v)) {
+        el("span", { class: "k" }, top, k);
+        el("span", {}, top, v.length ? v.map(fmtVal).join("; ") : "none");
+      } else { el("span", { class: "k" }, top, k); badge(el("span", {}, top), fmtVal(v)); }
     });
     // gateway first: it is the only stateful part of the system
-    sections.sort(function (a, b) { return (b.indexOf("gateway") >= 0) - (a.indexOf("gateway") >= 0); });
+    function rank(k) { return /gateway/i.test(k) ? 2 : /market/i.test(k) ? 1 : 0; }
+    sections.sort(function (a, b) { return rank(b) - rank(a); });
     sections.forEach(function (k) { renderHealthSection(body, k, h[k], 0); });
   }
+  /** {"SPX": {...}, "NDX": {...}}: every value an object -> one table, a row per key. */
+  function isTableOfObjects(obj) {
+    var keys = Object.keys(obj);
+    return keys.length > 1 && keys.every(function (k) {
+      var v = obj[k];
+      return v && typeof v === "object" && !Array.isArray(v) &&
+        Object.keys(v).every(function (c) { return v[c] === null || typeof v[c] !== "object"; });
+    });
+  }
+  function renderHealthTable(body, name, obj) {
+    el("div", { class: "health-sec", "data-testid": /gateway|market/i.test(name) ? "gateway-health" : "health-section" }, body,
+      /^market$/i.test(name) ? "market data (written by the gateway)" : name);
+    var cols = [];
+    Object.keys(obj).forEach(function (k) {
+      Object.keys(obj[k]).forEach(function (c) { if (cols.indexOf(c) < 0) cols.push(c); });
+    });
+    var table = el("table", { class: "health-table" }, body);
+    var head = el("tr", {}, el("thead", {}, table));
+    el("th", {}, head, "");
+    cols.forEach(function (c) { el("th", {}, head, c); });
+    var tb = el("tbody", {}, table);
+    Object.keys(obj).forEach(function (k) {
+      var tr = el("tr", {}, tb);
+      el("td", {}, tr, k);
+      cols.forEach(function (c) {
+        var v = obj[k][c];
+        var td = el("td", {}, tr);
+        if (typeof v === "number") td.textContent = fmtVal(Math.round(v * 10) / 10);
+        else badge(td, fmtVal(v));
+      });
+    });
+  }
   function renderHealthSection(body, name, obj, depth) {
+    if (isTableOfObjects(obj)) { renderHealthTable(body, name, obj); return; }
     var isGateway = /gateway/i.test(name);
     el("div", { class: "health-sec", "data-testid": isGateway ? "gateway-health" : "health-section" }, body, name);
     var grid = el("div", { class: "health-grid" }, body);
@@ -665,7 +703,8 @@
     loadConfig().then(function (cfg) {
       CFG = Object.assign({}, DEFAULTS, cfg || {});
       if (!cfg || (!cfg.apiBase && cfg.apiUrl)) CFG.apiBase = (cfg && cfg.apiUrl) || DEFAULTS.apiBase;
-      state.configKey = !!CFG.apiKey;
+      // a key in the config, or a same-origin proxy that adds it: never ask the user for one
+      state.configKey = !!CFG.apiKey || !!CFG.apiKeyViaProxy;
       if (!CFG.apiKey) {
         try { CFG.apiKey = localStorage.getItem(KEY_STORE) || ""; } catch (e) {}
       }
