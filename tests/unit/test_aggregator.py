@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from magic8.domain.flow import PressureWindow
 from magic8.flow.aggregator import PressureAggregator, new_keys_mask, trade_keys
 from magic8.flow.ingest import MBO_DTYPE
 from magic8.flow.instruments import InstrumentMap, make_instrument
@@ -185,4 +186,6 @@ def test_properties_conservation_no_nan(
     for w in windows:
         for v in (w.bid_volume, w.ask_volume, w.notional_premium, w.pressure_ratio):
             assert math.isfinite(v)
+        # emitted with model_construct: the full model validation must agree
+        assert PressureWindow.model_validate_json(w.model_dump_json()) == w
         assert len({(w.instrument_id, w.window_start) for w in windows}) == len(windows)

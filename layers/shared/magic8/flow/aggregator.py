@@ -25,6 +25,7 @@ same window_key (consumers keep the latest).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -37,6 +38,10 @@ from magic8.flow.instruments import FIXED_PRICE_SCALE, UNDEF_PRICE, InstrumentMa
 Source = Literal["live", "replay", "backfill"]
 NS = 1_000_000_000
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_NEVER = 2**63
+_T, _F, _B, _A = (ord(c) for c in "TFBA")
+_COLUMNS = ("instrument_id", "ts_event", "size", "side", "price", "sequence")
+_KEY_COLUMNS = (*_COLUMNS, "order_id")
 _PRIMES = tuple(
     np.uint64(p)
     for p in (
@@ -51,19 +56,19 @@ _PRIMES = tuple(
 )
 
 
-def trade_keys(trades: np.ndarray) -> np.ndarray:
-    """A 64-bit identity per trade record (vectorized; wraps modulo 2**64)."""
+def trade_keys(trades: Mapping[str, np.ndarray] | np.ndarray) -> np.ndarray:
+    """A 64-bit identity per trade (record array or column dict; wraps modulo 2**64)."""
     cols = (
-        trades["instrument_id"].astype(np.uint64),
-        trades["ts_event"].astype(np.uint64),
-        trades["sequence"].astype(np.uint64),
-        trades["order_id"].astype(np.uint64),
-        trades["price"].astype(np.int64).view(np.uint64),
-        trades["size"].astype(np.uint64),
-        trades["side"].view(np.uint8).astype(np.uint64),
+        np.asarray(trades["instrument_id"]).astype(np.uint64),
+        np.asarray(trades["ts_event"]).astype(np.uint64),
+        np.asarray(trades["sequence"]).astype(np.uint64),
+        np.asarray(trades["order_id"]).astype(np.uint64),
+        np.asarray(trades["price"]).astype(np.int64).view(np.uint64),
+        np.asarray(trades["size"]).astype(np.uint64),
+        np.asarray(trades["side"]).view(np.uint8).astype(np.uint64),
     )
     with np.errstate(over="ignore"):
-        h = np.zeros(len(trades), dtype=np.uint64)
+        h = np.zeros(len(cols[0]), dtype=np.uint64)
         for c, p in zip(cols, _PRIMES, strict=True):
             h = (h ^ (c * p)) * _PRIMES[0]
             h ^= h >> np.uint64(29)
@@ -139,6 +144,8 @@ class PressureAggregator:
         self._closed: dict[tuple[int, int], _Window] = {}
         self._key_chunks: list[tuple[int, int, np.ndarray]] = []  # (min_ts, max_ts, keys)
         self._hold_from_ns: int | None = None
+        self._min_open_start = _NEVER
+        self._times: dict[int, datetime] = {}
         self.stats: Counter[str] = Counter()
 
     # -- ingestion ---------------------------------------------------------------------
@@ -155,88 +162,94 @@ class PressureAggregator:
             return []
         src: Source = source or self.source
         self.stats["mbo_records"] += n
-        actions = records["action"]
-        is_trade = actions == b"T"
-        n_fill = int(np.count_nonzero(actions == b"F"))
-        self.stats["fill_records_ignored"] += n_fill
-        trades = records[is_trade]
+        actions = records["action"].view(np.uint8)
+        idx = np.flatnonzero(actions == _T)
+        self.stats["fill_records_ignored"] += int(np.count_nonzero(actions == _F))
         max_ts = int(records["ts_event"].max())
         emitted: list[PressureWindow] = []
-        if len(trades):
-            keys = trade_keys(trades) if (self.track_keys or dedupe) else None
+        counted = 0
+        if len(idx):
+            names = _KEY_COLUMNS if (self.track_keys or dedupe) else _COLUMNS
+            cols = {name: records[name][idx] for name in names}
+            keys = trade_keys(cols) if (self.track_keys or dedupe) else None
             if dedupe and keys is not None:
-                keep = new_keys_mask(self._known_keys(trades), keys)
+                keep = new_keys_mask(self._known_keys(cols["ts_event"]), keys)
                 self.stats["duplicate_trades_dropped"] += int(len(keep) - keep.sum())
-                trades = trades[keep]
+                cols = {name: col[keep] for name, col in cols.items()}
                 keys = keys[keep]
-            if len(trades):
-                emitted.extend(self._accumulate(trades, src))
+            counted = len(cols["ts_event"])
+            if counted:
+                emitted.extend(self._accumulate(cols, src))
                 if keys is not None and self.track_keys:
-                    ts = trades["ts_event"]
+                    ts = cols["ts_event"]
                     self._key_chunks.append((int(ts.min()), int(ts.max()), keys))
-        self.stats["trades_counted"] += len(trades)
+        self.stats["trades_counted"] += counted
         if not dedupe:  # backfill records are old: they never move the clock
             emitted.extend(self.advance(max_ts))
         return emitted
 
-    def _known_keys(self, trades: np.ndarray) -> np.ndarray:
-        lo, hi = int(trades["ts_event"].min()), int(trades["ts_event"].max())
+    def _known_keys(self, ts: np.ndarray) -> np.ndarray:
+        lo, hi = int(ts.min()), int(ts.max())
         chunks = [k for (a, b, k) in self._key_chunks if b >= lo and a <= hi]
         if not chunks:
             return np.zeros(0, dtype=np.uint64)
         return np.sort(np.concatenate(chunks))
 
-    def _accumulate(self, trades: np.ndarray, src: Source) -> list[PressureWindow]:
-        iid = trades["instrument_id"].astype(np.uint64)
-        ts = trades["ts_event"].astype(np.uint64)
-        win = ts // np.uint64(self.window_ns)
+    def _accumulate(self, cols: dict[str, np.ndarray], src: Source) -> list[PressureWindow]:
+        iid = cols["instrument_id"].astype(np.uint64)
+        win = cols["ts_event"].astype(np.uint64) // np.uint64(self.window_ns)
         key = (iid << np.uint64(32)) | win
         order = np.argsort(key, kind="stable")
         key_s = key[order]
         starts = np.r_[0, np.flatnonzero(key_s[1:] != key_s[:-1]) + 1]
-        size = trades["size"].astype(np.float64)[order]
-        side = trades["side"][order]
-        price = trades["price"][order]
-        seq = trades["sequence"].astype(np.int64)[order]
-        ask_w = np.where(side == b"B", size, 0.0)
-        bid_w = np.where(side == b"A", size, 0.0)
+        size = cols["size"][order].astype(np.float64)
+        side = cols["side"][order].view(np.uint8)
+        price = cols["price"][order]
+        seq = cols["sequence"][order].astype(np.int64)
+        ask_w = np.where(side == _B, size, 0.0)
+        bid_w = np.where(side == _A, size, 0.0)
         unk_w = size - ask_w - bid_w
         valid_px = (price != UNDEF_PRICE) & (price > 0)
         prem = np.where(valid_px, price.astype(np.float64) / FIXED_PRICE_SCALE, 0.0) * size
-        ask = np.add.reduceat(ask_w, starts)
-        bid = np.add.reduceat(bid_w, starts)
-        unk = np.add.reduceat(unk_w, starts)
-        largest = np.maximum.reduceat(size, starts)
-        premium = np.add.reduceat(prem, starts)
-        seq_lo = np.minimum.reduceat(seq, starts)
-        seq_hi = np.maximum.reduceat(seq, starts)
-        counts = np.diff(np.r_[starts, len(key_s)])
+        ask = np.add.reduceat(ask_w, starts).tolist()
+        bid = np.add.reduceat(bid_w, starts).tolist()
+        unk = np.add.reduceat(unk_w, starts).tolist()
+        largest = np.maximum.reduceat(size, starts).tolist()
+        premium = np.add.reduceat(prem, starts).tolist()
+        seq_lo = np.minimum.reduceat(seq, starts).tolist()
+        seq_hi = np.maximum.reduceat(seq, starts).tolist()
+        counts = np.diff(np.r_[starts, len(key_s)]).tolist()
         group_keys = key_s[starts]
         g_iid = (group_keys >> np.uint64(32)).astype(np.int64).tolist()
         g_start = ((group_keys & np.uint64(0xFFFFFFFF)) * np.uint64(self.window_ns)).tolist()
         re_emit: list[PressureWindow] = []
-        for i, (inst, start) in enumerate(zip(g_iid, g_start, strict=True)):
-            wkey = (inst, start)
-            w = self._open.get(wkey)
+        open_ = self._open
+        for i, wkey in enumerate(zip(g_iid, g_start, strict=True)):
+            w = open_.get(wkey)
             late = False
             if w is None:
                 w = self._closed.get(wkey)
                 if w is not None:
                     late = True
                 else:
-                    w = _Window(instrument_id=inst, start_ns=start)
-                    self._open[wkey] = w
-            w.ask += float(ask[i])
-            w.bid += float(bid[i])
-            w.unknown += float(unk[i])
-            w.trades += int(counts[i])
-            w.largest = max(w.largest, float(largest[i]))
-            w.premium_points += float(premium[i])
-            w.first_seq = min(w.first_seq, int(seq_lo[i]))
-            w.last_seq = max(w.last_seq, int(seq_hi[i]))
+                    w = _Window(instrument_id=wkey[0], start_ns=wkey[1])
+                    open_[wkey] = w
+                    if w.start_ns < self._min_open_start:
+                        self._min_open_start = w.start_ns
+            w.ask += ask[i]
+            w.bid += bid[i]
+            w.unknown += unk[i]
+            w.trades += counts[i]
+            if largest[i] > w.largest:
+                w.largest = largest[i]
+            w.premium_points += premium[i]
+            if seq_lo[i] < w.first_seq:
+                w.first_seq = seq_lo[i]
+            if seq_hi[i] > w.last_seq:
+                w.last_seq = seq_hi[i]
             w.sources.add(src)
             if late:
-                self.stats["late_trades"] += int(counts[i])
+                self.stats["late_trades"] += counts[i]
                 re_emit.append(self._emit(w))
         return re_emit
 
@@ -247,6 +260,8 @@ class PressureAggregator:
         if now_ns > self.watermark_ns:
             self.watermark_ns = int(now_ns)
         limit = self.watermark_ns - self.lateness_ns
+        if not self._open or self._min_open_start + self.window_ns > limit:
+            return []  # nothing can be due (the common case: one check per batch)
         due = [
             k
             for k, w in self._open.items()
@@ -284,6 +299,7 @@ class PressureAggregator:
             w = self._open.pop(k)
             self._closed[k] = w
             out.append(self._emit(w))
+        self._min_open_start = min((w.start_ns for w in self._open.values()), default=_NEVER)
         self.stats["windows_closed"] += len(out)
         return out
 
@@ -301,31 +317,45 @@ class PressureAggregator:
         self._closed.clear()
         self._key_chunks.clear()
         self._hold_from_ns = None
+        self._min_open_start = _NEVER
         self.watermark_ns = 0
 
     @property
     def open_windows(self) -> int:
         return len(self._open)
 
+    def _time(self, ns: int) -> datetime:
+        t = self._times.get(ns)
+        if t is None:
+            if len(self._times) > 4096:
+                self._times.clear()
+            t = self._times[ns] = datetime.fromtimestamp(ns / NS, tz=UTC)
+        return t
+
     def _emit(self, w: _Window) -> PressureWindow:
+        """The window as a flow record.
+
+        Built with model_construct: every field is computed here from finite sums (the
+        property tests re-validate emitted windows against the full model).
+        """
         inst = self.instruments.get(w.instrument_id) or self.instruments.unknown(w.instrument_id)
         total = w.bid + w.ask + w.unknown
         ratio = pressure_ratio(w.ask, w.bid)
+        sources = w.sources
         source: Source = (
-            "backfill"
-            if "backfill" in w.sources
-            else ("replay" if "replay" in w.sources else "live")
+            "backfill" if "backfill" in sources else ("replay" if "replay" in sources else "live")
         )
         w.emitted = True
-        return PressureWindow(
+        return PressureWindow.model_construct(
+            schema_version=1,
             instrument_id=w.instrument_id,
             underlying=inst.underlying,
             symbol=inst.raw_symbol[:64],
             expiration=inst.expiration,
             strike=inst.strike,
-            option_type=inst.option_type,  # type: ignore[arg-type]
-            window_start=datetime.fromtimestamp(w.start_ns / NS, tz=UTC),
-            window_end=datetime.fromtimestamp((w.start_ns + self.window_ns) / NS, tz=UTC),
+            option_type=inst.option_type,
+            window_start=self._time(w.start_ns),
+            window_end=self._time(w.start_ns + self.window_ns),
             bid_volume=w.bid,
             ask_volume=w.ask,
             unknown_volume=w.unknown,
