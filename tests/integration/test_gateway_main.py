@@ -225,9 +225,8 @@ def test_main_process_sigterm_flushes_and_exits_0(
         text=True,
     )
     try:
-        deadline = (
-            time.monotonic() + 90
-        )  # cold imports (databento pulls pandas) are slow on a busy machine
+        # cold imports (databento pulls pandas + pyarrow) are slow on a busy machine
+        deadline = time.monotonic() + 90
         status = None
         while time.monotonic() < deadline:
             try:
