@@ -22,6 +22,11 @@ def generated() -> tuple[D.Market, D.Dataset]:
     return market, ds
 
 
+def _with(trade: TradeRequest, update: dict[str, object]) -> TradeRequest:
+    """A validated copy (model_copy(update=) skips validation)."""
+    return TradeRequest(**{**trade.model_dump(), **update})
+
+
 def _bars(win: np.ndarray) -> tuple[Bar, ...]:
     return tuple(
         Bar(ts=int(b[0]), open=b[1], high=b[2], low=b[3], close=b[4], volume=b[5])
@@ -108,7 +113,7 @@ def test_strike_order_does_not_matter() -> None:
         strikes=[5880, 5875, 5835, 5830],
         action="SELL",
     )
-    b = a.model_copy(update={"strikes": [5835, 5880, 5830, 5875]})
+    b = _with(a, {"strikes": [5835, 5880, 5830, 5875]})
     x = F.build_features([a, b], [ctx, ctx])
     np.testing.assert_array_equal(x[0], x[1])
     assert x[0, F.FEATURE_NAMES.index("k1_dist")] == pytest.approx((5830 - 5850) / 5850)
@@ -166,11 +171,11 @@ def test_trade_fields_move_their_features() -> None:
     )
     x0 = F.build_features([base], [ctx])[0]
     variants = {
-        "premium_norm": base.model_copy(update={"premium": 12.0}),
-        "pred_dist": base.model_copy(update={"predicted_price": 5870}),
-        "k2_dist": base.model_copy(update={"strikes": [5910, 5860, 5810]}),
-        "action_sell": base.model_copy(update={"action": "SELL"}),
-        "short_term_delta": base.model_copy(update={"short_term": 5840}),
+        "premium_norm": _with(base, {"premium": 12.0}),
+        "pred_dist": _with(base, {"predicted_price": 5870}),
+        "k2_dist": _with(base, {"strikes": [5910, 5860, 5810]}),
+        "action_sell": _with(base, {"action": "SELL"}),
+        "short_term_delta": _with(base, {"short_term": 5840}),
     }
     for name, trade in variants.items():
         x = F.build_features([trade], [ctx])[0]

@@ -39,6 +39,7 @@ from magic8.domain.pricing import (
     STRATEGY_CODE,
     VERTICAL,
     infer_vertical_call,
+    prob_profit,
     structure_extremes,
     structure_value,
 )
@@ -89,6 +90,8 @@ TRADE_FEATURES: tuple[str, ...] = (
     "premium_vs_fair",
     "fair_norm",
     "risk_reward",
+    "pop_spot",
+    "pop_pred",
     "pred_dist",
     "pred_dist_em",
     "center_dist",
@@ -346,6 +349,12 @@ def assemble(trades: TradeArrays, market: np.ndarray, last: np.ndarray) -> np.nd
         x[:, _IDX["fair_norm"]] = fair / width
         x[:, _IDX["risk_reward"]] = np.clip(
             max_profit / np.where(max_loss > 0, max_loss, np.nan), -1.0, 100.0
+        )
+        # probability of profit if the close is Normal(spot | predicted, expected move)
+        sd = np.maximum(em, 1e-9 * last)
+        x[:, _IDX["pop_spot"]] = prob_profit(s, trades.action_sell, k, is_call, prem, last, sd)
+        x[:, _IDX["pop_pred"]] = prob_profit(
+            s, trades.action_sell, k, is_call, prem, trades.predicted, sd
         )
         nk = np.isfinite(k).sum(axis=1)
         center = np.nanmean(np.where(np.isfinite(k), k, np.nan), axis=1)

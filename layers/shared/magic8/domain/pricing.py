@@ -141,3 +141,53 @@ def structure_extremes(
         axis=1,
     )
     return vals.min(axis=1), vals.max(axis=1)
+
+
+def prob_profit(
+    strategy: np.ndarray,
+    action_sell: np.ndarray,
+    strikes: np.ndarray,
+    is_call: np.ndarray,
+    premium: np.ndarray,
+    mu: np.ndarray,
+    sd: np.ndarray,
+) -> np.ndarray:
+    """P(profit at expiry > 0) when the close is Normal(mu, sd), exactly.
+
+    The profit is piecewise linear with kinks at the strikes and flat tails, so its
+    positive set is a union of intervals found per segment between strikes."""
+    n = len(strategy)
+    k = strikes.copy()
+    # pad missing strikes with the last present one (zero-length segments)
+    for j in range(1, 4):
+        k[:, j] = np.where(np.isfinite(k[:, j]), k[:, j], k[:, j - 1])
+    vals = np.stack(
+        [
+            profit_at_expiry(strategy, action_sell, strikes, is_call, premium, k[:, j])
+            for j in range(4)
+        ],
+        axis=1,
+    )
+    sd = np.maximum(np.asarray(sd, dtype=np.float64), 1e-9)
+    mu = np.asarray(mu, dtype=np.float64)
+
+    def cdf(x: np.ndarray) -> np.ndarray:
+        out: np.ndarray = ndtr((x - mu) / sd)
+        return out
+
+    total = np.where(vals[:, 0] > 0, cdf(k[:, 0]), 0.0)  # left tail
+    total = total + np.where(vals[:, 3] > 0, 1.0 - cdf(k[:, 3]), 0.0)  # right tail
+    for j in range(3):
+        a, b = k[:, j], k[:, j + 1]
+        pa, pb = vals[:, j], vals[:, j + 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            root = a + (b - a) * pa / (pa - pb)
+        both = (pa > 0) & (pb > 0)
+        up = (pa <= 0) & (pb > 0)  # positive on [root, b]
+        down = (pa > 0) & (pb <= 0)  # positive on [a, root]
+        seg = np.where(both, cdf(b) - cdf(a), 0.0)
+        seg = seg + np.where(up, cdf(b) - cdf(np.where(up, root, a)), 0.0)
+        seg = seg + np.where(down, cdf(np.where(down, root, a)) - cdf(a), 0.0)
+        total = total + np.where(b > a, seg, 0.0)
+    out: np.ndarray = np.clip(total, 0.0, 1.0)
+    return out if n else np.empty(0)

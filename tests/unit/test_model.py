@@ -1,0 +1,177 @@
+"""The committed models/ through ModelHierarchy: routing, trade-dependence, NaN safety."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from magic8.domain import features as F
+from magic8.domain.market import Bar, MarketSnapshot
+from magic8.domain.model import ModelHierarchy, model_keys
+from magic8.domain.trades import TradeRequest
+from magic8.settings import DEFAULT_MODEL_DIR
+
+NOW = datetime(2025, 3, 14, 17, 0, tzinfo=UTC)  # 13:00 ET, a Friday
+
+
+@pytest.fixture(scope="module")
+def hierarchy() -> ModelHierarchy:
+    return ModelHierarchy.load(DEFAULT_MODEL_DIR)
+
+
+def _with(trade: TradeRequest, update: dict[str, object]) -> TradeRequest:
+    """A validated copy (model_copy(update=) skips validation)."""
+    return TradeRequest(**{**trade.model_dump(), **update})
+
+
+def _snapshot(symbol: str, level: float, vol: float) -> MarketSnapshot:
+    rng = np.random.default_rng(abs(hash(symbol)) % 2**32)
+    n = 96
+    t0 = int(NOW.timestamp()) - 300 * n
+    px = level * np.exp(np.cumsum(rng.normal(0, vol, n)))
+    px *= level / px[-1]
+    bars = tuple(
+        Bar(ts=t0 + 300 * i, open=p, high=p * (1 + vol), low=p * (1 - vol), close=p, volume=1e3)
+        for i, p in enumerate(px)
+    )
+    return MarketSnapshot(symbol=symbol, last=float(px[-1]), bars=bars, updated_at=NOW)
+
+
+@pytest.fixture(scope="module")
+def spx() -> F.MarketContext:
+    return F.market_context_from_snapshots(
+        _snapshot("SPX", 5850.0, 0.0008), _snapshot("VIX", 16.0, 0.002)
+    )
+
+
+BUTTERFLY = TradeRequest(
+    strategy="Butterfly",
+    symbol="SPX",
+    premium=24.82,
+    predicted_price=5855,
+    strikes=[5905, 5855, 5805],
+    action="BUY",
+)
+IRON_CONDOR = TradeRequest(
+    strategy="Iron Condor",
+    symbol="SPX",
+    premium=0.65,
+    predicted_price=5855,
+    strikes=[5880, 5875, 5835, 5830],
+    action="SELL",
+)
+
+
+def _p(h: ModelHierarchy, ctx: F.MarketContext, *trades: TradeRequest) -> list[float]:
+    x = F.build_features(list(trades), [ctx] * len(trades))
+    answers = h.predict(x, [t.symbol.value for t in trades], [t.strategy.value for t in trades])
+    return [a.win_probability for a in answers]
+
+
+def test_manifest_is_complete_and_native(hierarchy: ModelHierarchy) -> None:
+    manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
+    assert tuple(manifest["feature_names"]) == F.FEATURE_NAMES == hierarchy.feature_names
+    assert "default" in manifest["models"]
+    for spec in manifest["models"].values():
+        assert spec["file"].endswith(".ubj")
+        assert 0.0 < spec["threshold"] < 1.0
+    assert not list(DEFAULT_MODEL_DIR.glob("*.pkl")) and not list(
+        DEFAULT_MODEL_DIR.glob("*.pickle")
+    )
+    test = manifest["metrics"]["test"]
+    assert test["model"]["auc"] > test["logistic_regression"]["auc"] > 0.5
+    assert test["model"]["brier"] < test["logistic_regression"]["brier"]
+    assert test["model"]["brier"] < test["majority"]["brier"]
+    for block in manifest["metrics"]["test_per_strategy"].values():
+        assert block["model"]["auc"] > block["logistic_regression"]["auc"]
+    assert set(manifest["drift"]) == set(F.FEATURE_NAMES)
+    size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir())
+    assert size < 5 * 1024 * 1024
+
+
+def test_routing_falls_back_through_the_hierarchy(hierarchy: ModelHierarchy) -> None:
+    for symbol in ("SPX", "SPY", "XSP", "NDX", "QQQ", "RUT"):
+        for strategy in ("Butterfly", "Iron Condor", "Vertical", "Sonar"):
+            key = hierarchy.route(symbol, strategy)
+            keys = model_keys(symbol, strategy)
+            assert key in hierarchy.entries
+            # the most specific key that exists serves
+            assert key == next(k for k in keys if k in hierarchy.entries)
+    # RUT has no model of its own
+    assert not any("RUT" in k for k in hierarchy.entries)
+    assert hierarchy.route("RUT", "Butterfly") in ("strategy:Butterfly", "default")
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"premium": 12.0},
+        {"premium": 36.0},
+        {"predicted_price": 5885},
+        {"strikes": [5935, 5885, 5835]},
+        {"action": "SELL"},
+        {"strategy": "Sonar", "strikes": [5905, 5880, 5830, 5805], "premium": 10.0},
+    ],
+)
+def test_each_trade_field_moves_the_probability(
+    hierarchy: ModelHierarchy, spx: F.MarketContext, update: dict[str, object]
+) -> None:
+    base = _p(hierarchy, spx, BUTTERFLY)[0]
+    changed = TradeRequest(**{**BUTTERFLY.model_dump(), **update})
+    assert _p(hierarchy, spx, changed)[0] != pytest.approx(base, abs=1e-4), update
+
+
+def test_directions_make_sense(hierarchy: ModelHierarchy, spx: F.MarketContext) -> None:
+    cheap, fair, dear = _p(
+        hierarchy,
+        spx,
+        _with(BUTTERFLY, {"premium": 8.0}),
+        _with(BUTTERFLY, {"premium": 24.82}),
+        _with(BUTTERFLY, {"premium": 40.0}),
+    )
+    assert cheap > fair > dear  # paying more for the same fly wins less often
+    ic_sell, ic_buy = _p(hierarchy, spx, IRON_CONDOR, _with(IRON_CONDOR, {"action": "BUY"}))
+    assert ic_sell != pytest.approx(ic_buy, abs=1e-3)
+
+
+def test_batch_equals_one_by_one(hierarchy: ModelHierarchy, spx: F.MarketContext) -> None:
+    ndx = F.market_context_from_snapshots(_snapshot("NDX", 21000.0, 0.001), None)
+    trades, ctxs = [], []
+    for i in range(30):
+        t = (BUTTERFLY if i % 2 else IRON_CONDOR).model_copy(
+            update={"premium": (24.82 if i % 2 else 0.65) * (1 + i / 40)}
+        )
+        if i % 3 == 0:
+            t = _with(t, {"symbol": "RUT"})
+        trades.append(t)
+        ctxs.append(spx if i % 5 else ndx)
+    x = F.build_features(trades, ctxs, now=NOW)
+    syms = [t.symbol.value for t in trades]
+    strats = [t.strategy.value for t in trades]
+    batch = hierarchy.predict(x, syms, strats)
+    single = [
+        hierarchy.predict(x[i : i + 1], syms[i : i + 1], strats[i : i + 1])[0] for i in range(30)
+    ]
+    assert batch == single
+
+
+def test_nan_and_missing_market_never_leak(hierarchy: ModelHierarchy) -> None:
+    empty = F.MarketContext("SPX", np.empty((0, 6)), np.empty((0, 6)), 5850.0, NOW)
+    x = F.build_features([BUTTERFLY, IRON_CONDOR], [empty, empty])
+    answers = hierarchy.predict(x, ["SPX", "SPX"], ["Butterfly", "Iron Condor"])
+    x_nan = np.full((2, len(F.FEATURE_NAMES)), np.nan)
+    answers += hierarchy.predict(x_nan, ["SPX", "RUT"], ["Vertical", "Sonar"])
+    for a in answers:
+        assert np.isfinite(a.win_probability) and 0.0 <= a.win_probability <= 1.0
+        assert np.isfinite(a.threshold)
+        assert a.model_version == hierarchy.version
+
+
+def test_bad_shapes_are_rejected(hierarchy: ModelHierarchy) -> None:
+    with pytest.raises(ValueError, match="features"):
+        hierarchy.predict(np.zeros((1, 3)), ["SPX"], ["Butterfly"])
+    with pytest.raises(ValueError, match="one symbol"):
+        hierarchy.predict(np.zeros((2, len(F.FEATURE_NAMES))), ["SPX"], ["Butterfly"])
