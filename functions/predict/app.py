@@ -245,8 +245,20 @@ def _holder(request: Request) -> ServiceHolder:
     return holder
 
 
+class ServiceUnavailable(Exception):
+    """The service could not be built (model missing or not matching the feature module)."""
+
+
 def _service(request: Request) -> PredictionService:
-    return _holder(request).get()
+    holder = _holder(request)
+    try:
+        return holder.get()
+    except Exception as exc:
+        raise ServiceUnavailable(holder.error or type(exc).__name__) from exc
+
+
+async def service_unavailable_handler(request: Request, exc: Exception) -> Response:
+    return json_response({"detail": f"prediction service unavailable: {exc}"}, 503)
 
 
 def _symbol_or_422(raw: str, allowed: tuple[str, ...], loc: list[str | int]) -> str | Response:
@@ -469,6 +481,7 @@ def create_app(
     app.state.service = ServiceHolder(settings, service_factory or build_default_service)
     app.state.observer = observer
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(ServiceUnavailable, service_unavailable_handler)
 
     # ---- ROUTERS: one line per capability; add yours below ------------------------------
     app.include_router(predict_router)

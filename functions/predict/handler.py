@@ -9,6 +9,7 @@ decorators need). Warm invocations reuse all of it.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,8 @@ def build_handler(settings: Any | None = None, service_factory: Any | None = Non
 
     logger = get_logger("predict")
     metrics = get_metrics("predict")
+    # /health and rejected requests add no metrics: that is expected, not worth a warning
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
 
     def observe(n: int, batch_metrics: dict[str, Any]) -> None:
         metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=n)
