@@ -330,6 +330,8 @@ class IbSession:
             self._disconnect()
             if self._stopping.is_set():
                 break
+            if not self.hours.active():
+                continue  # market closed: go idle, no reconnect
             self.reconnects += 1
             await self._backoff()
 
