@@ -24,6 +24,7 @@ from typing import Any
 from gateway_host.health import HealthServer
 from gateway_host.heartbeat import HeartbeatWriter
 from gateway_host.ib_session import IbSession
+from gateway_host.market_hours import cme_globex_equity_open
 from gateway_host.settings import GatewaySettings
 from magic8.domain.heartbeat import GatewayHeartbeat
 from magic8.domain.ports import MarketDataRepository
@@ -127,10 +128,17 @@ class Gateway:
         last = self._last_ok.get(name)
         return last is not None and now - last < UNHEALTHY_AFTER_S
 
+    def _databento_ok(self, facts: dict[str, Any]) -> bool:
+        if facts.get("healthy"):
+            return True
+        # a connected live feed that is quiet while CME Globex is closed (daily halt,
+        # weekend) is not a fault: restarting the task would not bring data
+        return facts.get("state") == "streaming" and not cme_globex_equity_open(self.clock())
+
     def status(self) -> tuple[bool, dict[str, Any]]:
         ib, db = self._ib_facts(), self._databento_facts()
         ib_ok = self._graced("ib", bool(ib.get("healthy"))) if self.ib else True
-        db_ok = self._graced("databento", bool(db.get("healthy"))) if self.databento else True
+        db_ok = self._graced("databento", self._databento_ok(db)) if self.databento else True
         return ib_ok and db_ok, {"ib": ib, "databento": db}
 
     def collect_heartbeat(self, final: bool = False) -> GatewayHeartbeat:

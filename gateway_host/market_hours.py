@@ -147,3 +147,19 @@ class MarketHoursPolicy:
     def seconds_until_active(self, now: datetime | None = None) -> float:
         now = now or self.clock()
         return 0.0 if self.active(now) else self.calendar.seconds_until_open(now)
+
+
+def cme_globex_equity_open(now: datetime) -> bool:
+    """CME Globex equity index futures/options (NQ): Sunday 18:00 ET - Friday 17:00 ET with a
+    daily 17:00-18:00 ET halt. Exchange holidays are not modelled (a quiet feed on a holiday
+    looks like a stale one)."""
+    local = _aware(now).astimezone(ET)
+    wd, t = local.weekday(), local.time()
+    halt = time(17, 0) <= t < time(18, 0)
+    if wd == 5:  # Saturday
+        return False
+    if wd == 6:  # Sunday: opens 18:00
+        return t >= time(18, 0)
+    if wd == 4:  # Friday: closes 17:00
+        return t < time(17, 0)
+    return not halt

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -274,3 +275,37 @@ def test_main_process_sigterm_flushes_and_exits_0(
     assert "gateway stopped cleanly" in output
     assert SECRET not in output
     json.dumps(health)  # the health body is plain JSON
+
+
+class _QuietFeed:
+    """Duck-typed Databento session facts (the real one is exercised above)."""
+
+    def __init__(self, state: str, healthy: bool) -> None:
+        self.facts = {"state": state, "healthy": healthy, "last_mbo_at": None}
+
+    def health(self) -> dict[str, Any]:
+        return dict(self.facts)
+
+
+@pytest.mark.parametrize(
+    ("state", "feed_healthy", "when", "expected"),
+    [
+        ("streaming", True, datetime(2026, 11, 23, 15, 0, tzinfo=UTC), True),
+        # quiet feed while CME Globex is closed (Saturday; daily halt 17:30 ET): not a fault
+        ("streaming", False, datetime(2026, 11, 21, 15, 0, tzinfo=UTC), True),
+        ("streaming", False, datetime(2026, 11, 23, 22, 30, tzinfo=UTC), True),
+        # quiet feed while Globex is open: unhealthy so ECS replaces the task
+        ("streaming", False, datetime(2026, 11, 23, 15, 0, tzinfo=UTC), False),
+        ("error", False, datetime(2026, 11, 21, 15, 0, tzinfo=UTC), False),
+    ],
+)
+def test_databento_health_in_the_container_status(
+    state: str, feed_healthy: bool, when: datetime, expected: bool
+) -> None:
+    settings = GatewaySettings(ib_enabled=False, databento_enabled=True)
+    gw = Gateway(
+        settings, databento_factory=lambda s: _QuietFeed(state, feed_healthy), clock=lambda: when
+    )
+    healthy, facts = gw.status()
+    assert healthy is expected
+    assert facts["databento"]["state"] == state and facts["ib"]["state"] == "disabled"

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from gateway_host.market_hours import ET, MarketCalendar, MarketHoursPolicy
+from gateway_host.market_hours import ET, MarketCalendar, MarketHoursPolicy, cme_globex_equity_open
 
 CAL = MarketCalendar()
 
@@ -83,3 +83,20 @@ def test_policy_uses_injected_clock() -> None:
     assert not rth.active() and always.active()
     assert rth.seconds_until_active() == (et(2026, 11, 23, 9, 30) - saturday).total_seconds()
     assert always.seconds_until_active() == 0.0
+
+
+@pytest.mark.parametrize(
+    ("when", "is_open"),
+    [
+        (et(2026, 11, 22, 17, 59), False),  # Sunday before the open
+        (et(2026, 11, 22, 18, 0), True),  # Sunday open
+        (et(2026, 11, 23, 3, 0), True),  # overnight
+        (et(2026, 11, 23, 17, 30), False),  # daily halt
+        (et(2026, 11, 23, 18, 0), True),  # after the halt
+        (et(2026, 11, 27, 16, 59), True),  # Friday before the close
+        (et(2026, 11, 27, 17, 0), False),  # Friday close
+        (et(2026, 11, 28, 12, 0), False),  # Saturday
+    ],
+)
+def test_cme_globex_equity_hours(when: datetime, is_open: bool) -> None:
+    assert cme_globex_equity_open(when) is is_open
