@@ -56,6 +56,7 @@ def build_drift_check(service: Any, settings: MonitorSettings) -> DriftCheck | N
         model_version=str(getattr(model, "version", "")),
         threshold=settings.monitor_drift_psi_threshold,
         min_samples=settings.monitor_drift_min_samples,
+        window_days=settings.monitor_drift_window_days,
     )
     return DriftCheck(monitor, service_feature_rows(service))
 
@@ -190,11 +191,12 @@ def sweep(event: dict[str, Any], deps: MonitorDeps, settings: MonitorSettings) -
             result.errors.append(f"accuracy: {exc}")
     emit_metrics(result, groups, lambda: get_metrics(SERVICE))
     summary = result.summary()
+    logged = {k: v for k, v in summary.items() if k != "updates"}  # counts, not 200 rows
     log = _logger()
     if result.errors:
-        log.error("sweep finished with errors", extra={"sweep": summary})
+        log.error("sweep finished with errors", extra={"sweep": logged})
     else:
-        log.info("sweep finished", extra={"sweep": summary})
+        log.info("sweep finished", extra={"sweep": logged})
     return summary
 
 

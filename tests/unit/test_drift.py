@@ -172,12 +172,30 @@ def test_sweep_accumulates_the_day_and_alerts_once(training: dict[str, np.ndarra
         res = sweep()
     assert res.drift.drifted == [] and pub.alerts == []  # type: ignore[attr-defined]
     assert state.state.drift is not None and state.state.drift.rows == 200
+    assert sum(state.state.drift.totals()["vix_level"]) == 200
     shift["vix_level"] = 25.0  # the regime changes; counts accumulate until it shows
     kinds = []
     for _ in range(12):
         clock[0] += timedelta(minutes=5)
         kinds.append(len(sweep().alerts))  # type: ignore[attr-defined]
     assert sum(kinds) == 1 and pub.alerts[0].kind == "drift"  # type: ignore[attr-defined]
-    clock[0] += timedelta(days=1)  # next trading day: fresh counts, may alert again
-    sweep()
-    assert state.state.drift.rows == 40 and not state.state.drift.alerted
+    clock[0] += timedelta(days=1)  # next trading day, still drifted: one alert that day
+    assert [a.kind for a in sweep().alerts] == ["drift"]  # type: ignore[attr-defined]
+    assert sweep().alerts == []  # type: ignore[attr-defined]
+    assert len(state.state.drift.days) == 2 and state.state.drift.rows == 760
+
+
+def test_window_keeps_the_last_days_only(training: dict[str, np.ndarray]) -> None:
+    from datetime import date, timedelta
+
+    from magic8.monitor.drift import DriftAccumulator, DriftMonitor
+
+    mon = DriftMonitor(parse_manifest(_reference(training)), window_days=3, min_samples=1)
+    acc = DriftAccumulator()
+    rows = np.column_stack([training[k][:10] for k in training])
+    for i in range(5):
+        acc = mon.accumulate(acc, date(2026, 11, 16) + timedelta(days=i), list(training), rows)
+    assert sorted(acc.days) == [date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)]
+    assert acc.rows == 30 and mon.report(acc).features[0].n == 30
+    # JSON round trip (the sweep state item)
+    assert DriftAccumulator.model_validate_json(acc.model_dump_json()) == acc

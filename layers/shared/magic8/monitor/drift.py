@@ -203,17 +203,33 @@ DEFAULT_EXCLUDED: frozenset[str] = frozenset(
 )
 
 
-class DriftAccumulator(BaseModel):
-    """Live counts per feature bin over one trading day (kept in the sweep state)."""
+DEFAULT_WINDOW_DAYS = 20
 
-    day: date
-    rows: int = 0
-    counts: dict[str, list[float]] = Field(default_factory=dict)
-    alerted: bool = False
+
+class DriftAccumulator(BaseModel):
+    """Live counts per feature bin, per trading day, over a rolling window of days (kept
+    in the sweep state). One day alone is no population: within a day the market
+    features barely move, so PSI is judged on the whole window."""
+
+    days: dict[date, dict[str, list[int]]] = Field(default_factory=dict)
+    rows_by_day: dict[date, int] = Field(default_factory=dict)
+    alerted_day: date | None = None
+
+    @property
+    def rows(self) -> int:
+        return sum(self.rows_by_day.values())
+
+    def totals(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for counts in self.days.values():
+            for name, c in counts.items():
+                arr = np.asarray(c, dtype=float)
+                out[name] = out[name] + arr if name in out else arr
+        return out
 
 
 class DriftMonitor:
-    """The training reference plus the policy: what to compare, when to say so."""
+    """The training reference plus the policy: what to compare, over how long, when to say so."""
 
     def __init__(
         self,
@@ -222,26 +238,38 @@ class DriftMonitor:
         threshold: float = DEFAULT_PSI_THRESHOLD,
         min_samples: int = DEFAULT_MIN_SAMPLES,
         excluded: frozenset[str] = DEFAULT_EXCLUDED,
+        window_days: int = DEFAULT_WINDOW_DAYS,
     ) -> None:
         self.reference = {k: v for k, v in reference.items() if k not in excluded}
         self.model_version = model_version
         self.threshold = threshold
         self.min_samples = min_samples
+        self.window_days = window_days
 
     def accumulate(
-        self, acc: DriftAccumulator, names: Sequence[str], rows: np.ndarray
+        self, acc: DriftAccumulator, day: date, names: Sequence[str], rows: np.ndarray
     ) -> DriftAccumulator:
-        counts = dict(acc.counts)
+        """Add rows to `day`'s counts; keep only the last `window_days` trading days."""
+        days = {d: dict(c) for d, c in acc.days.items()}
+        today = days.setdefault(day, {})
         for j, name in enumerate(names):
             dist = self.reference.get(name)
             if dist is None:
                 continue
-            prev = np.asarray(counts.get(name) or np.zeros(dist.n_bins), dtype=float)
-            counts[name] = (prev + dist.counts(rows[:, j])).tolist()
-        return acc.model_copy(update={"counts": counts, "rows": acc.rows + int(rows.shape[0])})
+            prev = np.asarray(today.get(name) or np.zeros(dist.n_bins), dtype=float)
+            today[name] = [int(v) for v in prev + dist.counts(rows[:, j])]
+        rows_by_day = dict(acc.rows_by_day)
+        rows_by_day[day] = rows_by_day.get(day, 0) + int(rows.shape[0])
+        keep = sorted(days)[-self.window_days :]
+        return acc.model_copy(
+            update={
+                "days": {d: days[d] for d in keep},
+                "rows_by_day": {d: rows_by_day.get(d, 0) for d in keep},
+            }
+        )
 
     def report(self, acc: DriftAccumulator) -> DriftReport:
-        return check_counts(self.reference, acc.counts, self.threshold, self.min_samples)
+        return check_counts(self.reference, acc.totals(), self.threshold, self.min_samples)
 
 
 def drift_alert(report: DriftReport, now: datetime, model_version: str = "") -> Alert | None:

@@ -334,12 +334,12 @@ def check_drift_step(
     config: SweepConfig,
     result: SweepResult,
 ) -> None:
-    """Add this sweep's feature rows to today's counts; one `drift` alert per day."""
+    """Add this sweep's feature rows to the rolling window's counts; while the window's
+    PSI is over the threshold, one `drift` alert per trading day."""
     if not is_market_hours(now, config.market_open, config.market_close):
         return  # after the close the market features stand still: nothing new to count
     day = trading_day(now, config.market_close)
-    acc = state.drift if state.drift is not None and state.drift.day == day else None
-    acc = acc or DriftAccumulator(day=day)
+    acc = state.drift or DriftAccumulator()
     try:
         got = drift.rows([e.trade_request() for e in entries])
     except Exception as exc:
@@ -348,13 +348,13 @@ def check_drift_step(
     if got is None:
         return
     names, matrix = got
-    acc = drift.monitor.accumulate(acc, names, matrix)
+    acc = drift.monitor.accumulate(acc, day, names, matrix)
     report = drift.monitor.report(acc)
     result.drift = report
-    if report.drifted and not acc.alerted:
+    if report.drifted and acc.alerted_day != day:
         alert = drift_alert(report, now, drift.monitor.model_version)
         if alert is not None and _publish(publisher, alert, result):
-            acc = acc.model_copy(update={"alerted": True})
+            acc = acc.model_copy(update={"alerted_day": day})
     state.drift = acc
 
 
