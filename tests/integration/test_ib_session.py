@@ -308,6 +308,18 @@ def test_1101_and_farm_recovery_resubscribe(aws_resources: LocalResources) -> No
             tws.farm_ok()
             await until(lambda: tws.active_subscriptions == 7 and session.state == "connected", 3)
             subs.append(session.resubscriptions)
+            # 1100 then 1102 (data maintained): resubscribed anyway
+            tws.connectivity_lost()
+            await until(lambda: session.state == "degraded", 2)
+            tws.restore(data_lost=False)
+            await until(lambda: session.resubscriptions == 4 and session.state == "connected", 3)
+            subs.append(session.resubscriptions)
+            # HMDS farm broken (2105) then OK (2106): bars reloaded through the guard
+            asked = session.guard.stats.consumer_requests
+            tws.error(2105, "HMDS data farm connection is broken:ushmds")
+            await until(lambda: session.state == "degraded", 2)
+            tws.error(2106, "HMDS data farm connection is OK:ushmds")
+            await until(lambda: session.guard.stats.consumer_requests == asked + 7, 3)
             q0 = session.last_quote_at
             await until(lambda: session.last_quote_at != q0, 2)
         finally:
@@ -316,9 +328,11 @@ def test_1101_and_farm_recovery_resubscribe(aws_resources: LocalResources) -> No
         return session, tws, subs
 
     session, _tws, subs = run(scenario())
-    assert subs == [2, 3]  # connect, 1101, 2104-after-2103
+    assert subs == [2, 3, 4]  # connect, 1101, 2104-after-2103, 1102
     assert session.connects == 1  # recovered without reconnecting the socket
-    assert session.errors_seen[1100] == 1 and session.errors_seen[1101] == 1
+    assert session.errors_seen[1100] == 2 and session.errors_seen[1101] == 1
+    assert session.errors_seen[1102] == 1 and session.errors_seen[2105] == 1
+    assert session.state == "stopped"
 
 
 def test_1100_without_restore_forces_reconnect(aws_resources: LocalResources) -> None:
