@@ -411,7 +411,7 @@ class FakeTws:
         if any(r.identity == req.identity and r.at > now - 15 for r in accepted):
             return False
         same = [r for r in accepted if r.symbol == req.symbol and r.at > now - 2]
-        return len(same) < 6
+        return len(same) < 5  # IB: six or more within two seconds is a violation
 
     def _historical(self, c: _Conn, f: list[str]) -> None:
         # 20, reqId, contract(12: conId symbol secType lastTrade strike right mult exchange

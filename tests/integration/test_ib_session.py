@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import statistics
@@ -445,3 +446,12 @@ def test_acceptance_500_requests_from_10_consumers_against_fake_tws(
     assert tws.pacing_violations == 0
     assert max_in_any_window(times, 600) <= 60
     assert len(times) < 500
+    by_identity: dict[tuple[str, ...], list[float]] = defaultdict(list)
+    by_symbol: dict[str, list[float]] = defaultdict(list)
+    for r in tws.historical_requests:
+        by_identity[r.identity].append(r.at)
+        by_symbol[r.symbol].append(r.at)
+    for ts in by_identity.values():
+        assert all(b - a >= 15 for a, b in itertools.pairwise(sorted(ts)))
+    for ts in by_symbol.values():
+        assert max_in_any_window(ts, 2) <= 5

@@ -2,7 +2,7 @@
 
 IBKR rejects historical requests with error 162 ("pacing violation") when a client makes
 more than 60 requests in any 10 minutes, repeats an identical request within 15 seconds,
-makes more than 6 requests for one contract within 2 seconds, or has more than 50 open
+makes six or more requests for one contract within 2 seconds, or has more than 50 open
 requests. ib_async throttles *messages* (50/s) but not these. HistoricalPacingGuard sits
 between every consumer and the upstream call:
 
@@ -134,7 +134,9 @@ class PacingLimits:
     max_requests: int = 60
     window_seconds: float = 600.0
     identical_min_interval: float = 15.0
-    per_contract_max: int = 6
+    # IB: "six or more requests for the same contract, exchange and tick type within two
+    # seconds" is a violation, so at most 5 go out in any 2 s for one contract
+    per_contract_max: int = 5
     per_contract_window: float = 2.0
     max_open: int = 50
     # small margin so clock skew between us and IB never tips a request over a limit
