@@ -1,0 +1,99 @@
+"""Static hosting of the trader dashboard: private S3 bucket + CloudFront (origin access control).
+
+The assets come from a folder (layers/shared/magic8/dashboard/static); a `config.json`
+next to them tells the page where the API and the WebSocket live.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_cloudfront as cloudfront
+from aws_cdk import aws_cloudfront_origins as origins
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_deployment as s3deploy
+from constructs import Construct
+
+from infra.constructs.common import ack
+
+
+class DashboardSite(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        static_dir: Path,
+        config: dict[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.logs_bucket = s3.Bucket(
+            self,
+            "AccessLogsBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,  # CloudFront logs
+            removal_policy=RemovalPolicy.DESTROY,
+            auto_delete_objects=False,
+        )
+        self.bucket = s3.Bucket(
+            self,
+            "AssetsBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            server_access_logs_bucket=self.logs_bucket,
+            server_access_logs_prefix="s3/",
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.distribution = cloudfront.Distribution(
+            self,
+            "Distribution",
+            comment="magic8 dashboard",
+            default_root_object="index.html",
+            default_behavior=cloudfront.BehaviorOptions(
+                origin=origins.S3BucketOrigin.with_origin_access_control(self.bucket),
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+                cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
+            ),
+            enable_logging=True,
+            log_bucket=self.logs_bucket,
+            log_file_prefix="cloudfront/",
+            price_class=cloudfront.PriceClass.PRICE_CLASS_100,
+        )
+        self.url = f"https://{self.distribution.distribution_domain_name}"
+
+        self.deployment: s3deploy.BucketDeployment | None = None
+        if static_dir.is_dir():
+            self.deployment = s3deploy.BucketDeployment(
+                self,
+                "Deploy",
+                destination_bucket=self.bucket,
+                sources=[
+                    s3deploy.Source.asset(str(static_dir)),
+                    s3deploy.Source.json_data("config.json", config),
+                ],
+                distribution=self.distribution,
+                distribution_paths=["/*"],
+                prune=True,
+            )
+
+        ack(
+            self.distribution,
+            "AwsSolutions-CFR1",
+            "No geo restriction: traders may read the dashboard from anywhere.",
+        )
+        ack(
+            self.distribution,
+            "AwsSolutions-CFR2",
+            "No WAF: static files only behind CloudFront; the data APIs have their own"
+            " throttling. A web ACL would be the largest line of the monthly bill.",
+        )
+        ack(
+            self.distribution,
+            "AwsSolutions-CFR4",
+            "Uses the default *.cloudfront.net certificate (no custom domain), for which"
+            " CloudFront does not allow choosing the minimum TLS version.",
+        )

@@ -1,0 +1,64 @@
+"""The 5-minute monitoring sweep: the monitor function on EventBridge rate(5 minutes).
+
+The monitor runs the same prediction service as the API (no HTTP call to itself), so it
+ships in the predict container image with a different CMD: one image to build and scan.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_dynamodb as ddb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from infra.constructs.functions import image_function
+
+SWEEP_EVERY = Duration.minutes(5)
+MONITOR_CMD = ["functions.monitor.handler.handler"]
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        image_code: lambda_.DockerImageCode,
+        environment: dict[str, str],
+        read_tables: list[ddb.ITable],
+        write_tables: list[ddb.ITable],
+        topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = image_function(
+            self,
+            "MonitorFunction",
+            code=image_code,
+            service="monitor",
+            environment=environment,
+            memory_size=2048,
+            timeout=Duration.seconds(120),
+            description="magic8 monitor: watchlist sweep, confidence crossings, stale gateway",
+        )
+        # A late sweep is superseded by the next one: no async retries piling up.
+        self.function.configure_async_invoke(retry_attempts=0, max_event_age=Duration.minutes(4))
+        for table in read_tables:
+            table.grant_read_data(self.function)
+        for table in write_tables:
+            table.grant_read_write_data(self.function)
+        topic.grant_publish(self.function)
+
+        self.rule = events.Rule(
+            self,
+            "Schedule",
+            description="magic8 monitoring sweep",
+            schedule=events.Schedule.rate(SWEEP_EVERY),
+            targets=[
+                targets.LambdaFunction(
+                    self.function, retry_attempts=2, max_event_age=Duration.minutes(4)
+                )
+            ],
+        )

@@ -1,0 +1,235 @@
+"""The prediction service: the predict function (container image) behind a REST API.
+
+Packaging: a container image, not a zip. The predict function needs numpy, pandas, scipy
+(required by xgboost), xgboost-cpu and the API stack; measured from the project's .venv
+(`python -m infra.packaging`) that is more than Lambda's 250 MB unzipped limit for
+function + layers (numbers in the README). Images may be 10 GB, and the image is built by
+`cdk deploy`; `cdk synth` only stages the build context (no Docker).
+
+API: API key on every route except GET /health; a usage plan (rate, burst, daily quota);
+a request validator with a JSON-schema model on POST /predict/batch (at most 100 requests)
+and POST /predict; failed validation answers 422 with the validator's message naming
+the field (FastAPI answers 422 for the same class of error).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_dynamodb as ddb
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.constructs.common import ack, log_group
+from infra.constructs.functions import image_function
+
+MAX_BATCH = 100
+
+# Expected load: ~2,500 calls/day from DiscordTrading, plus the dashboard and ops.
+USAGE_RATE_PER_S = 10
+USAGE_BURST = 20
+USAGE_QUOTA_PER_DAY = 20_000
+
+_TRADE_REQUEST_SCHEMA = apigw.JsonSchema(
+    type=apigw.JsonSchemaType.OBJECT,
+    required=["strategy", "symbol", "premium", "predicted_price", "strikes", "action"],
+    properties={
+        "strategy": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, max_length=32),
+        "symbol": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, max_length=16),
+        "premium": apigw.JsonSchema(type=apigw.JsonSchemaType.NUMBER),
+        "predicted_price": apigw.JsonSchema(type=apigw.JsonSchemaType.NUMBER),
+        "strikes": apigw.JsonSchema(
+            type=apigw.JsonSchemaType.ARRAY,
+            min_items=1,
+            max_items=8,
+            items=apigw.JsonSchema(type=apigw.JsonSchemaType.NUMBER),
+        ),
+        "action": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, max_length=8),
+    },
+)
+
+
+class PredictionApi(Construct):
+    """predict (container image) + REST API with API keys, usage plan and validation."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        image_code: lambda_.DockerImageCode,
+        environment: dict[str, str],
+        read_tables: list[ddb.ITable],
+        write_tables: list[ddb.ITable],
+        stage_name: str = "prod",
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        self.function = image_function(
+            self,
+            "PredictFunction",
+            code=image_code,
+            service="predict",
+            environment=environment,
+            memory_size=2048,
+            timeout=Duration.seconds(29),
+            description="magic8 predict: FastAPI via Mangum, XGBoost hierarchy, 3-tier cache",
+        )
+        for table in read_tables:
+            table.grant_read_data(self.function)
+        for table in write_tables:
+            table.grant_read_write_data(self.function)
+
+        access_logs = log_group(self, "AccessLogs")
+        self.api = apigw.RestApi(
+            self,
+            "RestApi",
+            rest_api_name="magic8",
+            description="magic8 win-probability API",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            cloud_watch_role=True,
+            deploy_options=apigw.StageOptions(
+                stage_name=stage_name,
+                tracing_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,
+                metrics_enabled=True,
+                throttling_rate_limit=USAGE_RATE_PER_S * 5,
+                throttling_burst_limit=USAGE_BURST * 5,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=False,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=False,
+                ),
+            ),
+        )
+        # Validation failures name the field, like FastAPI's 422.
+        self.api.add_gateway_response(
+            "BadRequestBody",
+            type=apigw.ResponseType.BAD_REQUEST_BODY,
+            status_code="422",
+            templates={
+                "application/json": (
+                    '{"detail": "request body failed validation",'
+                    ' "errors": "$context.error.validationErrorString"}'
+                )
+            },
+        )
+        self.api.add_gateway_response(
+            "RequestTooLarge",
+            type=apigw.ResponseType.REQUEST_TOO_LARGE,
+            status_code="413",
+            templates={"application/json": '{"detail": "request body too large"}'},
+        )
+
+        integration = apigw.LambdaIntegration(self.function, proxy=True)
+        validator = self.api.add_request_validator(
+            "BodyValidator", validate_request_body=True, validate_request_parameters=True
+        )
+        trade_model = self.api.add_model(
+            "TradeRequest",
+            content_type="application/json",
+            model_name="TradeRequest",
+            schema=apigw.JsonSchema(
+                schema=apigw.JsonSchemaVersion.DRAFT4,
+                title="TradeRequest",
+                type=_TRADE_REQUEST_SCHEMA.type,
+                required=_TRADE_REQUEST_SCHEMA.required,
+                properties=_TRADE_REQUEST_SCHEMA.properties,
+            ),
+        )
+        batch_model = self.api.add_model(
+            "BatchRequest",
+            content_type="application/json",
+            model_name="BatchRequest",
+            schema=apigw.JsonSchema(
+                schema=apigw.JsonSchemaVersion.DRAFT4,
+                title="BatchRequest",
+                type=apigw.JsonSchemaType.OBJECT,
+                required=["requests"],
+                properties={
+                    "requests": apigw.JsonSchema(
+                        type=apigw.JsonSchemaType.ARRAY,
+                        min_items=1,
+                        max_items=MAX_BATCH,
+                        items=_TRADE_REQUEST_SCHEMA,
+                    ),
+                    "share_market_data": apigw.JsonSchema(type=apigw.JsonSchemaType.BOOLEAN),
+                },
+            ),
+        )
+
+        keyed = apigw.MethodOptions(api_key_required=True)
+        root = self.api.root
+        predict = root.add_resource("predict")
+        predict.add_method(
+            "POST",
+            integration,
+            api_key_required=True,
+            request_validator=validator,
+            request_models={"application/json": trade_model},
+        )
+        batch = predict.add_resource("batch")
+        batch.add_method(
+            "POST",
+            integration,
+            api_key_required=True,
+            request_validator=validator,
+            request_models={"application/json": batch_model},
+        )
+        # Every other route (market, confidence history/trends, signals, risk/reward,
+        # watchlist, outcomes, accuracy, /health/detailed) goes to the same FastAPI app.
+        root.add_proxy(
+            default_integration=integration, default_method_options=keyed, any_method=True
+        )
+        health = root.add_resource("health")
+        self.health_method = health.add_method("GET", integration, api_key_required=False)
+        # API Gateway does not fall back from /health to /{proxy+}: route the child explicitly.
+        health.add_resource("detailed").add_method("GET", integration, api_key_required=True)
+
+        self.api_key = self.api.add_api_key(
+            "DiscordTradingKey",
+            description="magic8 API key for the DiscordTrading bot",
+        )
+        self.usage_plan = self.api.add_usage_plan(
+            "UsagePlan",
+            name="magic8-default",
+            throttle=apigw.ThrottleSettings(rate_limit=USAGE_RATE_PER_S, burst_limit=USAGE_BURST),
+            quota=apigw.QuotaSettings(limit=USAGE_QUOTA_PER_DAY, period=apigw.Period.DAY),
+            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+        )
+        self.usage_plan.add_api_key(self.api_key)
+
+        ack(
+            self.api,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            "API Gateway's account-level CloudWatch role (needed for execution/access logs);"
+            " the AWS policy only allows writing API Gateway's own log groups.",
+        )
+        ack(
+            self.api,
+            "AwsSolutions-APIG3",
+            "No WAF: the API is key-protected with a usage plan (rate, burst, daily quota) and"
+            " stage throttling; a web ACL would cost more than the rest of the API at this load.",
+        )
+        ack(
+            self.api,
+            "AwsSolutions-APIG4",
+            "Authorization is the API key + usage plan (the DiscordTrading bot's contract);"
+            " only GET /health is open, by design, for uptime checks.",
+        )
+        ack(
+            self.api,
+            "AwsSolutions-COG4",
+            "Machine-to-machine API used by one bot with an API key; there are no end users"
+            " to sign in through a Cognito user pool.",
+        )

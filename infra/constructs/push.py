@@ -1,0 +1,134 @@
+"""Live push: a WebSocket API ($connect, $disconnect, subscribe) backed by the websocket function.
+
+Connections are kept in the state table. Producers (monitor, ifd) get
+execute-api:ManageConnections on this stage through `grant_push`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jsii
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_dynamodb as ddb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.constructs.common import ack, log_group, nag_env, nag_ref
+from infra.constructs.functions import zip_function
+
+WS_ENDPOINT_ENV = "MAGIC8_WS_ENDPOINT"  # https://{api}.execute-api.{region}.amazonaws.com/{stage}
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class _AccessLogs:
+    """IAccessLogSettings is an interface (not a struct) in jsii: implement it."""
+
+    def __init__(self, destination: apigwv2.IAccessLogDestination) -> None:
+        self._destination = destination
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw.AccessLogFormat:
+        return apigw.AccessLogFormat.custom(
+            json.dumps(
+                {
+                    "requestId": "$context.requestId",
+                    "connectionId": "$context.connectionId",
+                    "eventType": "$context.eventType",
+                    "routeKey": "$context.routeKey",
+                    "status": "$context.status",
+                    "ip": "$context.identity.sourceIp",
+                    "requestTime": "$context.requestTime",
+                    "error": "$context.error.message",
+                }
+            )
+        )
+
+
+class Push(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: lambda_.Code,
+        layer: lambda_.ILayerVersion,
+        environment: dict[str, str],
+        state_table: ddb.ITable,
+        stage_name: str = "prod",
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = zip_function(
+            self,
+            "WebSocketFunction",
+            code=code,
+            handler="functions.websocket.handler.handler",
+            layers=[layer],
+            service="websocket",
+            environment=environment,
+            memory_size=256,
+            timeout=Duration.seconds(10),
+            description="magic8 websocket: $connect/$disconnect/subscribe, connections in state",
+        )
+        state_table.grant_read_write_data(self.function)
+
+        def integration(name: str) -> integrations.WebSocketLambdaIntegration:
+            return integrations.WebSocketLambdaIntegration(name, self.function)
+
+        self.api = apigwv2.WebSocketApi(
+            self,
+            "WebSocketApi",
+            api_name="magic8-push",
+            description="magic8 live updates: IFD signals, confidence, gateway health",
+            route_selection_expression="$request.body.action",
+            connect_route_options=apigwv2.WebSocketRouteOptions(integration=integration("Connect")),
+            disconnect_route_options=apigwv2.WebSocketRouteOptions(
+                integration=integration("Disconnect")
+            ),
+        )
+        self.api.add_route("subscribe", integration=integration("Subscribe"))
+
+        self.stage = apigwv2.WebSocketStage(
+            self,
+            "Stage",
+            web_socket_api=self.api,
+            stage_name=stage_name,
+            auto_deploy=True,
+            throttle=apigwv2.ThrottleSettings(rate_limit=50, burst_limit=100),
+            access_log_settings=_AccessLogs(
+                apigwv2.LogGroupLogDestination(log_group(self, "AccessLogs"))
+            ),
+        )
+        region = Stack.of(self).region
+        self.callback_url = f"https://{self.api.api_id}.execute-api.{region}.{Stack.of(self).url_suffix}/{stage_name}"
+        self.function.add_environment(WS_ENDPOINT_ENV, self.callback_url)
+        # The handler answers `subscribe` by posting to the connection itself.
+        self.grant_push(self.function)
+
+        ack(
+            self.api,
+            "AwsSolutions-APIG4",
+            "The WebSocket only broadcasts what the dashboard shows (signals, confidence,"
+            " gateway health) to a browser page; no authorizer, throttled at the stage.",
+        )
+
+    def grant_push(self, grantee: iam.IGrantable) -> None:
+        """execute-api:ManageConnections on this stage's @connections (post, get, delete)."""
+        self.stage.grant_management_api_access(grantee)
+        if isinstance(grantee, Construct):
+            partition, region, account = nag_env(self)
+            ack(
+                grantee,
+                f"AwsSolutions-IAM5[Resource::arn:{partition}:execute-api:"
+                f"{region}:{account}:{nag_ref(self.api)}/{self.stage.stage_name}/*/@connections/*]",
+                "Pushing to WebSocket clients: connection ids are created at run time, so the"
+                " grant names this API and stage and leaves only the connection id open.",
+            )

@@ -1,0 +1,228 @@
+"""The magic8 stack: one construct per capability, wired together."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.constructs.bundling import function_code, shared_layer_code
+from infra.constructs.common import (
+    DOCKER_CONTEXT_EXCLUDE,
+    PYTHON_RUNTIME_VERSION,
+    AssetPaths,
+    ack,
+    nag_env,
+    nag_ref,
+)
+from infra.constructs.dashboard_site import DashboardSite
+from infra.constructs.data import Data
+from infra.constructs.flow_detection import FlowDetection
+from infra.constructs.gateway import DEFAULT_IB_GATEWAY_IMAGE, GatewayHost
+from infra.constructs.monitoring import MONITOR_CMD, Monitoring
+from infra.constructs.observability import Observability, Watched
+from infra.constructs.prediction_api import PredictionApi
+from infra.constructs.push import WS_ENDPOINT_ENV, Push
+from magic8 import resources as r
+
+
+class Magic8Stack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        paths: AssetPaths | None = None,
+        alert_emails: list[str] | None = None,
+        ib_gateway_image: str = DEFAULT_IB_GATEWAY_IMAGE,
+        ib_trading_mode: str = "paper",
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        paths = paths or AssetPaths()
+
+        data = Data(self, "Data", alert_emails=alert_emails)
+        env = data.environment()
+        market = data.table(r.MARKET_TABLE)
+        history = data.table(r.HISTORY_TABLE)
+        signals = data.table(r.SIGNALS_TABLE)
+        state = data.table(r.STATE_TABLE)
+        idempotency = data.table(r.IDEMPOTENCY_TABLE)
+
+        shared_layer = lambda_.LayerVersion(
+            self,
+            "SharedLayer",
+            code=shared_layer_code(paths.shared_layer),
+            compatible_runtimes=[lambda_.Runtime.PYTHON_3_11],
+            compatible_architectures=[lambda_.Architecture.X86_64],
+            description="magic8 shared package + Powertools + pydantic + numpy",
+        )
+
+        push = Push(
+            self,
+            "Push",
+            code=function_code(paths.root, "websocket"),
+            layer=shared_layer,
+            environment=env,
+            state_table=state,
+        )
+        env_with_push = {**env, WS_ENDPOINT_ENV: push.callback_url}
+
+        def ml_image(cmd: list[str] | None = None) -> lambda_.DockerImageCode:
+            # predict and monitor share one image (one asset, built once); monitor overrides CMD.
+            return lambda_.DockerImageCode.from_image_asset(
+                str(paths.root),
+                file=paths.predict_dockerfile,
+                cmd=cmd,
+                exclude=list(DOCKER_CONTEXT_EXCLUDE),
+                platform=ecr_assets.Platform.LINUX_AMD64,
+            )
+
+        api = PredictionApi(
+            self,
+            "PredictionApi",
+            image_code=ml_image(),
+            environment=env_with_push,
+            read_tables=[market, signals],
+            write_tables=[history, state],
+        )
+
+        flow = FlowDetection(
+            self,
+            "FlowDetection",
+            code=function_code(paths.root, "ifd"),
+            layer=shared_layer,
+            environment=env_with_push,
+            stream=data.stream,
+            failure_queue=data.ifd_failure_queue,
+            signals_table=signals,
+            state_table=state,
+            idempotency_table=idempotency,
+            topic=data.topic,
+        )
+        push.grant_push(flow.function)
+
+        monitoring = Monitoring(
+            self,
+            "Monitoring",
+            image_code=ml_image(MONITOR_CMD),
+            environment=env_with_push,
+            read_tables=[market, signals],
+            write_tables=[history, state],
+            topic=data.topic,
+        )
+        push.grant_push(monitoring.function)
+
+        GatewayHost(
+            self,
+            "Gateway",
+            build_context=paths.root,
+            dockerfile=paths.gateway_dockerfile,
+            environment=env,
+            market_table=market,
+            state_table=state,
+            stream=data.stream,
+            ib_gateway_image=ib_gateway_image,
+            trading_mode=ib_trading_mode,
+        )
+
+        Observability(
+            self,
+            "Observability",
+            topic=data.topic,
+            watched=Watched(
+                functions={
+                    "Predict": api.function,
+                    "Monitor": monitoring.function,
+                    "Ifd": flow.function,
+                    "WebSocket": push.function,
+                },
+                ifd_function=flow.function,
+                monitor_function=monitoring.function,
+                stream=data.stream,
+                queues={
+                    "IfdFailureQueue": data.ifd_failure_queue,
+                    "AlertsSubscriberDlq": data.alerts_dlq,
+                },
+                api=api.api,
+            ),
+        )
+
+        site = DashboardSite(
+            self,
+            "DashboardSite",
+            static_dir=paths.dashboard_static,
+            config={"apiUrl": api.api.url, "wsUrl": push.stage.url},
+        )
+
+        CfnOutput(self, "ApiUrl", value=api.api.url, description="REST API base URL")
+        CfnOutput(
+            self,
+            "ApiKeyId",
+            value=api.api_key.key_id,
+            description="aws apigateway get-api-key --include-value --api-key <id>",
+        )
+        CfnOutput(self, "WebSocketUrl", value=push.stage.url, description="wss:// URL")
+        CfnOutput(self, "AlertsTopicArn", value=data.topic.topic_arn)
+        CfnOutput(self, "AlertsQueueUrl", value=data.alerts_queue.queue_url)
+        CfnOutput(self, "DashboardUrl", value=site.url)
+
+        # Findings of specific grants, acknowledged where they arise.
+        signals_index = f"AwsSolutions-IAM5[Resource::{nag_ref(signals, 'Arn')}/index/*]"
+        for fn in (api.function, flow.function, monitoring.function):
+            ack(
+                fn,
+                signals_index,
+                "Read access to the signals table's own global secondary indexes (by_day);"
+                " the wildcard is limited to that table's indexes.",
+            )
+        for fn in (flow.function, monitoring.function):
+            ack(
+                fn,
+                "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+                "Publishing to the KMS-encrypted alerts topic needs kms:GenerateDataKey* and"
+                " kms:Decrypt; the statement is scoped to the one messaging key.",
+            )
+        if site.deployment is not None:
+            _acknowledge_bucket_deployment(self, site)
+
+        self._acknowledge_stack_wide()
+
+    def _acknowledge_stack_wide(self) -> None:
+        ack(
+            self,
+            "AwsSolutions-L1",
+            f"Zip functions run Python {PYTHON_RUNTIME_VERSION} to match the shared layer,"
+            " which is assembled from the project's Python 3.11 environment (compiled wheels"
+            " such as pydantic-core and numpy are ABI-specific). The CDK-provided custom"
+            " resource handlers pick their own runtimes.",
+        )
+
+
+def _acknowledge_bucket_deployment(stack: Stack, site: DashboardSite) -> None:
+    """Findings of the CDK-provided BucketDeployment handler (a singleton in the stack)."""
+    handler = next(
+        c for c in stack.node.children if c.node.id.startswith("Custom::CDKBucketDeployment")
+    )
+    reason = (
+        "CDK's BucketDeployment handler (CDK-owned code) copies the dashboard's static files"
+        " from the CDK asset bucket into the dashboard bucket; its grants are CDK's"
+        " read-from-asset / write-to-destination grants on exactly those two buckets."
+    )
+    partition, region, account = nag_env(stack)
+    findings = [
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+        "AWSLambdaBasicExecutionRole]",
+        "AwsSolutions-IAM5[Resource::*]",
+        "AwsSolutions-IAM5[Action::s3:GetObject*]",
+        "AwsSolutions-IAM5[Action::s3:GetBucket*]",
+        "AwsSolutions-IAM5[Action::s3:List*]",
+        "AwsSolutions-IAM5[Action::s3:DeleteObject*]",
+        "AwsSolutions-IAM5[Action::s3:Abort*]",
+        f"AwsSolutions-IAM5[Resource::{nag_ref(site.bucket, 'Arn')}/*]",
+        f"AwsSolutions-IAM5[Resource::arn:{partition}:s3:::cdk-hnb659fds-assets-"
+        f"{account}-{region}/*]",
+    ]
+    for finding in findings:
+        ack(handler, finding, reason)
