@@ -3,8 +3,9 @@ functions.predict.handler.handler(event, context) in-process -> HTTP response.
 
 Like API Gateway with an API key on every method, a request without the right
 `x-api-key` header gets 403 {"message": "Forbidden"} before the function runs (GET /health
-stays open for probes). Invocations run one at a time on one worker thread, as in one
-warm Lambda container. Bodies over 10 MB are refused with 413, API Gateway's payload limit.
+stays open for probes). Invocations run one at a time (a lock), as in one warm Lambda
+container, on the connection's own thread (no hand-off: each thread has its own event loop
+for Mangum). Bodies over 10 MB are refused with 413, API Gateway's payload limit.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -112,11 +112,6 @@ def response_body(response: dict[str, Any]) -> bytes:
     return body.encode("utf-8") if isinstance(body, str) else bytes(body)
 
 
-def _new_loop() -> None:
-    # Mangum drives the app with asyncio.get_event_loop(): the worker thread needs one
-    asyncio.set_event_loop(asyncio.new_event_loop())
-
-
 def _default_handler() -> LambdaHandler:
     from functions.predict.handler import handler
 
@@ -136,9 +131,8 @@ class ApiFront:
         self.host = host
         self.api_key = api_key
         self._handler = handler
-        self._worker = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="lambda", initializer=_new_loop
-        )
+        self._lock = threading.Lock()
+        self._tls = threading.local()
         self.requests = 0
         self.forbidden = 0
         self.errors = 0
@@ -159,8 +153,22 @@ class ApiFront:
         return self._handler
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Run the function on the single worker thread (one warm container)."""
-        return self._worker.submit(self.handler, event, LambdaContext()).result()
+        """Run the function in this thread, one invocation at a time (one warm container)."""
+        if getattr(self._tls, "loop", None) is None:
+            # Mangum drives the app with asyncio.get_event_loop(): this thread needs one
+            self._tls.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._tls.loop)
+        handler = self.handler
+        with self._lock:
+            return handler(event, LambdaContext())
+
+    def release_thread(self) -> None:
+        """Close this thread's event loop (a connection's thread is about to end)."""
+        loop = getattr(self._tls, "loop", None)
+        if loop is not None:
+            asyncio.set_event_loop(None)
+            loop.close()
+            self._tls.loop = None
 
     def start(self) -> ApiFront:
         self._thread = threading.Thread(
@@ -174,7 +182,6 @@ class ApiFront:
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._worker.shutdown(wait=True, cancel_futures=True)
 
     def _request_handler_class(self) -> type[BaseHTTPRequestHandler]:
         front = self
@@ -185,6 +192,12 @@ class ApiFront:
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return
+
+            def finish(self) -> None:
+                try:
+                    super().finish()
+                finally:
+                    front.release_thread()
 
             def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
                 self.send_response(status)
@@ -284,8 +297,19 @@ class ApiFrontComponent:
         self.front.start()
         self._started = time.monotonic()
         ctx.facts["api_url"] = self.front.url
-        # warm the container: build the app once so the first real request is not a cold start
-        self.front.invoke(apigw_event("GET", "/health"))
+        # warm the container: build the app once so the first real request is not a cold
+        # start (on a thread of its own: the caller's thread keeps no event loop of ours)
+        front = self.front
+
+        def warm() -> None:
+            try:
+                front.invoke(apigw_event("GET", "/health"))
+            finally:
+                front.release_thread()
+
+        t = threading.Thread(target=warm, name="api-front-warm")
+        t.start()
+        t.join()
 
     def status(self) -> str:
         f = self.front

@@ -1,0 +1,101 @@
+"""`make run`'s API path end to end: a LocalStack (moto server on 127.0.0.1, tables from
+magic8.resources) with only the market seeder and the API front, then real HTTP requests:
+HTTP -> API Gateway event -> functions.predict.handler -> HTTP, with the x-api-key check."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from functions.predict import handler as predict_handler
+from magic8.adapters.aws import reset_clients
+from magic8.local.moto_server import free_port
+from magic8.local.runner import LocalStack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("predict_api")]
+
+KEY = "e2e-key"
+COMPONENTS = (
+    "magic8.local.seed_component:SeedMarketComponent",
+    "magic8.local.api_front:ApiFrontComponent",
+)
+DISCORD_BATCH = {
+    "requests": [
+        {
+            "strategy": "Butterfly",
+            "symbol": "SPX",
+            "premium": 24.82,
+            "predicted_price": 5855,
+            "strikes": [5905, 5855, 5805],
+            "action": "BUY",
+            "quantity": 1,
+        },
+        {
+            "strategy": "Iron Condor",
+            "symbol": "SPX",
+            "premium": 0.65,
+            "predicted_price": 5855,
+            "strikes": [5880, 5875, 5835, 5830],
+            "action": "SELL",
+            "quantity": 1,
+        },
+    ],
+    "share_market_data": True,
+}
+
+
+@pytest.fixture()
+def api_url() -> Iterator[str]:
+    saved = dict(os.environ)
+    reset_clients()  # boto3 clients cached for another endpoint must not be reused
+    predict_handler.reset()
+    stack = LocalStack(api_port=free_port(), api_key=KEY, components=COMPONENTS)
+    try:
+        ctx = stack.start()
+        yield ctx.facts["api_url"]
+    finally:
+        stack.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_clients()
+        predict_handler.reset()
+
+
+def test_local_api_answers_with_the_key_and_refuses_without(api_url: str) -> None:
+    assert api_url.startswith("http://127.0.0.1:")
+    with httpx.Client(base_url=api_url, timeout=60) as http:
+        ok = http.post("/predict/batch", json=DISCORD_BATCH, headers={"x-api-key": KEY})
+        assert ok.status_code == 200, ok.text
+        preds = ok.json()["predictions"]
+        assert len(preds) == 2
+        assert all(p["data_source"] == "seed" for p in preds)
+        assert all(p["prediction"] in ("WIN", "LOSS") for p in preds)
+
+        no_key = http.post("/predict/batch", json=DISCORD_BATCH)
+        assert no_key.status_code == 403
+        assert no_key.json() == {"message": "Forbidden"}
+        wrong = http.post("/predict/batch", json=DISCORD_BATCH, headers={"x-api-key": "nope"})
+        assert wrong.status_code == 403
+        assert http.get("/market/SPX").status_code == 403
+
+        assert http.get("/health").status_code == 200  # open, for probes
+
+        again = http.post("/predict/batch", json=DISCORD_BATCH, headers={"x-api-key": KEY})
+        assert again.json()["batch_metrics"]["prediction_hits"] == 2
+
+        bad = http.post(
+            "/predict",
+            json={**DISCORD_BATCH["requests"][0], "premium": -1},
+            headers={"x-api-key": KEY},
+        )
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["body", "premium"]
+        junk = http.post(
+            "/predict/batch",
+            content=b"{oops",
+            headers={"x-api-key": KEY, "content-type": "application/json"},
+        )
+        assert junk.status_code == 422
