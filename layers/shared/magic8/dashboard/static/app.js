@@ -591,7 +591,7 @@
       svg("text", { x: W - m.r - 2, y: y(th) - 4, "text-anchor": "end", class: "label-strong" }, root, "threshold " + th.toFixed(2));
     }
     var d = pts.map(function (p, i) { return (i ? "L" : "M") + x(p.t.getTime()).toFixed(1) + "," + y(p.v).toFixed(1); }).join(" ");
-    if (pts.length === 1) d += " L" + (x(t1) - 0.1).toFixed(1) + "," + y(last.v).toFixed(1);
+    if (pts.length === 1) d += " L" + (x(last.t.getTime()) + 0.5).toFixed(1) + "," + y(last.v).toFixed(1);
     svg("path", { d: d, class: "conf-line", "data-testid": "confidence-line", "data-series": s.key, "data-points": String(pts.length) }, root);
     pts.slice(-60).forEach(function (p) {
       var c = svg("circle", { cx: x(p.t.getTime()), cy: y(p.v), r: 2.5, class: "conf-dot" }, root);
@@ -630,9 +630,23 @@
       } else { el("span", { class: "k" }, top, k); badge(el("span", {}, top), fmtVal(v)); }
     });
     // gateway first: it is the only stateful part of the system
-    function rank(k) { return /gateway/i.test(k) ? 2 : /market/i.test(k) ? 1 : 0; }
+    // the gateway first (the only stateful part of the system), then the data it writes;
+    // service internals (stats, config) fold away
+    function rank(k) { return /gateway/i.test(k) ? 3 : /market/i.test(k) ? 2 : /^(stats|config)$/i.test(k) ? 0 : 1; }
     sections.sort(function (a, b) { return rank(b) - rank(a); });
-    sections.forEach(function (k) { renderHealthSection(body, k, h[k], 0); });
+    var more = null;
+    sections.forEach(function (k) {
+      var host = body;
+      if (rank(k) === 0) {
+        if (!more) { more = el("details", { class: "more" }, body); el("summary", {}, more, "service internals"); }
+        host = more;
+      }
+      renderHealthSection(host, k, h[k], 0);
+    });
+    if (!sections.some(function (k) { return /gateway/i.test(k); })) {
+      el("p", { class: "empty", "data-testid": "gateway-heartbeat-missing" }, body,
+        "No gateway heartbeat in /health/detailed; market data freshness above is what the gateway writes.");
+    }
   }
   /** {"SPX": {...}, "NDX": {...}}: every value an object -> one table, a row per key. */
   function isTableOfObjects(obj) {
@@ -680,6 +694,11 @@
       var b = badge(cell, fmtVal(v));
       if (isGateway && /^(status|state)$/i.test(k)) b.setAttribute("data-testid", "gateway-status");
     });
+    var when = toDate(first(obj.updated_at, obj.last_beat, obj.heartbeat_at));
+    if (isGateway && when) {
+      el("span", { class: "k" }, grid, "heartbeat age");
+      el("span", { "data-testid": "gateway-heartbeat-age" }, grid, Math.max(0, Math.round((Date.now() - when.getTime()) / 1000)) + " s");
+    }
     nested.forEach(function (k) { renderHealthSection(body, name + " › " + k, obj[k], depth + 1); });
   }
 
