@@ -18,7 +18,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 
 from magic8.domain.trades import Strategy, Symbol
 from magic8.monitor.accuracy import (
@@ -64,6 +64,7 @@ def get_monitor_deps() -> MonitorDeps:
 
 
 Deps = Annotated[MonitorDeps, Depends(get_monitor_deps)]
+EntryId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 router = APIRouter(tags=["monitor"])
 
@@ -111,7 +112,7 @@ def list_watch(
 
 
 @router.get("/watchlist/{entry_id}", response_model=WatchlistEntry)
-def get_watch(entry_id: str, deps: Deps) -> WatchlistEntry:
+def get_watch(entry_id: EntryId, deps: Deps) -> WatchlistEntry:
     entry = deps.watchlist.get(entry_id)
     if entry is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"watchlist entry {entry_id!r} not found")
@@ -119,7 +120,7 @@ def get_watch(entry_id: str, deps: Deps) -> WatchlistEntry:
 
 
 @router.delete("/watchlist/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_watch(entry_id: str, deps: Deps) -> Response:
+def remove_watch(entry_id: EntryId, deps: Deps) -> Response:
     if not deps.watchlist.remove(entry_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"watchlist entry {entry_id!r} not found")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

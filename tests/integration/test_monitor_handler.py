@@ -78,13 +78,13 @@ def _snapshot(symbol: str, last: float) -> MarketSnapshot:
 
 @pytest.fixture()
 def api(aws_resources: LocalResources) -> Iterator[TestClient]:
-    """The monitor routes on the real DynamoDB adapters (moto)."""
-    from fastapi import FastAPI
+    """The predict API (functions/predict/app.py, which includes the monitor routes) on
+    the real DynamoDB adapters (moto)."""
+    from functions.predict.app import create_app
+    from functions.predict.settings import ApiSettings
 
     monitor_routes._default_deps.cache_clear()
-    app = FastAPI()
-    app.include_router(monitor_routes.router)
-    yield TestClient(app)
+    yield TestClient(create_app(ApiSettings()))
     monitor_routes._default_deps.cache_clear()
 
 
