@@ -7,10 +7,8 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.constructs.bundling import function_code, shared_layer_code
 from infra.constructs.common import (
     DOCKER_CONTEXT_EXCLUDE,
-    PYTHON_RUNTIME_VERSION,
     AssetPaths,
     ack,
     nag_env,
@@ -18,12 +16,12 @@ from infra.constructs.common import (
 )
 from infra.constructs.dashboard_site import DashboardSite
 from infra.constructs.data import Data
-from infra.constructs.flow_detection import FlowDetection
+from infra.constructs.flow_detection import IFD_CMD, FlowDetection
 from infra.constructs.gateway import DEFAULT_IB_GATEWAY_IMAGE, GatewayHost
 from infra.constructs.monitoring import MONITOR_CMD, Monitoring
 from infra.constructs.observability import Observability, Watched
 from infra.constructs.prediction_api import PredictionApi
-from infra.constructs.push import WS_ENDPOINT_ENV, Push
+from infra.constructs.push import WEBSOCKET_CMD, WS_ENDPOINT_ENV, Push
 from magic8 import resources as r
 
 
@@ -50,27 +48,9 @@ class Magic8Stack(Stack):
         state = data.table(r.STATE_TABLE)
         idempotency = data.table(r.IDEMPOTENCY_TABLE)
 
-        shared_layer = lambda_.LayerVersion(
-            self,
-            "SharedLayer",
-            code=shared_layer_code(paths.shared_layer),
-            compatible_runtimes=[lambda_.Runtime.PYTHON_3_11],
-            compatible_architectures=[lambda_.Architecture.X86_64],
-            description="magic8 shared package + Powertools + pydantic + numpy",
-        )
-
-        push = Push(
-            self,
-            "Push",
-            code=function_code(paths.root, "websocket"),
-            layer=shared_layer,
-            environment=env,
-            state_table=state,
-        )
-        env_with_push = {**env, WS_ENDPOINT_ENV: push.callback_url}
-
-        def ml_image(cmd: list[str] | None = None) -> lambda_.DockerImageCode:
-            # predict and monitor share one image (one asset, built once); monitor overrides CMD.
+        def lambda_image(cmd: list[str] | None = None) -> lambda_.DockerImageCode:
+            # Every function runs from ONE image (functions/predict/Dockerfile, built once by
+            # `cdk deploy`; synth only stages the context); each overrides the CMD.
             return lambda_.DockerImageCode.from_image_asset(
                 str(paths.root),
                 file=paths.predict_dockerfile,
@@ -79,10 +59,19 @@ class Magic8Stack(Stack):
                 platform=ecr_assets.Platform.LINUX_AMD64,
             )
 
+        push = Push(
+            self,
+            "Push",
+            image_code=lambda_image(WEBSOCKET_CMD),
+            environment=env,
+            state_table=state,
+        )
+        env_with_push = {**env, WS_ENDPOINT_ENV: push.callback_url}
+
         api = PredictionApi(
             self,
             "PredictionApi",
-            image_code=ml_image(),
+            image_code=lambda_image(),
             environment=env_with_push,
             read_tables=[market, signals],
             write_tables=[history, state],
@@ -91,8 +80,7 @@ class Magic8Stack(Stack):
         flow = FlowDetection(
             self,
             "FlowDetection",
-            code=function_code(paths.root, "ifd"),
-            layer=shared_layer,
+            image_code=lambda_image(IFD_CMD),
             environment=env_with_push,
             stream=data.stream,
             failure_queue=data.ifd_failure_queue,
@@ -106,7 +94,7 @@ class Magic8Stack(Stack):
         monitoring = Monitoring(
             self,
             "Monitoring",
-            image_code=ml_image(MONITOR_CMD),
+            image_code=lambda_image(MONITOR_CMD),
             environment=env_with_push,
             read_tables=[market, signals],
             write_tables=[history, state],
@@ -187,18 +175,6 @@ class Magic8Stack(Stack):
         if site.deployment is not None:
             _acknowledge_bucket_deployment(self, site)
 
-        self._acknowledge_stack_wide()
-
-    def _acknowledge_stack_wide(self) -> None:
-        ack(
-            self,
-            "AwsSolutions-L1",
-            f"Zip functions run Python {PYTHON_RUNTIME_VERSION} to match the shared layer,"
-            " which is assembled from the project's Python 3.11 environment (compiled wheels"
-            " such as pydantic-core and numpy are ABI-specific). The CDK-provided custom"
-            " resource handlers pick their own runtimes.",
-        )
-
 
 def _acknowledge_bucket_deployment(stack: Stack, site: DashboardSite) -> None:
     """Findings of the CDK-provided BucketDeployment handler (a singleton in the stack)."""
@@ -215,6 +191,7 @@ def _acknowledge_bucket_deployment(stack: Stack, site: DashboardSite) -> None:
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
         "AWSLambdaBasicExecutionRole]",
         "AwsSolutions-IAM5[Resource::*]",
+        "AwsSolutions-L1",
         "AwsSolutions-IAM5[Action::s3:GetObject*]",
         "AwsSolutions-IAM5[Action::s3:GetBucket*]",
         "AwsSolutions-IAM5[Action::s3:List*]",

@@ -11,11 +11,6 @@ from constructs import Construct, IConstruct
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# Lambda's Python runtime for the zip functions and the shared layer. The layer is assembled
-# from this project's .venv (Python 3.11, compiled wheels such as pydantic-core), so the
-# runtime must match the interpreter that built it.
-PYTHON_RUNTIME_VERSION = "3.11"
-
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 # What a Docker build context rooted at the repository never needs. CDK copies the context
@@ -50,7 +45,6 @@ class AssetPaths:
     root: Path = REPO_ROOT
     predict_dockerfile: str = "functions/predict/Dockerfile"
     gateway_dockerfile: str = "gateway_host/Dockerfile"
-    shared_layer: Path = field(default_factory=lambda: REPO_ROOT / "layers" / "shared")
     dashboard_static: Path = field(
         default_factory=lambda: REPO_ROOT / "layers" / "shared" / "magic8" / "dashboard" / "static"
     )

@@ -1,6 +1,12 @@
-"""Institutional flow detection: Kinesis `flow` -> ifd function (zip + shared layer).
+"""Institutional flow detection: Kinesis `flow` -> ifd function.
 
-The ifd function does no XGBoost, so it stays a zip (fast cold start) on the shared layer.
+The ifd function runs from the shared Lambda container image (functions/predict/Dockerfile,
+CMD functions.ifd.handler.handler). It needs no XGBoost, but a zip on a layer assembled
+offline from the project's .venv cannot work: that venv is CPython 3.11 and its numpy
+wheel is manylinux_2_27/2_28, while Lambda's python3.11 runtime is Amazon Linux 2
+(glibc 2.26) and the AL2023 runtimes (3.12+) need cp312+ wheels. The image installs the
+right wheels at deploy (`cdk deploy` builds it), so synth stays offline. One shard and a
+long-lived consumer make the image's slower cold start rare.
 Event source: per-shard order kept (parallelization factor 1, partition key = instrument),
 partial batch failures reported by Powertools BatchProcessor, the batch bisected on error,
 bounded retries and record age, and what still fails goes to the on-failure queue.
@@ -17,12 +23,13 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.constructs.functions import zip_function
+from infra.constructs.functions import image_function
 
 BATCH_SIZE = 100
 MAX_BATCHING_WINDOW_S = 2
 RETRY_ATTEMPTS = 3
 MAX_RECORD_AGE = Duration.hours(1)
+IFD_CMD = ["functions.ifd.handler.handler"]
 
 
 class FlowDetection(Construct):
@@ -31,8 +38,7 @@ class FlowDetection(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        code: lambda_.Code,
-        layer: lambda_.ILayerVersion,
+        image_code: lambda_.DockerImageCode,
         environment: dict[str, str],
         stream: kinesis.IStream,
         failure_queue: sqs.IQueue,
@@ -42,12 +48,10 @@ class FlowDetection(Construct):
         topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.function = zip_function(
+        self.function = image_function(
             self,
             "IfdFunction",
-            code=code,
-            handler="functions.ifd.handler.handler",
-            layers=[layer],
+            code=image_code,
             service="ifd",
             environment=environment,
             memory_size=512,

@@ -62,35 +62,3 @@ def image_function(
     )
     acknowledge_function_role(fn)
     return fn
-
-
-def zip_function(
-    scope: Construct,
-    construct_id: str,
-    *,
-    code: lambda_.Code,
-    handler: str,
-    layers: list[lambda_.ILayerVersion],
-    service: str,
-    environment: dict[str, str],
-    memory_size: int,
-    timeout: Duration,
-    description: str,
-) -> lambda_.Function:
-    fn = lambda_.Function(
-        scope,
-        construct_id,
-        code=code,
-        handler=handler,
-        runtime=lambda_.Runtime.PYTHON_3_11,
-        layers=layers,
-        description=description,
-        architecture=lambda_.Architecture.X86_64,
-        memory_size=memory_size,
-        timeout=timeout,
-        tracing=lambda_.Tracing.ACTIVE,
-        environment={**environment, **powertools_env(service)},
-        log_group=log_group(scope, f"{construct_id}Logs"),
-    )
-    acknowledge_function_role(fn)
-    return fn

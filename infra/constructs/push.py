@@ -1,7 +1,8 @@
 """Live push: a WebSocket API ($connect, $disconnect, subscribe) backed by the websocket function.
 
-Connections are kept in the state table. Producers (monitor, ifd) get
-execute-api:ManageConnections on this stage through `grant_push`.
+Connections are kept in the state table. The function runs from the shared Lambda image
+(CMD functions.websocket.handler.handler; see flow_detection.py for why not a zip).
+Producers (monitor, ifd) get execute-api:ManageConnections on this stage (`grant_push`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.constructs.common import ack, log_group, nag_env, nag_ref
-from infra.constructs.functions import zip_function
+from infra.constructs.functions import image_function
 
+WEBSOCKET_CMD = ["functions.websocket.handler.handler"]
 WS_ENDPOINT_ENV = "MAGIC8_WS_ENDPOINT"  # https://{api}.execute-api.{region}.amazonaws.com/{stage}
 
 
@@ -59,19 +61,16 @@ class Push(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        code: lambda_.Code,
-        layer: lambda_.ILayerVersion,
+        image_code: lambda_.DockerImageCode,
         environment: dict[str, str],
         state_table: ddb.ITable,
         stage_name: str = "prod",
     ) -> None:
         super().__init__(scope, construct_id)
-        self.function = zip_function(
+        self.function = image_function(
             self,
             "WebSocketFunction",
-            code=code,
-            handler="functions.websocket.handler.handler",
-            layers=[layer],
+            code=image_code,
             service="websocket",
             environment=environment,
             memory_size=256,

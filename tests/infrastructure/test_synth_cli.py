@@ -2,9 +2,8 @@
 
 Runs the pinned CDK CLI (package.json) the way the Makefile does, into a fresh output
 directory (as a fresh clone would), with AWS credentials removed from the environment so
-nothing can reach AWS. Then checks what the real (locally bundled) assets contain: the
-shared layer holds magic8 + its third-party closure, and the zip functions import with
-only that layer and the packages the Lambda runtime provides.
+nothing can reach AWS. Then checks the staged assets: the Docker build contexts are
+copied (never built) without the venv, node_modules or git, and hold every handler.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +22,6 @@ from tests.infrastructure.conftest import REPO_ROOT
 pytestmark = pytest.mark.xdist_group("cdk")
 
 SYNTH_BUDGET_S = 60.0
-RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "urllib3", "jmespath", "dateutil", "six.py")
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +53,6 @@ def cli_synth(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float, st
     return out, elapsed, proc.stdout + proc.stderr
 
 
-def _asset_dir(out: Path, path_fragment: str) -> Path:
-    assets = json.loads((out / "Magic8.assets.json").read_text())
-    for asset in assets["files"].values():
-        if asset.get("displayName", "").startswith(path_fragment):
-            return out / asset["source"]["path"]
-    raise AssertionError(
-        f"no asset {path_fragment}: {[a.get('displayName') for a in assets['files'].values()]}"
-    )
-
-
 def test_cli_synth_offline_within_budget(cli_synth: tuple[Path, float, str]) -> None:
     out, elapsed, output = cli_synth
     warnings = [line for line in output.splitlines() if "WARNING" in line or "ERROR" in line]
@@ -84,63 +71,13 @@ def test_container_images_are_staged_not_built(cli_synth: tuple[Path, float, str
         a["source"]["dockerFile"]: out / a["source"]["directory"]
         for a in assets["dockerImages"].values()
     }
-    # predict + monitor share one image; the gateway has its own
+    # the four Lambda functions share one image; the gateway has its own
     assert set(images) == {"functions/predict/Dockerfile", "gateway_host/Dockerfile"}
     for dockerfile, context in images.items():
         assert (context / dockerfile).is_file()
         assert (context / "layers" / "shared" / "magic8" / "__init__.py").is_file()
         for heavy in (".venv", "node_modules", ".git", "cdk.out"):
             assert not (context / heavy).exists(), heavy
-
-
-def test_shared_layer_bundled_locally(cli_synth: tuple[Path, float, str]) -> None:
-    out, _, _ = cli_synth
-    layer = _asset_dir(out, "SharedLayer")
-    python = layer / "python"
-    for pkg in (
-        "magic8",
-        "aws_lambda_powertools",
-        "aws_xray_sdk",
-        "pydantic",
-        "pydantic_core",
-        "pydantic_settings",
-        "numpy",
-    ):
-        assert (python / pkg).is_dir(), pkg
-    assert not (python / "boto3").exists()  # provided by the runtime
-    assert not (python / "xgboost").exists()
-    size = sum(p.stat().st_size for p in layer.rglob("*") if p.is_file())
-    assert size < 250 * 1024 * 1024, size
-
-
-def test_zip_functions_import_with_only_the_layer(
-    cli_synth: tuple[Path, float, str], tmp_path: Path
-) -> None:
-    """Import each zip handler the way Lambda would: function code + layer + runtime boto3."""
-    out, _, _ = cli_synth
-    layer = _asset_dir(out, "SharedLayer") / "python"
-    runtime = tmp_path / "runtime"
-    runtime.mkdir()
-    site = Path(next(p for p in sys.path if p.endswith("site-packages")))
-    for name in RUNTIME_PROVIDED:
-        (runtime / name).symlink_to(site / name)
-    for fn_asset, module in (
-        ("FlowDetection/IfdFunction", "functions.ifd.handler"),
-        ("Push/WebSocketFunction", "functions.websocket.handler"),
-    ):
-        code = _asset_dir(out, fn_asset)
-        probe = (
-            "import sys; sys.path[:0] = " + repr([str(code), str(layer), str(runtime)]) + "\n"
-            f"import {module} as m\n"
-            "assert callable(m.handler)\n"
-            "bad = [n for n in sys.modules if n.split('.')[0] in ('xgboost', 'pandas', 'scipy')]\n"
-            "assert not bad, bad\n"
-        )
-        proc = subprocess.run(
-            [sys.executable, "-S", "-c", probe],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={"PATH": os.environ.get("PATH", "")},
-        )
-        assert proc.returncode == 0, f"{module}: {proc.stderr[-3000:]}"
+    lambda_context = images["functions/predict/Dockerfile"]
+    for name in ("predict", "monitor", "ifd", "websocket"):
+        assert (lambda_context / "functions" / name / "handler.py").is_file(), name
