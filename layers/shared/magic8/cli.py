@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "evaluate-ifd": ("magic8.ifd.evaluate", "replay labelled sessions and score IFD detection"),
     "bench": ("magic8.bench", "run benchmarks and write bench/results/"),
-    "resilience": ("magic8.resilience", "fault and fuzz suites with a nothing-lost table"),
+    "resilience": ("magic8.resilience.cli", "fault and fuzz suites with a nothing-lost table"),
 }
 
 

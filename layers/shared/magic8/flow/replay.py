@@ -106,6 +106,8 @@ class ReplayResult:
     files: int = 0
     records: int = 0
     per_file: dict[str, int] = field(default_factory=dict)
+    # files that could not be decoded (not DBN, corrupt header, ...): reported, skipped
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 def _schema_type_name(schema: Any) -> str:
@@ -174,7 +176,13 @@ def replay(
     for path in dbn_files(paths):
         if pacer.stop():
             break
-        n = replay_file(path, ingest, pacer=pacer, source=source)
+        try:
+            n = replay_file(path, ingest, pacer=pacer, source=source)
+        except Exception as exc:  # a bad file must not end the session: report, go on
+            message = f"{path}: {type(exc).__name__}: {exc}"
+            result.failed[str(path)] = message
+            ingest.errors.append(message)
+            continue
         result.files += 1
         result.records += n
         result.per_file[str(path)] = n

@@ -87,9 +87,12 @@ def run(args: argparse.Namespace) -> int:
                 },
                 "instruments": len(ingest.instruments),
                 "errors": ingest.errors,
+                "failed_files": result.failed,
             },
             indent=2,
         ),
         file=report,
     )
-    return 0
+    for message in result.failed.values():
+        print(f"magic8 replay: skipped unreadable file {message}", file=sys.stderr)
+    return 1 if result.failed else 0

@@ -1,0 +1,3 @@
+from magic8.resilience.cli import main
+
+raise SystemExit(main())

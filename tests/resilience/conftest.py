@@ -1,0 +1,35 @@
+"""Fault and fuzz suites (issue 8). Each scenario records one row of the resilience table
+(magic8.resilience.table) and asserts that nothing was lost. `magic8 resilience` runs
+this folder and prints the table; `make test` runs it with the quick budget."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from magic8.domain.flow import PressureWindow
+from magic8.flow.ingest import FlowIngest
+from magic8.flow.replay import replay
+from magic8.local.moto_server import EmbeddedAws
+from magic8.resilience.fault_proxy import FaultProxy
+from magic8.settings import REPO_ROOT
+
+SAMPLE_SESSION = REPO_ROOT / "layers" / "shared" / "magic8" / "data" / "sessions" / "sample"
+
+
+@pytest.fixture()
+def fault_proxy(moto_server: EmbeddedAws) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(moto_server.endpoint_url, seed=11).start()
+    yield proxy
+    proxy.stop()
+
+
+def sample_day_windows(days: int = 1) -> list[PressureWindow]:
+    """Pressure windows of the first `days` days of the shipped sample session."""
+    windows: list[PressureWindow] = []
+    ingest = FlowIngest(on_windows=windows.extend)
+    day_dirs = sorted(p for p in SAMPLE_SESSION.iterdir() if p.name.startswith("day-"))[:days]
+    replay([Path(d) for d in day_dirs], ingest)
+    return windows
