@@ -17,6 +17,7 @@ import importlib.util
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,6 +66,18 @@ class DailyData:
     vix: np.ndarray  # (D,) close (real or proxy)
     vix_real: np.ndarray  # (D,) bool
     proxy_coef: tuple[float, float]  # vix = a + b * rv20
+
+    def tail(self, n: int) -> DailyData:
+        """The most recent n days."""
+        s = slice(max(0, len(self.dates) - n), len(self.dates))
+        return DailyData(
+            dates=self.dates[s],
+            ohlc={k: v[s] for k, v in self.ohlc.items()},
+            volume={k: v[s] for k, v in self.volume.items()},
+            vix=self.vix[s],
+            vix_real=self.vix_real[s],
+            proxy_coef=self.proxy_coef,
+        )
 
 
 def _arch_csv(name: str) -> pd.DataFrame:
@@ -229,6 +242,7 @@ class Dataset:
     trades: F.TradeArrays | None = None
     ctx_index: np.ndarray | None = None  # row -> context
     contexts: dict[str, np.ndarray] = field(default_factory=dict)  # day, slot, family, symbol
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 def _rnd(x: np.ndarray, inc: np.ndarray) -> np.ndarray:

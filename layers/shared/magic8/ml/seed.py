@@ -12,7 +12,6 @@ the DiscordTrading example); returns, ranges and VIX stay real. `--real-levels` 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -44,16 +43,7 @@ def build_seed_snapshots(
     from magic8.ml import data as D
 
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    daily = D.load_daily()
-    tail = slice(len(daily.dates) - _SEED_DAYS, len(daily.dates))
-    daily = replace(
-        daily,
-        dates=daily.dates[tail],
-        ohlc={k: v[tail] for k, v in daily.ohlc.items()},
-        volume={k: v[tail] for k, v in daily.volume.items()},
-        vix=daily.vix[tail],
-        vix_real=daily.vix_real[tail],
-    )
+    daily = D.load_daily().tail(_SEED_DAYS)
     market = D.build_market(daily, np.random.default_rng(seed))
     last_idx = np.array([len(daily.dates) * D.BARS_PER_DAY - 1])
     shift = now.timestamp() - (market.bars["sp500"][-1, 0] + BAR_SECONDS)
