@@ -57,6 +57,7 @@ def build_drift_check(service: Any, settings: MonitorSettings) -> DriftCheck | N
         threshold=settings.monitor_drift_psi_threshold,
         min_samples=settings.monitor_drift_min_samples,
         window_days=settings.monitor_drift_window_days,
+        min_days=settings.monitor_drift_min_days,
     )
     return DriftCheck(monitor, service_feature_rows(service))
 

@@ -9,7 +9,12 @@ from pydantic import Field
 
 from magic8.domain.cache import CacheConfig
 from magic8.domain.service import ServiceConfig
-from magic8.monitor.drift import DEFAULT_MIN_SAMPLES, DEFAULT_PSI_THRESHOLD, DEFAULT_WINDOW_DAYS
+from magic8.monitor.drift import (
+    DEFAULT_MIN_DAYS,
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_PSI_THRESHOLD,
+    DEFAULT_WINDOW_DAYS,
+)
 from magic8.monitor.sweep import SweepConfig
 from magic8.settings import DEFAULT_MODEL_DIR, AwsSettings
 
@@ -28,6 +33,7 @@ class MonitorSettings(AwsSettings):
     monitor_drift_psi_threshold: float = Field(default=DEFAULT_PSI_THRESHOLD, gt=0)
     monitor_drift_min_samples: int = Field(default=DEFAULT_MIN_SAMPLES, ge=1)
     monitor_drift_window_days: int = Field(default=DEFAULT_WINDOW_DAYS, ge=1, le=60)
+    monitor_drift_min_days: int = Field(default=DEFAULT_MIN_DAYS, ge=1, le=60)
     monitor_accuracy_windows: list[int] = Field(default_factory=lambda: [1, 7, 30])
     # a sweep must read fresh snapshots: keep the market cache shorter than the interval
     monitor_market_ttl_s: float = Field(default=20.0, ge=0)

@@ -160,7 +160,9 @@ def test_sweep_accumulates_the_day_and_alerts_once(training: dict[str, np.ndarra
         ]
     )
     state, pub = InMemorySweepStateStore(), Pub()
-    check = DriftCheck(DriftMonitor(ref, "v-test", threshold=0.25, min_samples=100), rows)
+    check = DriftCheck(
+        DriftMonitor(ref, "v-test", threshold=0.25, min_samples=100, min_days=1), rows
+    )
 
     def sweep() -> object:
         return run_sweep(watch, Service(), state, pub, Beat(), lambda: clock[0], drift=check)
@@ -190,7 +192,11 @@ def test_window_keeps_the_last_days_only(training: dict[str, np.ndarray]) -> Non
 
     from magic8.monitor.drift import DriftAccumulator, DriftMonitor
 
-    mon = DriftMonitor(parse_manifest(_reference(training)), window_days=3, min_samples=1)
+    mon = DriftMonitor(
+        parse_manifest(_reference(training)), window_days=3, min_samples=1, min_days=2
+    )
+    first = mon.accumulate(DriftAccumulator(), date(2026, 11, 13), list(training), np.ones((5, 3)))
+    assert mon.report(first).features == []  # one day of data: not judged yet
     acc = DriftAccumulator()
     rows = np.column_stack([training[k][:10] for k in training])
     for i in range(5):

@@ -204,6 +204,9 @@ DEFAULT_EXCLUDED: frozenset[str] = frozenset(
 
 
 DEFAULT_WINDOW_DAYS = 20
+# days of live data before judging: the market features of a few days cover a narrow
+# slice of the training years (one VIX regime), which is not yet drift
+DEFAULT_MIN_DAYS = 5
 
 
 class DriftAccumulator(BaseModel):
@@ -239,8 +242,10 @@ class DriftMonitor:
         min_samples: int = DEFAULT_MIN_SAMPLES,
         excluded: frozenset[str] = DEFAULT_EXCLUDED,
         window_days: int = DEFAULT_WINDOW_DAYS,
+        min_days: int = DEFAULT_MIN_DAYS,
     ) -> None:
         self.reference = {k: v for k, v in reference.items() if k not in excluded}
+        self.min_days = min(min_days, window_days)
         self.model_version = model_version
         self.threshold = threshold
         self.min_samples = min_samples
@@ -269,6 +274,13 @@ class DriftMonitor:
         )
 
     def report(self, acc: DriftAccumulator) -> DriftReport:
+        if len(acc.days) < self.min_days:
+            return DriftReport(
+                threshold=self.threshold,
+                min_samples=self.min_samples,
+                features=[],
+                skipped=sorted(self.reference),
+            )
         return check_counts(self.reference, acc.totals(), self.threshold, self.min_samples)
 
 
