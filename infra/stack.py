@@ -141,7 +141,8 @@ class Magic8Stack(Stack):
             self,
             "DashboardSite",
             static_dir=paths.dashboard_static,
-            config={"apiUrl": api.api.url, "wsUrl": push.stage.url},
+            api=api.api,
+            ws_url=push.stage.url,
         )
 
         CfnOutput(self, "ApiUrl", value=api.api.url, description="REST API base URL")

@@ -2,6 +2,11 @@
 
 The assets come from a folder (layers/shared/magic8/dashboard/static); a `config.json`
 next to them tells the page where the API and the WebSocket live.
+
+The page reads the REST API through the same distribution (behaviours for the read-only
+paths it uses -> the API stage, uncached, x-api-key forwarded), so the browser never
+makes a cross-origin call and the API needs no CORS. The key is still required: the
+page asks the trader for it. WebSockets are not subject to CORS.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_s3 as s3
@@ -16,6 +22,16 @@ from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
 from infra.constructs.common import ack
+
+# The read-only API paths the dashboard page calls (served by the predict function).
+DASHBOARD_API_PATHS: tuple[str, ...] = (
+    "/signals*",
+    "/watchlist*",
+    "/confidence/*",
+    "/market/*",
+    "/accuracy*",
+    "/health*",
+)
 
 
 class DashboardSite(Construct):
@@ -25,7 +41,8 @@ class DashboardSite(Construct):
         construct_id: str,
         *,
         static_dir: Path,
-        config: dict[str, str],
+        api: apigw.RestApi,
+        ws_url: str,
     ) -> None:
         super().__init__(scope, construct_id)
         self.logs_bucket = s3.Bucket(
@@ -63,7 +80,18 @@ class DashboardSite(Construct):
             log_file_prefix="cloudfront/",
             price_class=cloudfront.PriceClass.PRICE_CLASS_100,
         )
+        api_origin = origins.RestApiOrigin(api)
+        for pattern in DASHBOARD_API_PATHS:
+            self.distribution.add_behavior(
+                pattern,
+                api_origin,
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+                allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD_OPTIONS,
+                cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
+                origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+            )
         self.url = f"https://{self.distribution.distribution_domain_name}"
+        config = {"apiUrl": self.url, "wsUrl": ws_url}
 
         self.deployment: s3deploy.BucketDeployment | None = None
         if static_dir.is_dir():

@@ -580,11 +580,27 @@ def test_dashboard_hosting(synth: Synth) -> None:
                     "DefaultCacheBehavior": Match.object_like(
                         {"ViewerProtocolPolicy": "redirect-to-https"}
                     ),
-                    "Origins": [Match.object_like({"OriginAccessControlId": Match.any_value()})],
+                    "Origins": Match.array_with(
+                        [Match.object_like({"OriginAccessControlId": Match.any_value()})]
+                    ),
                 }
             )
         },
     )
+    (dist,) = synth.resources("AWS::CloudFront::Distribution").values()
+    behaviours = {
+        b["PathPattern"]: b for b in dist["Properties"]["DistributionConfig"]["CacheBehaviors"]
+    }
+    assert {"/signals*", "/confidence/*", "/health*"} <= set(behaviours)
+    for b in behaviours.values():  # API reads through the same origin: uncached, read-only
+        assert b["AllowedMethods"] == ["GET", "HEAD", "OPTIONS"]
+    # the page's config.json (markers resolved at deploy) names the distribution itself
+    # (same origin, no CORS) and the WebSocket API
+    (deploy,) = synth.resources("Custom::CDKBucketDeployment").values()
+    markers = json.dumps(deploy["Properties"].get("SourceMarkers"))
+    dist_id = next(iter(synth.resources("AWS::CloudFront::Distribution")))
+    ws_id = next(iter(synth.resources("AWS::ApiGatewayV2::Api")))
+    assert dist_id in markers and ws_id in markers, markers
     for bucket in synth.resources("AWS::S3::Bucket").values():
         assert bucket["Properties"]["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is True
         assert bucket["Properties"]["BucketEncryption"]
