@@ -1,8 +1,8 @@
 """Confidence history in DynamoDB (HISTORY_TABLE: pk series "<SYMBOL>#<Strategy>", sk ts ms).
 
-Writes go in BatchWriteItem calls of 25 with unprocessed items retried; every item
-carries a TTL (`expires_at`, epoch s). DynamoDB deletes expired items lazily and moto
-never does, so reads drop expired items themselves.
+Writes go in BatchWriteItem calls of 25 (sent concurrently) with unprocessed items
+retried; every item carries a TTL (`expires_at`, epoch s). DynamoDB deletes expired
+items lazily and moto never does, so reads drop expired items themselves.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ class DynamoHistoryRepository:
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._max_workers = max_workers
+        self._executor: ThreadPoolExecutor | None = None
 
     @property
     def ddb(self) -> Any:
@@ -90,11 +91,18 @@ class DynamoHistoryRepository:
                 ts += 1
             seen.add((point.series, ts))
             requests.append({"PutRequest": {"Item": _item(point, ts, expires_at)}})
-        written = 0
-        for start in range(0, len(requests), BATCH_SIZE):
-            chunk = requests[start : start + BATCH_SIZE]
-            written += self._write_chunk(chunk)
-        return written
+        chunks = [requests[i : i + BATCH_SIZE] for i in range(0, len(requests), BATCH_SIZE)]
+        if len(chunks) == 1:
+            return self._write_chunk(chunks[0])
+        # a batch of 100 answers is 4 BatchWriteItem calls: send them concurrently
+        return sum(self._pool().map(self._write_chunk, chunks))
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self._max_workers, thread_name_prefix="history"
+            )
+        return self._executor
 
     def _write_chunk(self, chunk: list[dict[str, Any]]) -> int:
         pending = chunk
@@ -165,6 +173,5 @@ class DynamoHistoryRepository:
         names = list(series) if series is not None else all_series()
         if not names:
             return []
-        with ThreadPoolExecutor(max_workers=min(self._max_workers, len(names))) as pool:
-            results = list(pool.map(lambda s: self._trend(s, hours, now_ms), names))
+        results = list(self._pool().map(lambda s: self._trend(s, hours, now_ms), names))
         return [t for t in results if t is not None]

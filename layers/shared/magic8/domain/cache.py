@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+import numpy as np
+
 from magic8.domain.market import MarketSnapshot
 from magic8.domain.trades import TradeRequest
 
@@ -142,28 +144,51 @@ def snapshot_identity(symbol: str, snapshot: MarketSnapshot | None) -> SnapshotI
     return (snapshot.symbol, snapshot.updated_at.isoformat())
 
 
-FeatureKey = tuple[object, ...]
-PredictionKey = tuple[object, ...]
+class CacheKey:
+    """An immutable key whose hash is computed once (keys are nested tuples of ~20 values;
+    a batch looks each one up several times)."""
+
+    __slots__ = ("_hash", "parts")
+
+    def __init__(self, parts: tuple[object, ...]) -> None:
+        self.parts = parts
+        self._hash = hash(parts)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, CacheKey) and self._hash == other._hash and self.parts == other.parts
+        )
+
+    def __repr__(self) -> str:
+        return f"CacheKey({self.parts!r})"
+
+
+FeatureKey = CacheKey
+PredictionKey = CacheKey
 
 
 def feature_key(
     trade: TradeRequest,
     market: SnapshotIdentity,
     vix: SnapshotIdentity,
-    feature_time: datetime | None,
+    feature_time: datetime | str | None,
 ) -> FeatureKey:
     """Everything a feature row depends on. feature_time is the (bucketed) serve time
     used for the temporal features of a trade that carries no timestamp of its own."""
-    return (
-        trade.cache_key(),
-        market,
-        vix,
-        None if trade.timestamp is not None or feature_time is None else feature_time.isoformat(),
-    )
+    if trade.timestamp is not None or feature_time is None:
+        ftime: str | None = None
+    elif isinstance(feature_time, str):
+        ftime = feature_time
+    else:
+        ftime = feature_time.isoformat()
+    return CacheKey((trade.cache_key(), market, vix, ftime))
 
 
 def prediction_key(fkey: FeatureKey, model_version: str) -> PredictionKey:
-    return (*fkey, model_version)
+    return CacheKey((*fkey.parts, model_version))
 
 
 class PredictionCaches:
@@ -177,7 +202,7 @@ class PredictionCaches:
         self.market: TTLCache[str, MarketSnapshot | None] = TTLCache(
             c.market_ttl_s, c.max_entries, clock, "market"
         )
-        self.features: TTLCache[FeatureKey, object] = TTLCache(
+        self.features: TTLCache[FeatureKey, np.ndarray] = TTLCache(
             c.features_ttl_s, c.max_entries, clock, "features"
         )
         self.predictions: TTLCache[PredictionKey, object] = TTLCache(

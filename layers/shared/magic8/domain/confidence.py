@@ -22,8 +22,10 @@ def epoch_ms(ts: datetime) -> int:
     return int(ts.timestamp() * 1000)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ConfidencePoint:
+    """One history point (treat as immutable; not frozen: built 100 at a time)."""
+
     symbol: str
     strategy: str
     ts_ms: int

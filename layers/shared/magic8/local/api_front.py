@@ -189,6 +189,9 @@ class ApiFront:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = "magic8-api-front"
+            # headers and body go out in two writes: without TCP_NODELAY, Nagle + the
+            # client's delayed ACK add ~40 ms to every keep-alive response
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return
