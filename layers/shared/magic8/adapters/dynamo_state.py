@@ -1,0 +1,228 @@
+"""DynamoDB adapters on the STATE table: generic KeyValueState, IFD baselines, peers, rate cap.
+
+Items are addressed by (pk, sk). TTL (``expires_at``, epoch seconds) is stored for
+DynamoDB to expire; reads filter expired items themselves (moto never expires, and AWS
+deletes lazily). Floats go in as Decimal and come back as int/float.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from magic8.adapters.aws import resource
+from magic8.domain.flow import PressureWindow
+from magic8.ifd.analysis import WindowLite
+from magic8.ifd.baselines import Baseline
+from magic8.ifd.state import OptionState
+
+TTL_ATTRIBUTE = "expires_at"
+
+
+def to_dynamo(value: Any) -> Any:
+    """Python -> DynamoDB: floats become Decimal (recursively); None values are dropped."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: to_dynamo(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [to_dynamo(v) for v in value]
+    return value
+
+
+def from_dynamo(value: Any) -> Any:
+    """DynamoDB -> Python: Decimal becomes int when integral, else float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_dynamo(v) for v in value]
+    return value
+
+
+def expired(item: dict[str, Any], now: float | None = None) -> bool:
+    exp = item.get(TTL_ATTRIBUTE)
+    return exp is not None and float(exp) <= (now if now is not None else time.time())
+
+
+class DynamoKeyValueState:
+    """KeyValueState (magic8.domain.ports) over a table with string keys pk/sk."""
+
+    def __init__(self, table_name: str, table: Any = None) -> None:
+        self.table_name = table_name
+        self._table = table
+
+    @property
+    def table(self) -> Any:
+        if self._table is None:
+            self._table = resource("dynamodb").Table(self.table_name)
+        return self._table
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        item = self.table.get_item(Key={"pk": pk, "sk": sk}).get("Item")
+        if item is None or expired(item):
+            return None
+        out: dict[str, Any] = from_dynamo(item)
+        return out
+
+    def put(self, pk: str, sk: str, item: dict[str, Any], ttl_seconds: int | None = None) -> None:
+        self.table.put_item(Item=self._item(pk, sk, item, ttl_seconds))
+
+    def put_many(
+        self, items: Iterable[tuple[str, str, dict[str, Any]]], ttl_seconds: int | None = None
+    ) -> None:
+        with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+            for pk, sk, item in items:
+                batch.put_item(Item=self._item(pk, sk, item, ttl_seconds))
+
+    def query(self, pk: str, sk_prefix: str = "") -> list[dict[str, Any]]:
+        cond: Any = Key("pk").eq(pk)
+        if sk_prefix:
+            cond = cond & Key("sk").begins_with(sk_prefix)
+        kwargs: dict[str, Any] = {"KeyConditionExpression": cond}
+        out: list[dict[str, Any]] = []
+        now = time.time()
+        while True:
+            page = self.table.query(**kwargs)
+            out.extend(from_dynamo(i) for i in page.get("Items", []) if not expired(i, now))
+            if "LastEvaluatedKey" not in page:
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def delete(self, pk: str, sk: str) -> None:
+        self.table.delete_item(Key={"pk": pk, "sk": sk})
+
+    @staticmethod
+    def _item(pk: str, sk: str, item: dict[str, Any], ttl_seconds: int | None) -> dict[str, Any]:
+        full = {**to_dynamo(item), "pk": pk, "sk": sk}
+        if ttl_seconds:
+            full[TTL_ATTRIBUTE] = int(time.time()) + int(ttl_seconds)
+        return full
+
+
+def _strike(strike: float) -> str:
+    return f"{strike:g}"
+
+
+class DynamoBaselineStore:
+    """BaselineStore (magic8.ifd.ports) on KeyValueState.
+
+    Option state: pk ``ifd#opt#<underlying>``, sk ``<C|P>#<strike>``; priors: pk
+    ``ifd#prior#<underlying>``, sk ``<C|P>``. Baselines are stored as compact JSON.
+    One Kinesis shard -> one writer per key (read-modify-write without conditions).
+    """
+
+    def __init__(self, state: DynamoKeyValueState, ttl_seconds: int = 60 * 86400) -> None:
+        self.state = state
+        self.ttl_seconds = ttl_seconds
+
+    def load_option(self, underlying: str, option_type: str, strike: float) -> OptionState | None:
+        item = self.state.get(f"ifd#opt#{underlying}", f"{option_type}#{_strike(strike)}")
+        return OptionState.from_item(item) if item else None
+
+    def save_option(self, state: OptionState) -> None:
+        self.state.put(
+            f"ifd#opt#{state.underlying}",
+            f"{state.option_type}#{_strike(state.strike)}",
+            state.to_item(),
+            ttl_seconds=self.ttl_seconds,
+        )
+
+    def load_prior(self, underlying: str, option_type: str) -> Baseline | None:
+        item = self.state.get(f"ifd#prior#{underlying}", option_type)
+        return Baseline.from_json(item.get("baseline")) if item else None
+
+    def save_prior(self, underlying: str, option_type: str, baseline: Baseline) -> None:
+        self.state.put(
+            f"ifd#prior#{underlying}",
+            option_type,
+            {"baseline": baseline.to_json()},
+            ttl_seconds=self.ttl_seconds,
+        )
+
+
+class DynamoWindowStore:
+    """WindowStore: pk ``ifd#win#<underlying>#<window_start epoch>``, sk ``<C|P>#<strike>``.
+
+    Build one per invocation: peers are cached per window start for its lifetime (the
+    batch's own windows are put first, so the cache sees them).
+    """
+
+    def __init__(self, state: DynamoKeyValueState, ttl_seconds: int = 2 * 86400) -> None:
+        self.state = state
+        self.ttl_seconds = ttl_seconds
+        self._cache: dict[tuple[str, int], dict[str, WindowLite]] = {}
+
+    def put_many(self, windows: Sequence[PressureWindow]) -> None:
+        rows = []
+        for w in windows:
+            lite = WindowLite.of(w)
+            sk = f"{lite.option_type}#{_strike(lite.strike)}"
+            rows.append(
+                (f"ifd#win#{w.underlying}#{lite.ws}", sk, {"w": json.dumps(lite.to_list())})
+            )
+            cached = self._cache.get((w.underlying, lite.ws))
+            if cached is not None:
+                cached[sk] = lite
+        self.state.put_many(rows, ttl_seconds=self.ttl_seconds)
+
+    def peers(self, underlying: str, window_start: datetime) -> list[WindowLite]:
+        ws = int(window_start.timestamp())
+        key = (underlying, ws)
+        if key not in self._cache:
+            self._cache[key] = {
+                str(item["sk"]): WindowLite.from_list(
+                    str(item["sk"]).split("#", 1)[0], json.loads(item["w"])
+                )
+                for item in self.state.query(f"ifd#win#{underlying}#{ws}")
+            }
+        return list(self._cache[key].values())
+
+
+class DynamoAlertRateLimiter:
+    """AlertRateLimiter: an atomic conditional counter per clock hour (pk ``ifd#rate``)."""
+
+    def __init__(self, table_name: str, table: Any = None, ttl_seconds: int = 3 * 86400) -> None:
+        self.state = DynamoKeyValueState(table_name, table)
+        self.ttl_seconds = ttl_seconds
+
+    def try_acquire(self, bucket: str, limit: int) -> bool:
+        try:
+            self.state.table.update_item(
+                Key={"pk": "ifd#rate", "sk": bucket},
+                UpdateExpression="ADD taken :one SET expires_at = :exp",
+                ConditionExpression="attribute_not_exists(taken) OR taken < :limit",
+                ExpressionAttributeValues={
+                    ":one": 1,
+                    ":limit": limit,
+                    ":exp": int(time.time()) + self.ttl_seconds,
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def record_excess(self, bucket: str) -> int:
+        out = self.state.table.update_item(
+            Key={"pk": "ifd#rate", "sk": bucket},
+            UpdateExpression="ADD excess :one",
+            ExpressionAttributeValues={":one": 1},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(out["Attributes"]["excess"])
+
+    def counts(self, bucket: str) -> dict[str, int]:
+        item = self.state.table.get_item(Key={"pk": "ifd#rate", "sk": bucket}).get("Item") or {}
+        return {"taken": int(item.get("taken", 0)), "excess": int(item.get("excess", 0))}

@@ -1,0 +1,104 @@
+"""SignalStore on the SIGNALS table: pk underlying, sk signal_id, GSI by_day, TTL."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+
+from magic8.adapters.aws import resource
+from magic8.adapters.dynamo_state import expired, from_dynamo, to_dynamo
+from magic8.ifd.baselines import trading_day
+from magic8.ifd.signals import Signal
+
+MAX_DAYS_SCANNED = 62
+
+
+class DynamoSignalStore:
+    def __init__(self, table_name: str, ttl_days: int = 30, table: Any = None) -> None:
+        self.table_name = table_name
+        self.ttl_days = ttl_days
+        self._table = table
+
+    @property
+    def table(self) -> Any:
+        if self._table is None:
+            self._table = resource("dynamodb").Table(self.table_name)
+        return self._table
+
+    def put(self, signal: Signal) -> None:
+        item = to_dynamo(signal.model_dump(mode="json"))
+        item["expires_at"] = int(time.time()) + self.ttl_days * 86400
+        self.table.put_item(Item=item)
+
+    def query(
+        self,
+        since: datetime,
+        until: datetime,
+        underlying: str | None = None,
+        min_confidence: float = 0.0,
+        limit: int = 500,
+    ) -> list[Signal]:
+        lo = since.astimezone(UTC).isoformat()
+        hi = until.astimezone(UTC).isoformat()
+        out: list[Signal] = []
+        if underlying is not None:
+            out = self._collect(
+                {
+                    "KeyConditionExpression": Key("underlying").eq(underlying)
+                    & Key("signal_id").between(lo, hi)
+                },
+                since,
+                until,
+                min_confidence,
+                limit,
+            )
+        else:
+            day = date.fromisoformat(trading_day(since))
+            last = date.fromisoformat(trading_day(until))
+            for _ in range(MAX_DAYS_SCANNED):
+                if day > last or len(out) >= limit:
+                    break
+                out.extend(
+                    self._collect(
+                        {
+                            "IndexName": "by_day",
+                            "KeyConditionExpression": Key("day").eq(day.isoformat())
+                            & Key("signal_id").between(lo, hi),
+                        },
+                        since,
+                        until,
+                        min_confidence,
+                        limit - len(out),
+                    )
+                )
+                day += timedelta(days=1)
+        out.sort(key=lambda s: (s.window_end, s.signal_id))
+        return out[:limit]
+
+    def _collect(
+        self,
+        kwargs: dict[str, Any],
+        since: datetime,
+        until: datetime,
+        min_confidence: float,
+        limit: int,
+    ) -> list[Signal]:
+        out: list[Signal] = []
+        now = time.time()
+        while len(out) < limit:
+            page = self.table.query(**kwargs)
+            for raw in page.get("Items", []):
+                if expired(raw, now):
+                    continue
+                item = from_dynamo(raw)
+                item.pop("expires_at", None)
+                signal = Signal.model_validate(item)
+                if since <= signal.window_end < until and signal.confidence >= min_confidence:
+                    out.append(signal)
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return out[:limit]

@@ -1,0 +1,1 @@
+"""Institutional flow detection (IFD): baselines, analysis, signals — pure domain code."""

@@ -1,0 +1,70 @@
+"""Ports of the IFD domain: storage and alert-rate interfaces the adapters implement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from magic8.domain.flow import PressureWindow
+
+if TYPE_CHECKING:
+    from magic8.ifd.analysis import WindowLite
+    from magic8.ifd.baselines import Baseline
+    from magic8.ifd.signals import DispatchResult, Signal
+    from magic8.ifd.state import OptionState
+
+
+class BaselineStore(Protocol):
+    """Per-option state (strike baseline + recent windows) and per-(underlying, C/P) priors."""
+
+    def load_option(
+        self, underlying: str, option_type: str, strike: float
+    ) -> OptionState | None: ...
+
+    def save_option(self, state: OptionState) -> None: ...
+
+    def load_prior(self, underlying: str, option_type: str) -> Baseline | None: ...
+
+    def save_prior(self, underlying: str, option_type: str, baseline: Baseline) -> None: ...
+
+
+class WindowStore(Protocol):
+    """Recent windows of all options of an underlying, by window start (for peers)."""
+
+    def put_many(self, windows: Sequence[PressureWindow]) -> None: ...
+
+    def peers(self, underlying: str, window_start: datetime) -> list[WindowLite]: ...
+
+
+class SignalStore(Protocol):
+    def put(self, signal: Signal) -> None:
+        """Idempotent by (underlying, signal_id)."""
+        ...
+
+    def query(
+        self,
+        since: datetime,
+        until: datetime,
+        underlying: str | None = None,
+        min_confidence: float = 0.0,
+        limit: int = 500,
+    ) -> list[Signal]:
+        """Signals with window_end in [since, until), oldest first."""
+        ...
+
+
+class AlertRateLimiter(Protocol):
+    def try_acquire(self, bucket: str, limit: int) -> bool:
+        """Take one alert slot in ``bucket`` (a clock hour) if fewer than ``limit`` are taken."""
+        ...
+
+    def record_excess(self, bucket: str) -> int:
+        """Count one alert suppressed by the cap; returns the bucket's excess so far."""
+        ...
+
+
+class SignalDispatch(Protocol):
+    """Publish a signal's alert at most once per window (idempotent in production)."""
+
+    def __call__(self, signal: Signal) -> DispatchResult: ...
