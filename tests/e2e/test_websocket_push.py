@@ -92,16 +92,19 @@ def stack() -> Iterator[tuple[LocalStack, MonitorTimerComponent]]:
         reset_clients()
 
 
-def _frames(ws: ClientConnection, timeout: float) -> list[dict[str, Any]]:
-    """Every message received within `timeout` seconds (batch frames unpacked)."""
+def _frames(ws: ClientConnection, timeout: float, quiet: float = 0.5) -> list[dict[str, Any]]:
+    """Messages (batch frames unpacked): wait up to `timeout` for the first frame, then
+    keep reading until nothing more arrives for `quiet` seconds."""
     out: list[dict[str, Any]] = []
+    wait = timeout
     while True:
         try:
-            raw = ws.recv(timeout=timeout)
+            raw = ws.recv(timeout=wait)
         except TimeoutError:
             return out
         msg = json.loads(raw)
         out.extend(msg["messages"] if msg.get("type") == "batch" else [msg])
+        wait = quiet
 
 
 def _subscribe(url: str, symbols: list[str]) -> ClientConnection:
