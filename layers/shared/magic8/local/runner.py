@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TextIO
 
 from magic8.local.context import Component, LocalContext
 from magic8.local.moto_server import EmbeddedAws
@@ -44,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--duration", type=float, default=0.0, help="stop after N seconds (0 = until Ctrl-C)"
     )
     parser.add_argument("--status-every", type=float, default=10.0)
+    parser.add_argument(
+        "--log-file",
+        default=str(REPO_ROOT / ".local" / "magic8.log"),
+        help="where the functions' JSON logs and EMF metrics go ('' = console)",
+    )
 
 
 def load_component(path: str) -> Component:
@@ -112,7 +118,23 @@ class LocalStack:
         self.aws.stop()
 
 
+def _divert_logs(path: Path) -> TextIO:
+    """Send the handlers' JSON logs and EMF metrics (stdout, as in Lambda) to a file;
+    return the console stream for the status lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    console = sys.stdout
+    sys.stdout = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the run
+    return console
+
+
 def run(args: argparse.Namespace) -> int:
+    log_path = Path(args.log_file)
+    out = _divert_logs(log_path) if args.log_file else sys.stdout
+
+    def say(*lines: str) -> None:
+        for line in lines:
+            print(line, file=out, flush=True)
+
     stack = LocalStack(
         api_port=args.port,
         api_key=args.api_key,
@@ -126,27 +148,29 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    print("magic8: starting the local stack (embedded default) ...", flush=True)
+    say("magic8: starting the local stack (embedded default) ...")
     ctx = stack.start()
     api_url = ctx.facts.get("api_url", f"http://127.0.0.1:{args.port}")
-    print("")
-    print(f"  API        {api_url}   (header x-api-key: {args.api_key})")
+    say("")
+    say(f"  API        {api_url}   (header x-api-key: {args.api_key})")
     for key, label in (("dashboard_url", "Dashboard"), ("ws_url", "WebSocket")):
         if key in ctx.facts:
-            print(f"  {label:<10} {ctx.facts[key]}")
-    print(
-        f"  AWS        {stack.aws.endpoint_url}  (moto; AWS_ENDPOINT_URL={stack.aws.endpoint_url})"
-    )
-    print("")
-    print("  try:")
-    print(
+            say(f"  {label:<10} {ctx.facts[key]}")
+    say(f"  AWS        {stack.aws.endpoint_url}  (moto; AWS_ENDPOINT_URL={stack.aws.endpoint_url})")
+    say("")
+    say("  try:")
+    say(
         f"    curl -s -H 'x-api-key: {args.api_key}' -H 'content-type: application/json' \\\n"
         f'      -d \'{{"requests":[{{"strategy":"Butterfly","symbol":"SPX","premium":24.82,'
         f'"predicted_price":5855,"strikes":[5905,5855,5805],"action":"BUY","quantity":1}}],'
         f'"share_market_data":true}}\' \\\n      {api_url}/predict/batch'
     )
-    print("")
-    print("  Ctrl-C stops everything.", flush=True)
+    say(
+        "",
+        f"  Logs       {log_path if args.log_file else 'console'}  (JSON logs + EMF metrics)",
+    )
+    say("")
+    say("  Ctrl-C stops everything.")
     started = time.monotonic()
     next_status = 0.0
     try:
@@ -155,12 +179,11 @@ def run(args: argparse.Namespace) -> int:
             if args.duration and now >= args.duration:
                 break
             if now >= next_status:
-                print(f"[{time.strftime('%H:%M:%S')}] status")
-                print("\n".join(stack.status_lines()), flush=True)
+                say(f"[{time.strftime('%H:%M:%S')}] status", *stack.status_lines())
                 next_status = now + args.status_every
             stopping.wait(0.2)
     finally:
-        print("magic8: stopping ...", flush=True)
+        say("magic8: stopping ...")
         stack.stop()
-        print("magic8: stopped.", flush=True)
+        say("magic8: stopped.")
     return 0
