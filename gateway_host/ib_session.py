@@ -36,9 +36,9 @@ from ib_async import IB, Contract, Index, Stock
 from ib_async.ib import StartupFetchNONE
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway_host.market_hours import HoursPolicy, MarketHoursPolicy
 from magic8.domain.market import SNAPSHOT_BAR_WINDOW, Bar, MarketSnapshot
 from magic8.domain.ports import MarketDataRepository
+from magic8.market_hours import HoursPolicy, MarketHoursPolicy
 from magic8.pacing import HistoricalPacingGuard, PacingLimits, PacingViolation
 
 log = logging.getLogger("magic8.gateway.ib")

@@ -24,10 +24,10 @@ from typing import Any
 from gateway_host.health import HealthServer
 from gateway_host.heartbeat import HeartbeatWriter
 from gateway_host.ib_session import IbSession
-from gateway_host.market_hours import cme_globex_equity_open
 from gateway_host.settings import GatewaySettings
 from magic8.domain.heartbeat import GatewayHeartbeat
 from magic8.domain.ports import MarketDataRepository
+from magic8.market_hours import cme_globex_equity_open
 
 log = logging.getLogger("magic8.gateway")
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from gateway_host.market_hours import ET, MarketCalendar, MarketHoursPolicy, cme_globex_equity_open
+from magic8.market_hours import ET, MarketCalendar, MarketHoursPolicy, cme_globex_equity_open
 
 CAL = MarketCalendar()
 
@@ -100,3 +100,18 @@ def test_policy_uses_injected_clock() -> None:
 )
 def test_cme_globex_equity_hours(when: datetime, is_open: bool) -> None:
     assert cme_globex_equity_open(when) is is_open
+
+
+@pytest.mark.parametrize(
+    ("utc", "expected"),
+    [
+        (datetime(2026, 11, 25, 15, 0, tzinfo=UTC), True),  # Wednesday 10:00 ET
+        (datetime(2026, 11, 26, 15, 0, tzinfo=UTC), False),  # Thanksgiving
+        (datetime(2026, 11, 27, 17, 0, tzinfo=UTC), True),  # early close day, 12:00 ET
+        (datetime(2026, 11, 27, 19, 0, tzinfo=UTC), False),  # 14:00 ET, after the 13:00 close
+    ],
+)
+def test_monitor_calendar_uses_the_exchange_calendar(utc: datetime, expected: bool) -> None:
+    from magic8.monitor.calendar import is_market_hours
+
+    assert is_market_hours(utc) is expected

@@ -1,8 +1,7 @@
-"""US equity-options trading hours (America/New_York), without an exchange-holiday table.
+"""US equity-options trading hours (America/New_York) for the monitor.
 
-Regular session 09:30-16:00 ET, Monday to Friday. Exchange holidays are not modelled:
-on a holiday the stale-gateway check runs as on any weekday (a gateway that is down on a
-holiday is still worth one alert).
+Regular session 09:30-16:00 ET on NYSE trading days (holidays and early closes from
+magic8.market_hours, the same calendar the gateway uses).
 """
 
 from __future__ import annotations
@@ -10,9 +9,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from magic8.market_hours import EARLY_CLOSE, MarketCalendar
+
 EASTERN = ZoneInfo("America/New_York")
 MARKET_OPEN = time(9, 30)
 MARKET_CLOSE = time(16, 0)
+_CALENDAR = MarketCalendar()
 
 
 def _eastern(now: datetime) -> datetime:
@@ -22,12 +24,14 @@ def _eastern(now: datetime) -> datetime:
 
 
 def is_trading_day(day: date) -> bool:
-    return day.weekday() < 5
+    return _CALENDAR.is_trading_day(day)
 
 
 def is_market_hours(now: datetime, open_: time = MARKET_OPEN, close: time = MARKET_CLOSE) -> bool:
     """True during the regular session of a weekday (US/Eastern)."""
     local = _eastern(now)
+    if local.date() in _CALENDAR.early_closes:
+        close = min(close, EARLY_CLOSE)
     return is_trading_day(local.date()) and open_ <= local.time() < close
 
 
