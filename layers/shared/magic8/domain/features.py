@@ -26,7 +26,7 @@ Documented defaults:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -38,10 +38,8 @@ from magic8.domain.pricing import (
     MINUTES_PER_YEAR,
     STRATEGY_CODE,
     VERTICAL,
+    Structures,
     infer_vertical_call,
-    prob_profit,
-    structure_extremes,
-    structure_value,
 )
 from magic8.domain.trades import Action
 
@@ -123,6 +121,8 @@ class MarketContext:
     vix_bars: np.ndarray  # (m, 6) same for VIX (may be empty -> documented defaults)
     last: float
     asof: datetime  # tz-aware UTC
+    # market_feature_vector's result, computed once per context (it depends on nothing else)
+    _memo: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _bars_array(bars: Sequence[object]) -> np.ndarray:
@@ -243,13 +243,18 @@ def market_features_batch(
 
 
 def market_feature_vector(ctx: MarketContext) -> np.ndarray:
-    """The per-symbol part of a row (N_MARKET values); compute once per symbol per batch."""
+    """The per-symbol part of a row (N_MARKET values); memoised on the context."""
+    cached = ctx._memo.get("market")
+    if cached is not None:
+        return cached
     row: np.ndarray = market_features_batch(
         _window(ctx.bars, BAR_WINDOW)[None],
         np.array([ctx.last]),
         np.array([ctx.asof.timestamp()]),
         _window(ctx.vix_bars, VIX_WINDOW)[None],
     )[0]
+    row.setflags(write=False)
+    ctx._memo["market"] = row
     return row
 
 
@@ -280,30 +285,34 @@ def trade_arrays(
 ) -> TradeArrays:
     n = len(trades)
     strikes = np.full((n, 4), np.nan)
-    strategy = np.empty(n, dtype=np.int64)
-    sell = np.empty(n)
-    premium = np.empty(n)
-    predicted = np.empty(n)
-    call = np.full(n, np.nan)
-    st = np.full(n, np.nan)
-    lt = np.full(n, np.nan)
+    nan = float("nan")
     ts = np.asarray(default_ts, dtype=np.float64).copy()
+    strategy, sell, premium, predicted, call, st, lt = [], [], [], [], [], [], []
     for i, t in enumerate(trades):
         ks = sorted(t.strikes)
         strikes[i, : len(ks)] = ks
-        strategy[i] = STRATEGY_CODE[t.strategy]
-        sell[i] = 1.0 if t.action == Action.SELL else 0.0
-        premium[i] = t.premium
-        predicted[i] = t.predicted_price
-        if t.option_type is not None:
-            call[i] = 0.0 if t.option_type.lower().startswith("p") else 1.0
-        if t.short_term is not None:
-            st[i] = t.short_term
-        if t.long_term is not None:
-            lt[i] = t.long_term
+        strategy.append(STRATEGY_CODE[t.strategy])
+        sell.append(1.0 if t.action == Action.SELL else 0.0)
+        premium.append(t.premium)
+        predicted.append(t.predicted_price)
+        ot = t.option_type
+        call.append(nan if ot is None else (0.0 if ot[:1].lower() == "p" else 1.0))
+        st.append(nan if t.short_term is None else t.short_term)
+        lt.append(nan if t.long_term is None else t.long_term)
         if t.timestamp is not None:
             ts[i] = _naive_utc(t.timestamp)
-    return TradeArrays(strategy, sell, premium, predicted, strikes, call, st, lt, ts)
+    f = np.float64
+    return TradeArrays(
+        np.array(strategy, dtype=np.int64),
+        np.array(sell, dtype=f),
+        np.array(premium, dtype=f),
+        np.array(predicted, dtype=f),
+        strikes,
+        np.array(call, dtype=f),
+        np.array(st, dtype=f),
+        np.array(lt, dtype=f),
+        ts,
+    )
 
 
 def assemble(trades: TradeArrays, market: np.ndarray, last: np.ndarray) -> np.ndarray:
@@ -336,11 +345,13 @@ def assemble(trades: TradeArrays, market: np.ndarray, last: np.ndarray) -> np.nd
             trades.option_call,
             infer_vertical_call(trades.action_sell, k, trades.predicted),
         )
-        vmin, vmax = structure_extremes(s, k, is_call)
+        st = Structures.of(s, k, is_call, trades.action_sell)
+        at_k = st.values_at_strikes()
+        vmin, vmax = st.extremes(at_k)
         width = vmax - vmin
         width = np.where(width > 0, width, np.nan)
         prem = trades.premium
-        fair = structure_value(s, k, is_call, last, t_years, sigma)
+        fair = st.bs_value(last, t_years, sigma)
         sell = trades.action_sell > 0.5
         max_profit = np.where(sell, prem - vmin, vmax - prem)
         max_loss = np.where(sell, vmax - prem, prem - vmin)
@@ -352,10 +363,8 @@ def assemble(trades: TradeArrays, market: np.ndarray, last: np.ndarray) -> np.nd
         )
         # probability of profit if the close is Normal(spot | predicted, expected move)
         sd = np.maximum(em, 1e-9 * last)
-        x[:, _IDX["pop_spot"]] = prob_profit(s, trades.action_sell, k, is_call, prem, last, sd)
-        x[:, _IDX["pop_pred"]] = prob_profit(
-            s, trades.action_sell, k, is_call, prem, trades.predicted, sd
-        )
+        x[:, _IDX["pop_spot"]] = st.prob_profit(prem, last, sd, at_k)
+        x[:, _IDX["pop_pred"]] = st.prob_profit(prem, trades.predicted, sd, at_k)
         nk = np.isfinite(k).sum(axis=1)
         center = np.nanmean(np.where(np.isfinite(k), k, np.nan), axis=1)
         pred = trades.predicted

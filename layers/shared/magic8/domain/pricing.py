@@ -19,6 +19,8 @@ Conventions (per share, index points) match magic8.domain.risk_reward:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.special import ndtr
 
@@ -64,17 +66,91 @@ def leg_quantities(strategy: np.ndarray, is_call: np.ndarray) -> tuple[np.ndarra
     return qc, qp
 
 
+@dataclass(frozen=True)
+class Structures:
+    """n structures with their legs worked out once (used by every function below)."""
+
+    qc: np.ndarray  # (n, 4) signed call quantities of the long structure
+    qp: np.ndarray  # (n, 4) signed put quantities
+    k: np.ndarray  # (n, 4) sorted strikes; missing ones repeat the last present strike
+    sign: np.ndarray  # (n,) +1 BUY, -1 SELL
+
+    @classmethod
+    def of(
+        cls, strategy: np.ndarray, strikes: np.ndarray, is_call: np.ndarray, action_sell: np.ndarray
+    ) -> Structures:
+        qc, qp = leg_quantities(strategy, is_call)
+        k = strikes.copy()
+        for j in range(1, 4):
+            k[:, j] = np.where(np.isfinite(k[:, j]), k[:, j], k[:, j - 1])
+        k = np.where(np.isfinite(k), k, 0.0)
+        return cls(qc, qp, k, np.where(action_sell > 0.5, -1.0, 1.0))
+
+    def value_at(self, points: np.ndarray) -> np.ndarray:
+        """Value of the long structure at expiry; points (n,) or (n, m) -> same shape."""
+        pts = np.asarray(points, dtype=np.float64)
+        flat = pts.ndim == 1
+        p3 = (pts[:, None] if flat else pts)[:, :, None]
+        k3 = self.k[:, None, :]
+        v = (
+            self.qc[:, None, :] * np.maximum(p3 - k3, 0.0)
+            + self.qp[:, None, :] * np.maximum(k3 - p3, 0.0)
+        ).sum(axis=2)
+        out: np.ndarray = v[:, 0] if flat else v
+        return out
+
+    def values_at_strikes(self) -> np.ndarray:
+        """(n, 4) value at each (padded) strike."""
+        return self.value_at(self.k)
+
+    def extremes(self, at_strikes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        v = self.values_at_strikes() if at_strikes is None else at_strikes
+        return v.min(axis=1), v.max(axis=1)
+
+    def bs_value(self, spot: np.ndarray, t_years: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        k = np.where(self.k > 0, self.k, 1.0)
+        c, p = bs_call_put(
+            np.asarray(spot)[:, None], k, np.asarray(t_years)[:, None], np.asarray(sigma)[:, None]
+        )
+        out: np.ndarray = np.maximum((self.qc * c + self.qp * p).sum(axis=1), 0.0)
+        return out
+
+    def prob_profit(
+        self,
+        premium: np.ndarray,
+        mu: np.ndarray,
+        sd: np.ndarray,
+        at_strikes: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """P(profit at expiry > 0) when the close is Normal(mu, sd), exactly: the profit is
+        piecewise linear with kinks at the strikes and flat tails, so its positive set is a
+        union of intervals found per segment between strikes."""
+        v = self.values_at_strikes() if at_strikes is None else at_strikes
+        vals = self.sign[:, None] * (v - np.asarray(premium)[:, None])
+        k = self.k
+        sd = np.maximum(np.asarray(sd, dtype=np.float64), 1e-9)[:, None]
+        cdf = ndtr((k - np.asarray(mu, dtype=np.float64)[:, None]) / sd)  # (n, 4)
+        total = np.where(vals[:, 0] > 0, cdf[:, 0], 0.0)  # left tail
+        total = total + np.where(vals[:, 3] > 0, 1.0 - cdf[:, 3], 0.0)  # right tail
+        pa, pb = vals[:, :3], vals[:, 1:]
+        a, b = k[:, :3], k[:, 1:]
+        ca, cb = cdf[:, :3], cdf[:, 1:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            root = a + (b - a) * pa / (pa - pb)
+            croot = ndtr((root - np.asarray(mu)[:, None]) / sd)
+        seg = np.where((pa > 0) & (pb > 0), cb - ca, 0.0)
+        seg = seg + np.where((pa <= 0) & (pb > 0), cb - croot, 0.0)
+        seg = seg + np.where((pa > 0) & (pb <= 0), croot - ca, 0.0)
+        seg = np.where(b > a, seg, 0.0)
+        out: np.ndarray = np.clip(total + np.nan_to_num(seg).sum(axis=1), 0.0, 1.0)
+        return out
+
+
 def value_at_expiry(
     strategy: np.ndarray, strikes: np.ndarray, is_call: np.ndarray, underlying: np.ndarray
 ) -> np.ndarray:
     """Value of the long structure at expiry for each row's underlying price."""
-    qc, qp = leg_quantities(strategy, is_call)
-    k = np.nan_to_num(strikes, nan=0.0)
-    s = np.asarray(underlying, dtype=np.float64)[:, None]
-    calls = np.maximum(s - k, 0.0)
-    puts = np.maximum(k - s, 0.0)
-    out: np.ndarray = (qc * calls + qp * puts).sum(axis=1)
-    return out
+    return Structures.of(strategy, strikes, is_call, np.zeros(len(strategy))).value_at(underlying)
 
 
 def profit_at_expiry(
@@ -86,9 +162,8 @@ def profit_at_expiry(
     underlying: np.ndarray,
 ) -> np.ndarray:
     """Profit per share at expiry: sign * (value - premium)."""
-    sign = np.where(action_sell > 0.5, -1.0, 1.0)
-    value = value_at_expiry(strategy, strikes, is_call, underlying)
-    out: np.ndarray = sign * (value - premium)
+    st = Structures.of(strategy, strikes, is_call, action_sell)
+    out: np.ndarray = st.sign * (st.value_at(underlying) - premium)
     return out
 
 
@@ -116,13 +191,8 @@ def structure_value(
     sigma: np.ndarray,
 ) -> np.ndarray:
     """Black-Scholes value of the long structure (what a fair BUY premium would be)."""
-    qc, qp = leg_quantities(strategy, is_call)
-    k = np.where(np.isfinite(strikes), strikes, 1.0)
-    c, p = bs_call_put(
-        np.asarray(spot)[:, None], k, np.asarray(t_years)[:, None], np.asarray(sigma)[:, None]
-    )
-    out: np.ndarray = (qc * c + qp * p).sum(axis=1)
-    return np.maximum(out, 0.0)
+    st = Structures.of(strategy, strikes, is_call, np.zeros(len(strategy)))
+    return st.bs_value(spot, t_years, sigma)
 
 
 def structure_extremes(
@@ -130,17 +200,7 @@ def structure_extremes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Min and max value at expiry of the long structure (reached at a strike: the
     payoffs are piecewise linear with flat tails)."""
-    k = np.where(np.isfinite(strikes), strikes, np.nan)
-    vals = np.stack(
-        [
-            value_at_expiry(
-                strategy, strikes, is_call, np.where(np.isfinite(k[:, i]), k[:, i], k[:, 0])
-            )
-            for i in range(4)
-        ],
-        axis=1,
-    )
-    return vals.min(axis=1), vals.max(axis=1)
+    return Structures.of(strategy, strikes, is_call, np.zeros(len(strategy))).extremes()
 
 
 def prob_profit(
@@ -152,42 +212,5 @@ def prob_profit(
     mu: np.ndarray,
     sd: np.ndarray,
 ) -> np.ndarray:
-    """P(profit at expiry > 0) when the close is Normal(mu, sd), exactly.
-
-    The profit is piecewise linear with kinks at the strikes and flat tails, so its
-    positive set is a union of intervals found per segment between strikes."""
-    n = len(strategy)
-    k = strikes.copy()
-    # pad missing strikes with the last present one (zero-length segments)
-    for j in range(1, 4):
-        k[:, j] = np.where(np.isfinite(k[:, j]), k[:, j], k[:, j - 1])
-    vals = np.stack(
-        [
-            profit_at_expiry(strategy, action_sell, strikes, is_call, premium, k[:, j])
-            for j in range(4)
-        ],
-        axis=1,
-    )
-    sd = np.maximum(np.asarray(sd, dtype=np.float64), 1e-9)
-    mu = np.asarray(mu, dtype=np.float64)
-
-    def cdf(x: np.ndarray) -> np.ndarray:
-        out: np.ndarray = ndtr((x - mu) / sd)
-        return out
-
-    total = np.where(vals[:, 0] > 0, cdf(k[:, 0]), 0.0)  # left tail
-    total = total + np.where(vals[:, 3] > 0, 1.0 - cdf(k[:, 3]), 0.0)  # right tail
-    for j in range(3):
-        a, b = k[:, j], k[:, j + 1]
-        pa, pb = vals[:, j], vals[:, j + 1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            root = a + (b - a) * pa / (pa - pb)
-        both = (pa > 0) & (pb > 0)
-        up = (pa <= 0) & (pb > 0)  # positive on [root, b]
-        down = (pa > 0) & (pb <= 0)  # positive on [a, root]
-        seg = np.where(both, cdf(b) - cdf(a), 0.0)
-        seg = seg + np.where(up, cdf(b) - cdf(np.where(up, root, a)), 0.0)
-        seg = seg + np.where(down, cdf(np.where(down, root, a)) - cdf(a), 0.0)
-        total = total + np.where(b > a, seg, 0.0)
-    out: np.ndarray = np.clip(total, 0.0, 1.0)
-    return out if n else np.empty(0)
+    """P(profit at expiry > 0) when the close is Normal(mu, sd) (see Structures)."""
+    return Structures.of(strategy, strikes, is_call, action_sell).prob_profit(premium, mu, sd)
