@@ -21,7 +21,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
-from infra.constructs.common import ack
+from infra.constructs.common import ack, log_group
 
 # The read-only API paths the dashboard page calls (served by the predict function).
 DASHBOARD_API_PATHS: tuple[str, ...] = (
@@ -106,6 +106,7 @@ class DashboardSite(Construct):
                 distribution=self.distribution,
                 distribution_paths=["/*"],
                 prune=True,
+                log_group=log_group(self, "DeployLogs"),
             )
 
         ack(

@@ -7,9 +7,12 @@ function + layers (numbers in the README). Images may be 10 GB, and the image is
 `cdk deploy`; `cdk synth` only stages the build context (no Docker).
 
 API: API key on every route except GET /health; a usage plan (rate, burst, daily quota);
-a request validator with a JSON-schema model on POST /predict/batch (at most 100 requests)
-and POST /predict; failed validation answers 422 with the validator's message naming
-the field (FastAPI answers 422 for the same class of error).
+a request validator with a JSON-schema model on POST /predict/batch (1..100 trades, each an
+object with the required fields) and POST /predict; failed validation answers 422 with
+API Gateway's message (e.g. `object has missing required properties (["premium"])`, or
+`array is too long: must have at most 100 elements ...`), like FastAPI's 422. So behind
+API Gateway a 101-trade batch is a 422 from the edge, where the local front gives the
+app's 413; the 256 KiB body limit (413) is the app's in both.
 """
 
 from __future__ import annotations
@@ -30,23 +33,12 @@ USAGE_RATE_PER_S = 10
 USAGE_BURST = 20
 USAGE_QUOTA_PER_DAY = 20_000
 
-_TRADE_REQUEST_SCHEMA = apigw.JsonSchema(
-    type=apigw.JsonSchemaType.OBJECT,
-    required=["strategy", "symbol", "premium", "predicted_price", "strikes", "action"],
-    properties={
-        "strategy": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, max_length=32),
-        "symbol": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, max_length=16),
-        "premium": apigw.JsonSchema(type=apigw.JsonSchemaType.NUMBER),
-        "predicted_price": apigw.JsonSchema(type=apigw.JsonSchemaType.NUMBER),
-        "strikes": apigw.JsonSchema(
-            type=apigw.JsonSchemaType.ARRAY,
-            min_items=1,
-            max_items=8,
-            items=apigw.JsonSchema(type=apigw.JsonSchemaType.NUMBER),
-        ),
-        "action": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, max_length=8),
-    },
-)
+# The edge checks the envelope only: a JSON object with the required fields (API Gateway's
+# message names a missing one) and at most MAX_BATCH trades. Types, ranges and
+# strike geometry are FastAPI's job, whose 422 names the exact field (and which accepts
+# what pydantic accepts, e.g. numbers sent as strings).
+TRADE_REQUIRED = ["strategy", "symbol", "premium", "predicted_price", "strikes", "action"]
+_TRADE_REQUEST_SCHEMA = apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT, required=TRADE_REQUIRED)
 
 
 class PredictionApi(Construct):
@@ -141,9 +133,8 @@ class PredictionApi(Construct):
             schema=apigw.JsonSchema(
                 schema=apigw.JsonSchemaVersion.DRAFT4,
                 title="TradeRequest",
-                type=_TRADE_REQUEST_SCHEMA.type,
-                required=_TRADE_REQUEST_SCHEMA.required,
-                properties=_TRADE_REQUEST_SCHEMA.properties,
+                type=apigw.JsonSchemaType.OBJECT,
+                required=TRADE_REQUIRED,
             ),
         )
         batch_model = self.api.add_model(
