@@ -63,7 +63,7 @@ class FlowRecordPayload(KinesisDataStreamRecordPayload):
 
     @field_validator("data", mode="before")
     @classmethod
-    def _decode(cls, value: Any) -> Any:
+    def data_base64_decode(cls, value: Any) -> Any:  # replaces the parent's validator
         return base64_decode(value)
 
 
@@ -191,14 +191,17 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(
         name="WindowsMalformed", unit=MetricUnit.Count, value=len(records) - len(windows)
     )
-    response: dict[str, Any] = dict(
-        process_partial_response(
-            event=event,
-            record_handler=lambda record: process_window(detector, record),
-            processor=processor,
-            context=context,
+    try:
+        response: dict[str, Any] = dict(
+            process_partial_response(
+                event=event,
+                record_handler=lambda record: process_window(detector, record),
+                processor=processor,
+                context=context,
+            )
         )
-    )
+    finally:
+        detector.flush()  # write-behind state of the records that were processed
     failures = response.get("batchItemFailures", [])
     if failures:
         logger.warning("batch item failures", extra={"failed": len(failures)})

@@ -85,6 +85,27 @@ class DynamoKeyValueState:
             for pk, sk, item in items:
                 batch.put_item(Item=self._item(pk, sk, item, ttl_seconds))
 
+    def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """BatchGetItem in chunks of 100 (unprocessed keys retried); missing keys are absent."""
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        dynamo = self.table.meta.client
+        now = time.time()
+        unique = list(dict.fromkeys(keys))
+        for i in range(0, len(unique), 100):
+            request: dict[str, Any] = {
+                self.table_name: {"Keys": [{"pk": pk, "sk": sk} for pk, sk in unique[i : i + 100]]}
+            }
+            for _attempt in range(10):
+                resp = dynamo.batch_get_item(RequestItems=request)
+                for item in resp.get("Responses", {}).get(self.table_name, []):
+                    if not expired(item, now):
+                        out[(item["pk"], item["sk"])] = from_dynamo(item)
+                request = resp.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.05)
+        return out
+
     def query(self, pk: str, sk_prefix: str = "") -> list[dict[str, Any]]:
         cond: Any = Key("pk").eq(pk)
         if sk_prefix:
@@ -115,40 +136,75 @@ def _strike(strike: float) -> str:
 
 
 class DynamoBaselineStore:
-    """BaselineStore (magic8.ifd.ports) on KeyValueState.
+    """BaselineStore (magic8.ifd.ports) on KeyValueState, write-behind per batch.
 
     Option state: pk ``ifd#opt#<underlying>``, sk ``<C|P>#<strike>``; priors: pk
     ``ifd#prior#<underlying>``, sk ``<C|P>``. Baselines are stored as compact JSON.
-    One Kinesis shard -> one writer per key (read-modify-write without conditions).
+    Build one per invocation: ``prefetch`` reads the batch's option states with
+    BatchGetItem, ``save_*`` update the in-memory copy, ``flush`` writes what changed with
+    one batch writer. Losing a flush (crash) only means the batch is recomputed on retry
+    (alerts are idempotent, signal puts overwrite). One Kinesis shard -> one writer per key.
     """
 
     def __init__(self, state: DynamoKeyValueState, ttl_seconds: int = 60 * 86400) -> None:
         self.state = state
         self.ttl_seconds = ttl_seconds
+        self._options: dict[tuple[str, str], OptionState | None] = {}
+        self._priors: dict[tuple[str, str], Baseline | None] = {}
+        self._dirty: set[tuple[str, str]] = set()
+
+    @staticmethod
+    def _option_key(underlying: str, option_type: str, strike: float) -> tuple[str, str]:
+        return f"ifd#opt#{underlying}", f"{option_type}#{_strike(strike)}"
+
+    def prefetch(self, keys: Sequence[tuple[str, str, float]]) -> None:
+        wanted = [self._option_key(*k) for k in keys]
+        wanted = [k for k in wanted if k not in self._options]
+        if not wanted:
+            return
+        found = self.state.get_many(wanted)
+        for k in wanted:
+            item = found.get(k)
+            self._options[k] = OptionState.from_item(item) if item else None
 
     def load_option(self, underlying: str, option_type: str, strike: float) -> OptionState | None:
-        item = self.state.get(f"ifd#opt#{underlying}", f"{option_type}#{_strike(strike)}")
-        return OptionState.from_item(item) if item else None
+        key = self._option_key(underlying, option_type, strike)
+        if key not in self._options:
+            item = self.state.get(*key)
+            self._options[key] = OptionState.from_item(item) if item else None
+        return self._options[key]
 
     def save_option(self, state: OptionState) -> None:
-        self.state.put(
-            f"ifd#opt#{state.underlying}",
-            f"{state.option_type}#{_strike(state.strike)}",
-            state.to_item(),
-            ttl_seconds=self.ttl_seconds,
-        )
+        key = self._option_key(state.underlying, state.option_type, state.strike)
+        self._options[key] = state
+        self._dirty.add(key)
 
     def load_prior(self, underlying: str, option_type: str) -> Baseline | None:
-        item = self.state.get(f"ifd#prior#{underlying}", option_type)
-        return Baseline.from_json(item.get("baseline")) if item else None
+        key = (f"ifd#prior#{underlying}", option_type)
+        if key not in self._priors:
+            item = self.state.get(*key)
+            self._priors[key] = Baseline.from_json(item.get("baseline")) if item else None
+        return self._priors[key]
 
     def save_prior(self, underlying: str, option_type: str, baseline: Baseline) -> None:
-        self.state.put(
-            f"ifd#prior#{underlying}",
-            option_type,
-            {"baseline": baseline.to_json()},
-            ttl_seconds=self.ttl_seconds,
-        )
+        key = (f"ifd#prior#{underlying}", option_type)
+        self._priors[key] = baseline
+        self._dirty.add(key)
+
+    def flush(self) -> None:
+        rows: list[tuple[str, str, dict[str, Any]]] = []
+        for key in sorted(self._dirty):
+            if key[0].startswith("ifd#opt#"):
+                state = self._options.get(key)
+                if state is not None:
+                    rows.append((key[0], key[1], state.to_item()))
+            else:
+                prior = self._priors.get(key)
+                if prior is not None:
+                    rows.append((key[0], key[1], {"baseline": prior.to_json()}))
+        if rows:
+            self.state.put_many(rows, ttl_seconds=self.ttl_seconds)
+        self._dirty.clear()
 
 
 class DynamoWindowStore:

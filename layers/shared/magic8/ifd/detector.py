@@ -67,6 +67,12 @@ class IfdDetector:
         options = [w for w in windows if w.option_type is not None and w.strike is not None]
         if options:
             self.windows.put_many(options)
+            keys = {(w.underlying, w.option_type or "", float(w.strike or 0)) for w in options}
+            self.baselines.prefetch(sorted(keys))
+
+    def flush(self) -> None:
+        """End of a batch: persist buffered state (call it even when records failed)."""
+        self.baselines.flush()
 
     def handle(self, w: PressureWindow) -> Outcome:
         if w.option_type is None or w.strike is None:

@@ -32,6 +32,12 @@ class MemoryBaselineStore:
     def save_prior(self, underlying: str, option_type: str, baseline: Baseline) -> None:
         self.priors[(underlying, option_type)] = baseline
 
+    def prefetch(self, keys: Sequence[tuple[str, str, float]]) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
+
 
 class MemoryWindowStore:
     """Keeps only the most recent ``keep`` window starts per underlying."""

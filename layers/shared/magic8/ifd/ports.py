@@ -28,6 +28,14 @@ class BaselineStore(Protocol):
 
     def save_prior(self, underlying: str, option_type: str, baseline: Baseline) -> None: ...
 
+    def prefetch(self, keys: Sequence[tuple[str, str, float]]) -> None:
+        """Load the option states of a batch at once (keys: underlying, type, strike)."""
+        ...
+
+    def flush(self) -> None:
+        """Persist what save_* buffered (write-behind stores); no-op otherwise."""
+        ...
+
 
 class WindowStore(Protocol):
     """Recent windows of all options of an underlying, by window start (for peers)."""
