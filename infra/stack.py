@@ -96,7 +96,7 @@ class Magic8Stack(Stack):
             "Monitoring",
             image_code=lambda_image(MONITOR_CMD),
             environment=env_with_push,
-            read_tables=[market, signals],
+            read_tables=[market],
             write_tables=[history, state],
             topic=data.topic,
         )
@@ -159,7 +159,7 @@ class Magic8Stack(Stack):
 
         # Findings of specific grants, acknowledged where they arise.
         signals_index = f"AwsSolutions-IAM5[Resource::{nag_ref(signals, 'Arn')}/index/*]"
-        for fn in (api.function, flow.function, monitoring.function):
+        for fn in (api.function, flow.function):
             ack(
                 fn,
                 signals_index,

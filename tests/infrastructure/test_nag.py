@@ -8,6 +8,8 @@ cloud assembly's validation-report.json.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.infrastructure.conftest import Synth
@@ -54,6 +56,24 @@ def test_no_blanket_acknowledgements(synth: Synth) -> None:
         )
         if v["acknowledgedAt"] == "Magic8":
             assert v["ruleName"] == "AwsSolutions-L1", v
+
+
+def test_no_stale_acknowledgements(synth: Synth) -> None:
+    """Every AwsSolutions acknowledgement recorded in the assembly silences a real finding."""
+    metadata = json.loads((synth.outdir / "Magic8.metadata.json").read_text())
+    recorded = {
+        (path.lstrip("/"), rule_id)
+        for path, entries in metadata.items()
+        for e in entries
+        if e["type"] == "aws:cdk:acknowledged-rules"
+        for rule_id in e["data"]
+        if rule_id.startswith("AwsSolutions::")
+    }
+    used = {
+        (v["acknowledgedAt"], v["acknowledgedId"]) for v in _plugin(synth)["suppressedViolations"]
+    }
+    assert recorded, "no acknowledgements recorded"
+    assert recorded <= used, sorted(recorded - used)
 
 
 def test_cloudformation_validation_clean(synth: Synth) -> None:

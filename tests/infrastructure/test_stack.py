@@ -536,7 +536,7 @@ def test_function_data_access_is_scoped(synth: Synth) -> None:
         "SignalsTable",
         "StateTable",
     }
-    assert "IdempotencyTable" not in tables_of("MonitoringMonitorFunction")
+    assert tables_of("MonitoringMonitorFunction") == {"MarketTable", "HistoryTable", "StateTable"}
 
 
 # --------------------------------------------------------------------------- observability
