@@ -12,6 +12,7 @@ from magic8.adapters.aws import client
 from magic8.adapters.market_dynamo import DynamoMarketRepository
 from magic8.domain import features as F
 from magic8.domain.market import SNAPSHOT_BAR_WINDOW, Bar, MarketSnapshot
+from magic8.local.moto_server import EmbeddedAws
 from magic8.local.provision import LocalResources
 from magic8.ml import seed
 
@@ -111,3 +112,31 @@ def test_seeded_snapshots_are_live_looking_and_feed_features(
     ctx = F.market_context_from_snapshots(got["SPX"], got["VIX"])
     row = F.market_feature_vector(ctx)
     assert np.isfinite(row).all()
+
+
+def test_seed_component_seeds_and_leaves_gateway_data_alone(
+    moto_server: EmbeddedAws, aws_resources: LocalResources
+) -> None:
+    from magic8.local.context import LocalContext
+    from magic8.local.seed_component import SeedMarketComponent
+
+    repo = DynamoMarketRepository(aws_resources.settings.market_table)
+    live = _snap("SPX", 6001.0, datetime.now(UTC))
+    repo.put_snapshot(live, ttl_seconds=600)
+    component = SeedMarketComponent(refresh_s=3600)
+    assert component.name == "market"
+    component.start(LocalContext(aws=moto_server, resources=aws_resources))
+    try:
+        got = repo.get_snapshots([*seed.SEED_SYMBOLS, "VIX"])
+        assert got["SPX"] == live  # the gateway's snapshot is never overwritten
+        assert {s for s, snap in got.items() if snap.source == "seed"} == {
+            "SPY",
+            "XSP",
+            "NDX",
+            "QQQ",
+            "VIX",
+        }
+        status = component.status()
+        assert "5 snapshots seeded" in status and "left to gateway: SPX" in status
+    finally:
+        component.stop()

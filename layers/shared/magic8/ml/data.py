@@ -55,6 +55,7 @@ FAMILIES = ("sp500", "nasdaq")
 # Implied vol used to price trades: VIX for the S&P family, VIX x 1.25 for NASDAQ
 # (VXN has historically run ~1.2-1.3x VIX).
 VOL_MULT = {"sp500": 1.0, "nasdaq": 1.25}
+PROXY_FIT_END = pd.Timestamp("2015-12-31")
 SELL_SHARE = {BUTTERFLY: 0.2, IRON_CONDOR: 0.8, VERTICAL: 0.5, SONAR: 0.7}
 
 
@@ -107,7 +108,9 @@ def load_daily() -> DailyData:
     logret = np.diff(np.log(closes), prepend=np.nan)
     rv20 = pd.Series(logret).rolling(20).std().to_numpy() * np.sqrt(252.0) * 100.0
     real = vx.reindex(idx)
-    have = real.notna().to_numpy() & np.isfinite(rv20)
+    # fit the proxy on 2014-2015 only: before the default test split (2016-2018) begins
+    fit_window = np.asarray(idx <= PROXY_FIT_END)
+    have = real.notna().to_numpy() & np.isfinite(rv20) & fit_window
     b, a = np.polyfit(rv20[have], real.to_numpy()[have], 1)
     proxy = a + b * rv20
     vix_close = np.where(real.notna().to_numpy(), real.to_numpy(), proxy)

@@ -93,8 +93,11 @@ def write_report(
         f"Split by whole days in time order: train {tw['train'][0]}..{tw['train'][1]}"
         f" ({tw['rows']['train']} rows), validation {tw['valid'][0]}..{tw['valid'][1]}"
         f" ({tw['rows']['valid']}), test {tw['test'][0]}..{tw['test'][1]} ({tw['rows']['test']}).",
-        f"Training time: {manifest['elapsed_s']['total']:.1f} s total"
-        f" (data {manifest['elapsed_s']['data']:.1f} s, fit {manifest['elapsed_s']['fit']:.1f} s).",
+        f"Training time before this report: {manifest['elapsed_s']['total']:.1f} s wall,"
+        f" {manifest['elapsed_s']['cpu']:.1f} s CPU (data {manifest['elapsed_s']['data']:.1f} s,"
+        f" fit {manifest['elapsed_s']['fit']:.1f} s, evaluation"
+        f" {manifest['elapsed_s']['evaluate']:.1f} s; wall time depends on the shared"
+        " machine's load, CPU time does not).",
         "",
         "## Held-out test: hierarchy vs baselines (same features, same days)",
         "",

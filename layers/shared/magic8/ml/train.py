@@ -387,7 +387,13 @@ def train(
         "rows": {"train": int(tr.sum()), "valid": int(va.sum()), "test": int(te.sum())},
     }
     elapsed = time.perf_counter() - t0
-    manifest["elapsed_s"] = {"data": t_data, "fit": t_fit, "evaluate": t_eval, "total": elapsed}
+    manifest["elapsed_s"] = {
+        "data": t_data,
+        "fit": t_fit,
+        "evaluate": t_eval,
+        "total": elapsed,
+        "cpu": time.process_time() - c0,
+    }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
     if report:
         bar.set_postfix_str("report")
