@@ -1,9 +1,10 @@
 """λ predict: API Gateway (REST, proxy) -> Mangum -> the FastAPI app of functions.predict.app.
 
-Nothing is built at import time: the first invocation parses ApiSettings, creates the app
-(the model loads on the first prediction) and the Powertools Logger/Metrics, and wraps
-Mangum in a plain function (Mangum objects have no __name__, which the Powertools
-decorators need). Warm invocations reuse all of it.
+Modules are imported at import time (Lambda's init phase, which runs with a full CPU),
+but nothing is built then and no environment is read: the first invocation parses
+ApiSettings, creates the app (the model loads on the first prediction) and the Powertools
+Logger/Metrics, and wraps Mangum in a plain function (Mangum objects have no __name__,
+which the Powertools decorators need). Warm invocations reuse all of it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,16 @@ import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from mangum import Mangum
+
+# numpy, the feature module and xgboost are imported here, during Lambda's init phase
+import magic8.domain.features
+import magic8.domain.model  # noqa: F401
+from functions.predict.app import create_app
+from functions.predict.settings import ApiSettings
+from magic8.observability import get_logger, get_metrics
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -22,13 +33,6 @@ _handler: LambdaHandler | None = None
 def build_handler(settings: Any | None = None, service_factory: Any | None = None) -> LambdaHandler:
     """The decorated Lambda handler around a fresh app (used by `handler` and by tests and
     benchmarks that inject a service factory)."""
-    from aws_lambda_powertools.metrics import MetricUnit
-    from mangum import Mangum
-
-    from functions.predict.app import create_app
-    from functions.predict.settings import ApiSettings
-    from magic8.observability import get_logger, get_metrics
-
     logger = get_logger("predict")
     metrics = get_metrics("predict")
     # /health and rejected requests add no metrics: that is expected, not worth a warning
