@@ -1,0 +1,231 @@
+"""IFD analysis tables (direction, market-maker penalty, cold start) and detector rules."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import timedelta
+
+import pytest
+
+from magic8.ifd.analysis import AnalysisConfig, WindowLite, analyze
+from magic8.ifd.baselines import BaselineStats, Estimate
+from magic8.ifd.detector import IfdConfig
+from magic8.ifd.evaluate import Replayed, make_detector, run_windows, window_groups
+from magic8.ifd.signals import Signal, make_signal_id
+from tests.ifd_support import merge, one_sided, quiet_windows, session_start, window
+
+T0 = session_start("2025-09-16")
+WARM = BaselineStats(
+    logvol=Estimate(math.log1p(8.0), 0.8**2, 400),
+    ratio=Estimate(0.0, 0.6**2, 400),
+    n_strike=24,
+    n_prior=800,
+    cold=False,
+)
+COLD = BaselineStats(
+    logvol=Estimate(math.log1p(10.0), 1.0, 0), ratio=Estimate(0.0, 0.36, 0), n_strike=0,
+    n_prior=0, cold=True,
+)  # fmt: skip
+
+
+def lite(strike: float, t: str, i: int, ask: float, bid: float, avg: float = 15.0) -> WindowLite:
+    return WindowLite.of(window(strike, t, T0 + timedelta(minutes=5 * i), ask, bid, avg_size=avg))
+
+
+def quiet_peers(i: int, skip: set[tuple[float, str]] = frozenset()) -> list[WindowLite]:  # type: ignore[assignment]
+    rng = random.Random(i)
+    out = []
+    for k in range(19900, 20301, 25):
+        for t in ("C", "P"):
+            if (k, t) not in skip:
+                out.append(lite(k, t, i, rng.randint(0, 6), rng.randint(0, 6), avg=2.0))
+    return out
+
+
+def sustained(strike: float, t: str, buy: bool, n: int = 4) -> tuple[WindowLite, list[WindowLite]]:
+    big, small = 300.0, 15.0
+    ws = [lite(strike, t, i, *((big, small) if buy else (small, big))) for i in range(n)]
+    return ws[-1], ws[:-1]
+
+
+@pytest.mark.parametrize(
+    ("option_type", "buy", "direction"),
+    [("C", True, "LONG"), ("C", False, "SHORT"), ("P", True, "SHORT"), ("P", False, "LONG")],
+)
+def test_one_sided_sustained_pressure_is_a_confident_signal(
+    option_type: str, buy: bool, direction: str
+) -> None:
+    current, history = sustained(20100, option_type, buy)
+    peers = [*quiet_peers(3, {(20100, option_type)}), current]
+    a = analyze(current, history, peers, WARM)
+    assert a.direction == direction
+    assert a.confidence >= 0.85
+    assert a.market_making < 0.1
+    assert a.pressure > 0.95 and a.baseline > 0.9
+    assert a.strength > 0.66
+
+
+def test_first_window_alone_is_weaker_than_a_sustained_run() -> None:
+    current, history = sustained(20100, "C", True)
+    peers = [*quiet_peers(3, {(20100, "C")}), current]
+    sustained_conf = analyze(current, history, peers, WARM).confidence
+    first = analyze(current, [], peers, WARM)
+    assert first.details["run"] == 1
+    assert first.confidence < sustained_conf
+
+
+@pytest.mark.parametrize(
+    ("call", "put", "pattern"),
+    [
+        ((300.0, 15.0), (300.0, 15.0), "straddle"),  # straddle bought: directions cancel
+        ((15.0, 300.0), (15.0, 300.0), "vol_crush"),  # both legs sold: volatility crush
+        ((160.0, 150.0), (150.0, 160.0), "two_sided"),  # market maker on both sides
+        ((300.0, 15.0), (15.0, 300.0), ""),  # synthetic long: directional (see below)
+    ],
+)
+def test_two_sided_activity_at_a_strike_is_penalised(
+    call: tuple[float, float], put: tuple[float, float], pattern: str
+) -> None:
+    c_hist = [lite(20100, "C", i, *call) for i in range(3)]
+    c_now, p_now = lite(20100, "C", 3, *call), lite(20100, "P", 3, *put)
+    peers = [*quiet_peers(3, {(20100, "C"), (20100, "P")}), c_now, p_now]
+    a = analyze(c_now, c_hist, peers, WARM)
+    one_sided_current, one_sided_history = sustained(20100, "C", True)
+    alone = analyze(
+        one_sided_current,
+        one_sided_history,
+        [*quiet_peers(3, {(20100, "C")}), one_sided_current],
+        WARM,
+    )
+    if pattern:
+        assert a.pattern == pattern
+        assert a.market_making >= 0.5
+        assert a.confidence < 0.85  # never alerted
+        assert a.confidence <= alone.confidence - 0.1
+    else:
+        # calls bought and puts sold: one direction on both legs (a synthetic long) —
+        # paired activity is penalised, but the put leg also counts as coordination, so
+        # it scores above a straddle of the same size
+        straddle = analyze(
+            c_now,
+            c_hist,
+            [*quiet_peers(3, {(20100, "C"), (20100, "P")}), c_now, lite(20100, "P", 3, *call)],
+            WARM,
+        )
+        assert a.direction == "LONG" and a.coordination > 0.5
+        assert a.confidence > straddle.confidence + 0.1
+
+
+def test_strangle_legs_are_penalised() -> None:
+    call = [lite(20150, "C", i, 300, 15) for i in range(4)]
+    put = [lite(20050, "P", i, 300, 15) for i in range(4)]
+    peers = [*quiet_peers(3, {(20150, "C"), (20050, "P")}), call[-1], put[-1]]
+    a = analyze(call[-1], call[:-1], peers, WARM)
+    assert a.pattern == "strangle"
+    assert a.market_making >= 0.5 and a.confidence < 0.85
+
+
+def test_neighbouring_strikes_leaning_together_coordinate() -> None:
+    cluster = {k: [lite(k, "C", i, 200, 10) for i in range(4)] for k in (20075, 20100, 20125)}
+    current = cluster[20100][-1]
+    skip = {(k, "C") for k in cluster}
+    peers = [*quiet_peers(3, skip), *(ws[-1] for ws in cluster.values())]
+    a = analyze(current, cluster[20100][:-1], peers, WARM)
+    alone = analyze(current, cluster[20100][:-1], [*quiet_peers(3, {(20100, "C")}), current], WARM)
+    assert a.coordination > 0.8 and alone.coordination < 0.5
+    assert a.confidence > alone.confidence
+
+
+@pytest.mark.parametrize(
+    ("stats", "cap"),
+    [(COLD, True), (WARM, False)],
+)
+def test_cold_start_caps_confidence_below_the_alert_threshold(
+    stats: BaselineStats, cap: bool
+) -> None:
+    current, history = sustained(20100, "C", True)
+    a = analyze(current, history, [*quiet_peers(3, {(20100, "C")}), current], stats)
+    if cap:
+        assert a.capped and a.confidence == AnalysisConfig().cold_start_cap
+        assert 0.7 <= a.confidence < 0.85  # stored, never alerted
+    else:
+        assert not a.capped and a.confidence >= 0.85
+
+
+def test_quiet_window_scores_low() -> None:
+    peers = quiet_peers(3)
+    quiet = [p for p in peers if p.volume > 0]
+    assert max(analyze(p, [], peers, WARM).confidence for p in quiet) < 0.6
+
+
+# -- the detector (in-memory stores) ------------------------------------------------------
+
+
+def episode_day(rng: random.Random) -> tuple[list, list]:
+    history = [w for g in quiet_windows(session_start("2025-09-15"), 24, rng) for w in g]
+    start = session_start("2025-09-16")
+    flow = one_sided(20100, "C", start + timedelta(minutes=30), 6, buy=True, size=200)
+    return history, merge(quiet_windows(start, 14, rng), flow)
+
+
+def test_detector_alerts_once_and_skips_redelivery() -> None:
+    history, today = episode_day(random.Random(2))
+    detector, publisher, _ = make_detector(IfdConfig())
+    out = Replayed()
+    run_windows(detector, window_groups(history), out)
+    run_windows(detector, window_groups(today), out)
+    sent = [s for s in out.signals if s.alerted]
+    assert len(sent) == 1 == len(publisher.alerts)  # later windows are continuations
+    assert sent[0].strike == 20100 and sent[0].direction == "LONG"
+    assert any(s.alert_status == "continuation" for s in out.signals)
+    again = [detector.handle(w) for w in today]
+    assert {o.skipped for o in again} == {"duplicate"}
+    assert len(publisher.alerts) == 1
+
+
+def test_revised_window_replaces_its_baseline_contribution() -> None:
+    history, _ = episode_day(random.Random(3))
+    detector, _, _ = make_detector(IfdConfig())
+    run_windows(detector, window_groups(history), Replayed())
+    w = history[-1]
+    state = detector.baselines.load_option(w.underlying, w.option_type or "", w.strike or 0)
+    assert state is not None
+    before = state.baseline.moments("2025-09-16", None).n
+    revised = window(
+        w.strike or 0, w.option_type or "C", w.window_start, w.ask_volume + 40, w.bid_volume
+    )
+    outcome = detector.handle(revised)
+    assert outcome.skipped == ""
+    assert state.baseline.moments("2025-09-16", None).n == before  # replaced, not added
+    assert state.recorded(int(w.window_start.timestamp())) == WindowLite.of(revised)
+
+
+def test_early_window_is_analysed_but_does_not_move_the_baseline() -> None:
+    history, _ = episode_day(random.Random(4))
+    detector, _, _ = make_detector(IfdConfig())
+    run_windows(detector, window_groups(history), Replayed())
+    start = session_start("2025-09-16")
+    early = window(20100, "C", start, 300, 10, avg_size=15, final=False)
+    state = detector.baselines.load_option("NQZ5", "C", 20100)
+    assert state is not None
+    n_before = state.baseline.moments("2025-09-17", None).n
+    outcome = detector.handle(early)
+    assert outcome.assessment is not None and outcome.skipped == ""
+    assert state.baseline.moments("2025-09-17", None).n == n_before
+
+
+def test_signal_identity_and_alert_contract() -> None:
+    current, history = sustained(20100, "P", False)
+    w = window(20100, "P", T0 + timedelta(minutes=15), 15, 300, avg_size=15)
+    a = analyze(current, history, [current], WARM)
+    s = Signal.from_assessment(w, a)
+    assert s.signal_id == make_signal_id(w.window_end, 20100, "P")
+    assert s.signal_id == "2025-09-16T13:50:00+00:00#20100#P"
+    assert s.day == "2025-09-16" and s.direction == "LONG"
+    alert = s.with_status("sent").to_alert()
+    assert alert.kind == "ifd_signal" and alert.symbol == "NQZ5"
+    assert alert.dedupe_key == w.window_key
+    assert len(alert.subject) < 100 and "LONG" in alert.subject
+    assert alert.payload["alerted"] is True
+    assert set(alert.message_attributes()) == {"kind", "symbol", "severity"}
