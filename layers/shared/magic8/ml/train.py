@@ -366,6 +366,11 @@ def train(
             ms = m & (sv == s)
             if ms.sum() >= max(cfg.min_valid // 4, 20) and 0 < yv[ms].sum() < ms.sum():
                 models[key]["thresholds_by_strategy"][s] = f1_threshold(yv[ms], pv_all[ms])[0]
+    manifest["thresholds"] = {
+        key: {"overall": spec["threshold"], "by_strategy": spec["thresholds_by_strategy"]}
+        for key, spec in models.items()
+    }
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))  # evaluation loads these
     bar.update(1)
     t_thr = time.perf_counter()
 
