@@ -21,6 +21,10 @@ Documented defaults:
   range_pos = 0.5, session_range = 0;
 - trade time: trade.timestamp, else ``now``, else the market context's asof; a naive
   timestamp is taken as UTC.
+
+A request's own risk/reward fields are not features: max profit, max loss and their ratio
+are computed from strategy, action, strikes and premium (no unit ambiguity), and
+quantity does not change the win probability.
 """
 
 from __future__ import annotations
