@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions.predict.monitor_routes import router as monitor_router
+from functions.predict.signals_routes import router as signals_router
 from functions.predict.settings import ApiSettings
 from magic8.domain.risk_reward import risk_reward_for
 from magic8.domain.service import MAX_BATCH, PredictionService, build_default_service
@@ -490,6 +491,7 @@ def create_app(
     app.include_router(confidence_router)
     app.include_router(health_router)
     app.include_router(monitor_router)  # watchlist, outcomes, accuracy (issue 5)
+    app.include_router(signals_router)  # GET /signals (issue 4)
     # ---- end of ROUTERS -----------------------------------------------------------------
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

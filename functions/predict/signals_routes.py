@@ -1,0 +1,73 @@
+"""IFD signals endpoint of the predict API.
+
+GET /signals?since=&until=&underlying=&min_confidence=&limit=
+    signals stored by the ifd function (confidence >= the store threshold) whose window
+    ended in [since, until), oldest first. Defaults: the last 24 hours, every underlying,
+    min_confidence 0. Naive timestamps are UTC. Range at most 31 days.
+
+The store comes through `get_signal_store` (override it in tests).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.exceptions import RequestValidationError
+
+from magic8.ifd.ports import SignalStore
+from magic8.settings import AwsSettings
+
+MAX_RANGE = timedelta(days=31)
+DEFAULT_RANGE = timedelta(hours=24)
+
+router = APIRouter(tags=["signals"])
+
+
+@lru_cache(maxsize=1)
+def _default_store() -> SignalStore:
+    from magic8.adapters.signals_dynamo import DynamoSignalStore
+
+    return DynamoSignalStore(AwsSettings().signals_table)
+
+
+def get_signal_store() -> SignalStore:
+    return _default_store()
+
+
+def _utc(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _invalid(field: str, msg: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("query", field), "msg": msg, "type": "value_error"}])
+
+
+@router.get("/signals")
+def list_signals(
+    store: Annotated[SignalStore, Depends(get_signal_store)],
+    since: Annotated[datetime | None, Query(description="window end >= since (ISO-8601)")] = None,
+    until: Annotated[datetime | None, Query(description="window end < until (ISO-8601)")] = None,
+    underlying: Annotated[
+        str | None, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")
+    ] = None,
+    min_confidence: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    end = _utc(until) if until else datetime.now(UTC)
+    start = _utc(since) if since else end - DEFAULT_RANGE
+    if start >= end:
+        raise _invalid("until", "until must be after since")
+    if end - start > MAX_RANGE:
+        raise _invalid("since", f"range must be at most {MAX_RANGE.days} days")
+    signals = store.query(start, end, underlying, min_confidence, limit)
+    return {
+        "since": start.isoformat(),
+        "until": end.isoformat(),
+        "underlying": underlying,
+        "min_confidence": min_confidence,
+        "count": len(signals),
+        "signals": [s.model_dump(mode="json") for s in signals],
+    }

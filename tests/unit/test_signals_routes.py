@@ -1,0 +1,90 @@
+"""GET /signals on the predict app, with an in-memory signal store."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from functions.predict.signals_routes import get_signal_store, router
+from magic8.ifd.analysis import WindowLite, analyze
+from magic8.ifd.baselines import BaselineStats, Estimate
+from magic8.ifd.memory import MemorySignalStore
+from magic8.ifd.signals import Signal
+from tests.ifd_support import session_start, window
+
+WARM = BaselineStats(Estimate(2.0, 0.64, 100), Estimate(0.0, 0.36, 100), 20, 500, False)
+
+
+def signal(underlying: str, minute: int, ask: float, bid: float) -> Signal:
+    w = window(
+        20100,
+        "C",
+        session_start() + timedelta(minutes=minute),
+        ask,
+        bid,
+        15.0,
+        underlying=underlying,
+    )
+    history = [
+        WindowLite.of(window(20100, "C", w.window_start - timedelta(minutes=5 * i), ask, bid, 15.0))
+        for i in (1, 2, 3)
+    ]
+    return Signal.from_assessment(w, analyze(w, history, [], WARM))
+
+
+@pytest.fixture()
+def client() -> TestClient:
+    store = MemorySignalStore()
+    for s in (signal("NQZ5", 0, 300, 10), signal("NQZ5", 30, 200, 40), signal("NQH6", 60, 300, 10)):
+        store.put(s)
+    app = FastAPI()
+    app.include_router(router)
+    app.dependency_overrides[get_signal_store] = lambda: store
+    return TestClient(app)
+
+
+def test_filters_by_time_underlying_and_confidence(client: TestClient) -> None:
+    since = session_start().isoformat()
+    until = (session_start() + timedelta(hours=2)).isoformat()
+    every = client.get("/signals", params={"since": since, "until": until}).json()
+    assert every["count"] == 3
+    times = [s["window_end"] for s in every["signals"]]
+    assert times == sorted(times)
+    nq = client.get("/signals", params={"since": since, "until": until, "underlying": "NQZ5"})
+    assert {s["underlying"] for s in nq.json()["signals"]} == {"NQZ5"}
+    top = max(s["confidence"] for s in every["signals"])
+    strong = client.get(
+        "/signals", params={"since": since, "until": until, "min_confidence": top}
+    ).json()
+    assert strong["count"] >= 1 and all(s["confidence"] >= top for s in strong["signals"])
+    later = client.get(
+        "/signals",
+        params={
+            "since": session_start().replace(tzinfo=None).isoformat(),
+            "until": until,
+            "limit": 1,
+        },
+    )
+    assert later.json()["count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"min_confidence": "2"}, "min_confidence"),
+        ({"since": "yesterday"}, "since"),
+        ({"since": "2025-09-16T00:00:00Z", "until": "2025-09-15T00:00:00Z"}, "until"),
+        ({"since": "2025-01-01T00:00:00Z", "until": "2025-09-15T00:00:00Z"}, "since"),
+        ({"underlying": "NQ Z5;"}, "underlying"),
+        ({"limit": "0"}, "limit"),
+    ],
+)
+def test_bad_query_is_a_422_naming_the_field(
+    client: TestClient, params: dict[str, str], field: str
+) -> None:
+    r = client.get("/signals", params=params)
+    assert r.status_code == 422
+    assert field in r.text
