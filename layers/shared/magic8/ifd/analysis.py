@@ -145,6 +145,7 @@ class AnalysisConfig:
     strangle_weight: float = 0.8
     balanced_ratio: float = 0.35  # |ratio| below this is two-sided trading
     pair_weight: float = 0.6  # penalty for call+put legs both active in comparable size
+    previous_leg_weight: float = 0.85  # the other leg seen in the previous window
     # cold start: confidence cap while the underlying has too little history
     cold_start_cap: float = 0.8
 
@@ -232,7 +233,11 @@ def analyze(
     peers: Sequence[WindowLite],
     stats: BaselineStats,
     cfg: AnalysisConfig = AnalysisConfig(),
+    previous_peers: Sequence[WindowLite] = (),
 ) -> Assessment:
+    """Assess one window. ``previous_peers``: the underlying's windows 5 minutes earlier
+    (market-maker legs are looked for there too, so a batch boundary that separates a
+    window from its other leg does not hide a straddle)."""
     w = window if isinstance(window, WindowLite) else WindowLite.of(window)
     r = w.ratio
     z = w.imbalance_z()
@@ -265,7 +270,9 @@ def analyze(
     mm = 0.0
     pattern = ""
     activity = logistic((vol_z - cfg.vol_z_mid) / cfg.vol_z_scale)
-    for p in others:
+    legs = [(p, 1.0) for p in others]
+    legs += [(p, cfg.previous_leg_weight) for p in previous_peers if p.ws < w.ws]
+    for p, leg_weight in legs:
         if (
             p.option_type != other_type
             or abs(p.strike - w.strike) > strangle_width
@@ -273,7 +280,7 @@ def analyze(
         ):
             continue
         vol_balance = min(p.volume, w.volume) / max(p.volume, w.volume, 1e-9)
-        weight = 1.0 if p.strike == w.strike else cfg.strangle_weight
+        weight = leg_weight * (1.0 if p.strike == w.strike else cfg.strangle_weight)
         # directions cancel: straddle/strangle bought (both bought) or sold (both sold)
         cancelling = p.sign * sign < 0
         straddle = vol_balance * math.sqrt(abs(r) * abs(p.ratio)) if cancelling else 0.0

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from magic8.domain.flow import PressureWindow
+from magic8.domain.flow import WINDOW_SECONDS, PressureWindow
 from magic8.ifd.analysis import AnalysisConfig, Assessment, WindowLite, analyze
 from magic8.ifd.baselines import (
     Baseline,
@@ -97,8 +98,11 @@ class IfdDetector:
             prior = self.baselines.load_prior(w.underlying, w.option_type) or Baseline()
         stats = baseline_stats(state.baseline, prior, day, bucket, cfg.baseline)
         peers = self.windows.peers(w.underlying, w.window_start)
+        previous = self.windows.peers(
+            w.underlying, w.window_start - timedelta(seconds=WINDOW_SECONDS)
+        )
         history = [h for h in state.recent if h.ws < ws]
-        assessment = analyze(w, history, peers, stats, cfg.analysis)
+        assessment = analyze(w, history, peers, stats, cfg.analysis, previous)
 
         signal: Signal | None = None
         alerted = False
