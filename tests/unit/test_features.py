@@ -171,7 +171,7 @@ def test_trade_fields_move_their_features() -> None:
     )
     x0 = F.build_features([base], [ctx])[0]
     variants = {
-        "premium_norm": _with(base, {"premium": 12.0}),
+        "net_premium_norm": _with(base, {"premium": 12.0}),
         "pred_dist": _with(base, {"predicted_price": 5870}),
         "k2_dist": _with(base, {"strikes": [5910, 5860, 5810]}),
         "action_sell": _with(base, {"action": "SELL"}),

@@ -124,17 +124,44 @@ def test_each_trade_field_moves_the_probability(
     assert _p(hierarchy, spx, changed)[0] != pytest.approx(base, abs=1e-4), update
 
 
-def test_directions_make_sense(hierarchy: ModelHierarchy, spx: F.MarketContext) -> None:
-    cheap, fair, dear = _p(
-        hierarchy,
-        spx,
-        _with(BUTTERFLY, {"premium": 8.0}),
-        _with(BUTTERFLY, {"premium": 24.82}),
-        _with(BUTTERFLY, {"premium": 40.0}),
-    )
-    assert cheap > fair > dear  # paying more for the same fly wins less often
-    ic_sell, ic_buy = _p(hierarchy, spx, IRON_CONDOR, _with(IRON_CONDOR, {"action": "BUY"}))
-    assert ic_sell != pytest.approx(ic_buy, abs=1e-3)
+@pytest.mark.parametrize(
+    ("strategy", "strikes", "top"),
+    [
+        ("Butterfly", [5825, 5850, 5875], 24.0),
+        ("Iron Condor", [5830, 5835, 5875, 5880], 4.9),
+        ("Iron Condor", [5800, 5820, 5880, 5900], 19.0),
+        ("Sonar", [5800, 5840, 5860, 5900], 39.0),
+        ("Vertical", [5820, 5830], 9.5),
+        ("Vertical", [5860, 5870], 9.5),
+    ],
+)
+@pytest.mark.parametrize("action", ["BUY", "SELL"])
+def test_a_better_price_never_lowers_the_probability(
+    hierarchy: ModelHierarchy,
+    spx: F.MarketContext,
+    strategy: str,
+    strikes: list[float],
+    top: float,
+    action: str,
+) -> None:
+    """Same trade, premium swept: a SELL wins more often the more credit it takes, a BUY
+    the less it pays (monotone constraints on the premium-derived features)."""
+    prems = np.linspace(0.1, top, 15)
+    trades = [
+        TradeRequest(
+            strategy=strategy,
+            symbol="SPX",
+            premium=float(p),
+            predicted_price=5855,
+            strikes=strikes,
+            action=action,
+        )
+        for p in prems
+    ]
+    p = np.array(_p(hierarchy, spx, *trades))
+    steps = np.diff(p) if action == "SELL" else -np.diff(p)
+    assert (steps >= -1e-6).all(), p
+    assert p[0] != pytest.approx(p[-1], abs=1e-3)  # and it does move
 
 
 def test_batch_equals_one_by_one(hierarchy: ModelHierarchy, spx: F.MarketContext) -> None:

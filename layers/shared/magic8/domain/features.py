@@ -88,8 +88,8 @@ TRADE_FEATURES: tuple[str, ...] = (
     "is_vertical",
     "is_sonar",
     "action_sell",
-    "premium_norm",
-    "premium_vs_fair",
+    "net_premium_norm",
+    "edge_vs_fair",
     "fair_norm",
     "risk_reward",
     "pop_spot",
@@ -112,6 +112,17 @@ TRADE_FEATURES: tuple[str, ...] = (
     "long_term_delta",
 )
 FEATURE_NAMES: tuple[str, ...] = MARKET_FEATURES + TEMPORAL_FEATURES + TRADE_FEATURES
+# Features the win probability can only rise with, everything else fixed (training passes
+# them to XGBoost as monotone constraints): more cash in (or less out) per unit of width,
+# a better price than Black-Scholes fair value, a better reward/risk for the same strikes,
+# a higher probability of profit under either distribution.
+MONOTONE_INCREASING: tuple[str, ...] = (
+    "net_premium_norm",
+    "edge_vs_fair",
+    "risk_reward",
+    "pop_spot",
+    "pop_pred",
+)
 N_MARKET = len(MARKET_FEATURES)
 _IDX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
@@ -359,8 +370,9 @@ def assemble(trades: TradeArrays, market: np.ndarray, last: np.ndarray) -> np.nd
         sell = trades.action_sell > 0.5
         max_profit = np.where(sell, prem - vmin, vmax - prem)
         max_loss = np.where(sell, vmax - prem, prem - vmin)
-        x[:, _IDX["premium_norm"]] = prem / width
-        x[:, _IDX["premium_vs_fair"]] = (prem - fair) / width
+        cash = np.where(sell, 1.0, -1.0)  # + credit received, - debit paid
+        x[:, _IDX["net_premium_norm"]] = cash * prem / width
+        x[:, _IDX["edge_vs_fair"]] = cash * (prem - fair) / width
         x[:, _IDX["fair_norm"]] = fair / width
         x[:, _IDX["risk_reward"]] = np.clip(
             max_profit / np.where(max_loss > 0, max_loss, np.nan), -1.0, 100.0

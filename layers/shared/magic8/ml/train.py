@@ -24,7 +24,7 @@ import numpy as np
 import xgboost as xgb
 from tqdm import tqdm
 
-from magic8.domain.features import FEATURE_NAMES
+from magic8.domain.features import FEATURE_NAMES, MONOTONE_INCREASING
 from magic8.domain.model import MANIFEST, ModelHierarchy
 from magic8.domain.pricing import STRATEGY_ORDER
 from magic8.ml.data import Dataset
@@ -220,7 +220,15 @@ def _fit(
 ) -> xgb.Booster:
     dtrain = xgb.DMatrix(x, label=y, feature_names=list(FEATURE_NAMES))
     dvalid = xgb.DMatrix(xv, label=yv, feature_names=list(FEATURE_NAMES))
-    params = {**PARAMS, "seed": cfg.seed, "base_score": float(np.clip(y.mean(), 0.02, 0.98))}
+    monotone = (
+        "(" + ",".join("1" if name in MONOTONE_INCREASING else "0" for name in FEATURE_NAMES) + ")"
+    )
+    params = {
+        **PARAMS,
+        "seed": cfg.seed,
+        "base_score": float(np.clip(y.mean(), 0.02, 0.98)),
+        "monotone_constraints": monotone,
+    }
     return xgb.train(
         params,
         dtrain,
