@@ -140,3 +140,24 @@ def test_seed_component_seeds_and_leaves_gateway_data_alone(
         assert "5 snapshots seeded" in status and "left to gateway: SPX" in status
     finally:
         component.stop()
+
+
+def test_malformed_items_read_as_absent(aws_resources: LocalResources) -> None:
+    table = aws_resources.settings.market_table
+    ddb = client("dynamodb")
+    ddb.put_item(TableName=table, Item={"symbol": {"S": "SPX"}, "last": {"N": "1"}})
+    naive = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    ddb.put_item(
+        TableName=table,
+        Item={
+            "symbol": {"S": "NDX"},
+            "last": {"N": "21000"},
+            "bars_json": {"S": "[[1, 2, 3, 1, 2, 5]]"},
+            "updated_at": {"S": naive.isoformat()},
+            "source": {"S": "gateway"},
+        },
+    )
+    got = DynamoMarketRepository(table).get_snapshots(["SPX", "NDX"])
+    assert set(got) == {"NDX"}
+    assert got["NDX"].updated_at.tzinfo is not None  # naive ISO read as UTC
+    assert got["NDX"].bars[0].close == 2.0

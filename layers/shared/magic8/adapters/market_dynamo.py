@@ -5,6 +5,7 @@ Item form (documented on magic8.domain.market.MarketSnapshot):
   bars_json (S: JSON list of [ts, open, high, low, close, volume]),
   updated_at (S, ISO-8601), updated_ts (N, epoch s), source (S), expires_at (N, TTL epoch s).
 
+Malformed items are skipped (logged), never raised: the reader sees them as absent.
 Reads fetch many symbols with one BatchGetItem (retrying unprocessed keys with backoff)
 and drop expired items themselves: DynamoDB deletes TTL items lazily and moto never does.
 The gateway host writes with this same adapter.
@@ -13,15 +14,17 @@ The gateway host writes with this same adapter.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from magic8.adapters.aws import client
 from magic8.domain.market import Bar, MarketSnapshot
 
+logger = logging.getLogger(__name__)
 BATCH_GET_LIMIT = 100
 MAX_ATTEMPTS = 6
 
@@ -64,13 +67,16 @@ def from_item(item: dict[str, Any]) -> MarketSnapshot:
         )
         for b in json.loads(item.get("bars_json", {}).get("S", "[]"))
     )
+    updated_at = datetime.fromisoformat(item["updated_at"]["S"])
+    if updated_at.tzinfo is None:
+        updated_at = updated_at.replace(tzinfo=UTC)
     return MarketSnapshot(
         symbol=item["symbol"]["S"],
         last=float(item["last"]["N"]),
         bid=float(item["bid"]["N"]) if "bid" in item else None,
         ask=float(item["ask"]["N"]) if "ask" in item else None,
         bars=bars,
-        updated_at=datetime.fromisoformat(item["updated_at"]["S"]),
+        updated_at=updated_at,
         source=item.get("source", {}).get("S", "gateway"),
     )
 
@@ -118,7 +124,14 @@ class DynamoMarketRepository:
             expires = item.get("expires_at", {}).get("N")
             if expires is not None and float(expires) <= now:
                 continue
-            snap = from_item(item)
+            try:
+                snap = from_item(item)
+            except (KeyError, ValueError, TypeError, IndexError) as exc:
+                # a malformed item is treated as absent (the caller reports "unavailable")
+                logger.warning(
+                    "market item unreadable", extra={"item_keys": sorted(item), "error": str(exc)}
+                )
+                continue
             out[snap.symbol] = snap
         return out
 
