@@ -136,6 +136,15 @@ def write_report(
         "",
         "![ROC](roc.png) ![reliability](reliability.png) ![importance](importance.png)",
         "",
+        "## Model",
+        "",
+        f"{len(manifest['feature_names'])} features (magic8.domain.features.FEATURE_NAMES)."
+        " Monotone constraints (the win probability can only rise with them, all else fixed):"
+        f" {', '.join(manifest.get('monotone_increasing', []))} - so a better price never"
+        " lowers the probability. XGBoost parameters: "
+        + ", ".join(f"{k}={v}" for k, v in manifest["params"].items())
+        + ".",
+        "",
         "## Hierarchy",
         "",
         f"Test rows served by level: {m['test_rows_by_level']}.",

@@ -344,6 +344,7 @@ def train(
         "version": version,
         "created_at": datetime.now(UTC).isoformat(),
         "feature_names": list(FEATURE_NAMES),
+        "monotone_increasing": list(MONOTONE_INCREASING),
         "models": models,
         "candidates": log,
         "hierarchy": [
