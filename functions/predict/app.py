@@ -23,11 +23,12 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions.predict.monitor_routes import router as monitor_router
-from functions.predict.signals_routes import router as signals_router
 from functions.predict.settings import ApiSettings
+from functions.predict.signals_routes import router as signals_router
 from magic8.domain.risk_reward import risk_reward_for
 from magic8.domain.service import MAX_BATCH, PredictionService, build_default_service
 from magic8.domain.trades import Strategy, Symbol, TradeRequest
@@ -259,6 +260,21 @@ def _service(request: Request) -> PredictionService:
         raise ServiceUnavailable(holder.error or type(exc).__name__) from exc
 
 
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """FastAPI's own HTTP errors, with an unparseable body reported like any invalid body."""
+    status = getattr(exc, "status_code", 500)
+    detail = getattr(exc, "detail", "error")
+    if status == 400 and detail == "There was an error parsing the body":
+        return unprocessable(["body"], "the body is not valid JSON", "json_invalid")
+    headers = getattr(exc, "headers", None)
+    if status in (204, 304):
+        return Response(status_code=status, headers=headers)
+    response = json_response({"detail": detail}, status)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
 async def service_unavailable_handler(request: Request, exc: Exception) -> Response:
     return json_response({"detail": f"prediction service unavailable: {exc}"}, 503)
 
@@ -484,6 +500,7 @@ def create_app(
     app.state.observer = observer
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(ServiceUnavailable, service_unavailable_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
 
     # ---- ROUTERS: one line per capability; add yours below ------------------------------
     app.include_router(predict_router)
