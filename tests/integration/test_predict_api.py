@@ -271,6 +271,8 @@ def _missing(field: str) -> dict[str, Any]:
         ("/predict", {**BUTTERFLY, "option_type": "x" * 5000}, None, 422, ["body", "option_type"]),
         ("/predict", None, "{not json", 422, ["body"]),
         ("/predict", None, "[1, 2, 3]", 422, ["body"]),
+        ("/predict", None, "[" * 100_000 + "]" * 100_000, 422, ["body"]),  # too deep
+        ("/predict", None, '{"premium": ' + "9" * 5000 + "}", 422, ["body"]),  # huge int
         ("/predict/batch", {"requests": []}, None, 422, ["body", "requests"]),
         ("/predict/batch", {"requests": [BUTTERFLY] * 101}, None, 413, ["body", "requests"]),
         ("/predict/batch", {}, None, 422, ["body", "requests"]),
