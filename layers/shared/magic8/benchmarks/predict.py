@@ -52,11 +52,13 @@ STRATEGIES = ("Butterfly", "Iron Condor", "Vertical", "Sonar")
 
 
 class AwsClock:
-    """Accumulates the time spent inside repository calls (DynamoDB round trips)."""
+    """Accumulates the time spent inside repository calls (DynamoDB round trips), and the
+    calling thread's CPU time of the last handler call (insensitive to machine load)."""
 
     def __init__(self) -> None:
         self.total = 0.0
         self.calls = 0
+        self.cpu: list[float] = []
 
 
 class Timed:
@@ -179,9 +181,11 @@ def _call(
 
     ctx = LambdaContext()
     a0 = aws.total
+    c0 = time.thread_time()
     t0 = time.perf_counter()
     resp = handler(event, ctx)
     elapsed = time.perf_counter() - t0
+    aws.cpu.append(time.thread_time() - c0)
     if resp.get("statusCode") != 200:
         raise RuntimeError(f"handler answered {resp.get('statusCode')}: {resp.get('body')}")
     return elapsed, aws.total - a0, resp
@@ -200,6 +204,7 @@ def _seed(settings: Any) -> dict[str, float]:
 COLD_SCRIPT = textwrap.dedent(
     """
     import json, sys, time
+    c0 = time.process_time()
     t0 = time.perf_counter()
     if {block!r}:
         class _Absent:
@@ -214,16 +219,18 @@ COLD_SCRIPT = textwrap.dedent(
     import magic8.adapters.market_dynamo, magic8.adapters.history_dynamo
     import mangum, aws_lambda_powertools.metrics, boto3
     t_import = time.perf_counter() - t0
+    c_import = time.process_time() - c0
     from magic8.domain.model import ModelHierarchy
     from magic8.settings import DEFAULT_MODEL_DIR
-    loads = []
+    loads, load_cpu = [], []
     _load = ModelHierarchy.load.__func__
     def timed_load(cls, model_dir):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         try:
             return _load(cls, model_dir)
         finally:
             loads.append(time.perf_counter() - t)
+            load_cpu.append(time.process_time() - c)
     ModelHierarchy.load = classmethod(timed_load)
     from magic8.local.api_front import LambdaContext
     event = json.loads(sys.stdin.read())
@@ -233,6 +240,7 @@ COLD_SCRIPT = textwrap.dedent(
         resp = h.handler(event, LambdaContext())
     t_first = time.perf_counter() - t1
     print(json.dumps({{"import_s": t_import, "model_load_s": sum(loads),
+                      "import_cpu_s": c_import, "model_load_cpu_s": sum(load_cpu),
                       "first_call_s": t_first, "status": resp["statusCode"]}}))
     """
 )
@@ -258,9 +266,18 @@ def _cold_start(event: dict[str, Any], block: bool, runs: int) -> dict[str, Any]
         results.append(r)
     med = {
         k: round(statistics.median(r[k] for r in results), 3)
-        for k in ("import_s", "model_load_s", "first_call_s", "process_wall_s")
+        for k in (
+            "import_s",
+            "model_load_s",
+            "import_cpu_s",
+            "model_load_cpu_s",
+            "first_call_s",
+            "process_wall_s",
+        )
     }
     med["cold_start_s"] = round(med["import_s"] + med["model_load_s"], 3)
+    # CPU seconds of the same work: close to the wall time on an idle machine
+    med["cold_start_cpu_s"] = round(med["import_cpu_s"] + med["model_load_cpu_s"], 3)
     med["runs"] = runs
     return med
 
@@ -405,14 +422,17 @@ def run(results_dir: Path, quick: bool = False) -> dict[str, Any]:
             for _ in range(5):
                 _call(handler, hit_event, clock)
             hit_t, hit_excl = [], []
+            clock.cpu.clear()
             for _ in range(iters):
                 t, a, _r = _call(handler, hit_event, clock)
                 hit_t.append(t)
                 hit_excl.append(t - a)
+            hit_cpu = list(clock.cpu)
             last_metrics = json.loads(_r["body"])["batch_metrics"]
             miss_events = [_batch_event(make_trades(lasts, 100, bump=k + 1)) for k in range(iters)]
             miss_t, miss_excl, miss_aws = [], [], []
             not_all_missed = 0
+            clock.cpu.clear()
             for ev in miss_events:
                 t, a, r = _call(handler, ev, clock)
                 miss_t.append(t)
@@ -420,6 +440,7 @@ def run(results_dir: Path, quick: bool = False) -> dict[str, Any]:
                 miss_aws.append(a)
                 not_all_missed += json.loads(r["body"])["batch_metrics"]["prediction_misses"] != 100
             miss_metrics = json.loads(r["body"])["batch_metrics"]
+            miss_cpu = list(clock.cpu)
 
             # the same 100 trades one call each
             singles: dict[str, list[float]] = {"hit": [], "miss": [], "miss_excl_aws": []}
@@ -445,6 +466,10 @@ def run(results_dir: Path, quick: bool = False) -> dict[str, Any]:
             "miss": summary_ms(miss_t),
             "miss_excl_aws": summary_ms(miss_excl),
             "miss_aws_round_trips": summary_ms(miss_aws),
+            # CPU time of the invoking thread: what the call costs on an idle machine
+            # (history writes run on pool threads, their client-side CPU is not in it)
+            "hit_thread_cpu": summary_ms(hit_cpu),
+            "miss_thread_cpu": summary_ms(miss_cpu),
             "first_call_after_build_ms": round(first_t * 1000, 1),
             "first_call_aws_ms": round(first_aws * 1000, 1),
             "predictions_per_call": n_pred,
@@ -515,6 +540,13 @@ def run(results_dir: Path, quick: bool = False) -> dict[str, Any]:
         "model_version": services[0].model.version if services else None,
         "targets": TARGETS,
         "measured": measured,
+        # the same quantities in CPU time of the working thread / process: what they cost
+        # on an idle machine (this one is shared by many processes: see loadavg)
+        "measured_cpu": {
+            "batch_100_miss_thread_cpu_p50_ms": batch["miss_thread_cpu"]["p50_ms"],
+            "batch_100_hit_thread_cpu_p50_ms": batch["hit_thread_cpu"]["p50_ms"],
+            "cold_start_cpu_s": cold["image_packages"]["cold_start_cpu_s"],
+        },
         "targets_met": met,
         "notes": {
             "batch_100_p50_ms_warm_excl_aws": "cache misses (new trades each call: features, "
