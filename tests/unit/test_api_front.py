@@ -1,0 +1,112 @@
+"""The local API front with a recording handler: the API Gateway event it builds, the API
+key check, and how the function's response becomes the HTTP response."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from magic8.local.api_front import ApiFront, apigw_event, response_body
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.fail = False
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if self.fail:
+            raise RuntimeError("boom")
+        assert context.aws_request_id and context.function_name
+        self.events.append(event)
+        return {
+            "statusCode": 201,
+            "headers": {"content-type": "application/json", "x-one": "1"},
+            "multiValueHeaders": {"set-cookie": ["a=1", "b=2"]},
+            "body": json.dumps({"path": event["path"]}),
+            "isBase64Encoded": False,
+        }
+
+
+@pytest.fixture()
+def front() -> Iterator[tuple[ApiFront, Recorder]]:
+    rec = Recorder()
+    f = ApiFront("127.0.0.1", 0, "k3y", rec).start()
+    yield f, rec
+    f.stop()
+
+
+def request(
+    f: ApiFront, method: str, path: str, body: bytes | None = None, key: str | None = "k3y"
+) -> tuple[int, dict[str, str], bytes, http.client.HTTPResponse]:
+    conn = http.client.HTTPConnection("127.0.0.1", f.port, timeout=10)
+    headers = {"content-type": "application/json"}
+    if key is not None:
+        headers["x-api-key"] = key
+    conn.request(method, path, body=body, headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    out = (resp.status, {k.lower(): v for k, v in resp.getheaders()}, data, resp)
+    conn.close()
+    return out
+
+
+def test_request_becomes_an_api_gateway_rest_event(front: tuple[ApiFront, Recorder]) -> None:
+    f, rec = front
+    status, headers, body, resp = request(f, "POST", "/predict/batch?a=1&a=2&b=x", b'{"x": 1}')
+    assert status == 201 and json.loads(body) == {"path": "/predict/batch"}
+    assert headers["x-one"] == "1"
+    assert resp.headers.get_all("set-cookie") == ["a=1", "b=2"]
+    ev = rec.events[0]
+    assert ev["httpMethod"] == "POST" and ev["path"] == "/predict/batch"
+    assert ev["resource"] == "/{proxy+}" and ev["pathParameters"] == {"proxy": "predict/batch"}
+    assert ev["multiValueQueryStringParameters"] == {"a": ["1", "2"], "b": ["x"]}
+    assert ev["queryStringParameters"] == {"a": "2", "b": "x"}
+    assert ev["headers"]["x-api-key"] == "k3y" and ev["body"] == '{"x": 1}'
+    assert ev["isBase64Encoded"] is False
+    assert ev["requestContext"]["stage"] == "local"
+    assert ev["requestContext"]["identity"]["sourceIp"] == "127.0.0.1"
+
+
+def test_missing_or_wrong_key_is_403_before_the_function(front: tuple[ApiFront, Recorder]) -> None:
+    f, rec = front
+    for key in (None, "wrong", ""):
+        status, _, body, _ = request(f, "POST", "/predict", b"{}", key=key)
+        assert status == 403 and json.loads(body) == {"message": "Forbidden"}
+    assert rec.events == []
+    status, _, _, _ = request(f, "GET", "/health", key=None)  # open for probes
+    assert status == 201
+    assert f.forbidden == 3
+
+
+def test_function_crash_is_502(front: tuple[ApiFront, Recorder]) -> None:
+    f, rec = front
+    rec.fail = True
+    status, _, body, _ = request(f, "GET", "/market/SPX")
+    assert status == 502 and json.loads(body)["message"] == "Internal server error"
+
+
+def test_binary_bodies_travel_base64() -> None:
+    ev = apigw_event("POST", "/x", b"\xff\xfe\x00")
+    assert ev["isBase64Encoded"] is True
+    assert base64.b64decode(ev["body"]) == b"\xff\xfe\x00"
+    assert response_body({"body": base64.b64encode(b"\x01").decode(), "isBase64Encoded": True}) == (
+        b"\x01"
+    )
+
+
+def test_keep_alive_connection_serves_many_requests(front: tuple[ApiFront, Recorder]) -> None:
+    f, rec = front
+    conn = http.client.HTTPConnection("127.0.0.1", f.port, timeout=10)
+    for i in range(20):
+        conn.request("GET", f"/market/SPX?i={i}", headers={"x-api-key": "k3y"})
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 201
+    conn.close()
+    assert len(rec.events) == 20
