@@ -513,20 +513,32 @@ def run(results_dir: Path, quick: bool = False) -> dict[str, Any]:
         os.environ.update(saved_env)
         reset_clients()
 
+    # each target is checked on both paths: answers cached (the same batch again within
+    # 5 minutes) and not cached (new trades: features built, model run, history written)
     measured = {
-        "batch_100_p50_ms_warm_excl_aws": batch["miss_excl_aws"]["p50_ms"],
-        "batch_100_p50_ms_loopback_http": loopback["hit"]["p50_ms"],
+        "batch_100_p50_ms_warm_excl_aws": {
+            "cached": batch["hit_excl_aws"]["p50_ms"],
+            "not_cached": batch["miss_excl_aws"]["p50_ms"],
+        },
+        "batch_100_p50_ms_loopback_http": {
+            "cached": loopback["hit"]["p50_ms"],
+            "not_cached_excl_aws": loopback["miss_excl_aws"]["p50_ms"],
+        },
         "cold_start_s": cold["image_packages"]["cold_start_s"],
-        "batch_speedup_vs_100_singles": speedup["miss_excl_aws"],
+        "batch_speedup_vs_100_singles": {
+            "cached": speedup["hit"],
+            "not_cached_excl_aws": speedup["miss_excl_aws"],
+        },
     }
+
+    def within(value: Any, target: float, most: bool = True) -> Any:
+        if isinstance(value, dict):
+            return {k: within(v, target, most) for k, v in value.items()}
+        return value <= target if most else value >= target
+
     met = {
-        "batch_100_p50_ms_warm_excl_aws": measured["batch_100_p50_ms_warm_excl_aws"]
-        <= TARGETS["batch_100_p50_ms_warm_excl_aws"],
-        "batch_100_p50_ms_loopback_http": measured["batch_100_p50_ms_loopback_http"]
-        <= TARGETS["batch_100_p50_ms_loopback_http"],
-        "cold_start_s": measured["cold_start_s"] <= TARGETS["cold_start_s"],
-        "batch_speedup_vs_100_singles": measured["batch_speedup_vs_100_singles"]
-        >= TARGETS["batch_speedup_vs_100_singles"],
+        name: within(measured[name], TARGETS[name], most=name != "batch_speedup_vs_100_singles")
+        for name in TARGETS
     }
     try:
         load = os.getloadavg()
@@ -549,13 +561,13 @@ def run(results_dir: Path, quick: bool = False) -> dict[str, Any]:
         },
         "targets_met": met,
         "notes": {
-            "batch_100_p50_ms_warm_excl_aws": "cache misses (new trades each call: features, "
-            "model, history); minus time inside DynamoDB calls",
-            "batch_100_p50_ms_loopback_http": "repeat batch (answers cached) over HTTP via the "
-            "local API front; misses reported under loopback_http.miss",
+            "batch_100_p50_ms_warm_excl_aws": "through the Mangum handler in-process, minus "
+            "time inside DynamoDB calls",
+            "batch_100_p50_ms_loopback_http": "over HTTP via the local API front (make run's "
+            "path), keep-alive",
             "cold_start_s": "import + model load in a fresh process, container-image packages",
-            "batch_speedup_vs_100_singles": "100 single calls / one batch call, both cache "
-            "misses, DynamoDB time excluded (incl. AWS and hit variants reported too)",
+            "batch_speedup_vs_100_singles": "time of the same 100 trades sent one call each / "
+            "one batch call (with DynamoDB time: speedup.miss_incl_aws)",
         },
         "batch_100_in_process": batch,
         "single_100": single,
