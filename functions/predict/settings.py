@@ -24,7 +24,7 @@ class ApiSettings(AwsSettings):
     cache_max_entries: int = Field(default=50_000, ge=1)
     # market data older than this is still used, flagged data_source "stale"
     stale_after_s: float = Field(default=900.0, gt=0)
-    # temporal features use the serve time floored to this grid (the model's 5-min grid)
+    # without any market snapshot, time features use the serve time floored to this grid
     feature_time_bucket_s: int = Field(default=300, ge=1)
     record_history: bool = True
     history_ttl_days: float = Field(default=14.0, gt=0)

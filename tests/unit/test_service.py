@@ -126,7 +126,7 @@ class CountingFeatures(DefaultFeatureBuilder):
         self.build_calls: list[int] = []
 
     def build(
-        self, trades: Sequence[TradeRequest], contexts: Sequence[Any], now: datetime
+        self, trades: Sequence[TradeRequest], contexts: Sequence[Any], now: datetime | None
     ) -> np.ndarray:
         self.build_calls.append(len(trades))
         return super().build(trades, contexts, now)
@@ -355,8 +355,41 @@ def test_feature_cache_serves_when_the_prediction_cache_has_expired() -> None:
     assert metrics["feature_misses"] == 1 and metrics["market_data_fetches"] == 1
 
 
-def test_feature_time_bucket_is_part_of_the_key() -> None:
+def test_time_features_come_from_the_snapshot_so_repeats_hit_across_minutes() -> None:
     svc, *_ = make()
+    svc.predict_batch([t()])
+    # NOW is 16:02:30: a repeat at 16:06 (another 5-minute bucket) still uses the same
+    # snapshot (market cache) and so the same time features: a hit
+    svc.clock = lambda: NOW + timedelta(seconds=210)
+    assert svc.predict_batch([t()])[1]["prediction_hits"] == 1
+
+
+def test_time_features_use_the_snapshot_time_and_the_trade_timestamp() -> None:
+    svc, _, _, feats, _, _ = make()
+    from magic8.domain.features import FEATURE_NAMES
+
+    col = FEATURE_NAMES.index("minutes_since_open")
+    rows: list[np.ndarray] = []
+    orig = feats.build
+
+    def spy(
+        trades: Sequence[TradeRequest], contexts: Sequence[Any], now: datetime | None
+    ) -> np.ndarray:
+        x = orig(trades, contexts, now)
+        rows.extend(x)
+        return x
+
+    feats.build = spy  # type: ignore[method-assign]
+    svc.predict_batch([t(), t(timestamp="2026-01-06T15:00:00Z")])
+    snap_time = NOW - timedelta(seconds=20)  # the SPX snapshot's updated_at: 11:02:10 ET
+    assert rows[0][col] == pytest.approx(
+        (snap_time.hour - 14) * 60 + snap_time.minute - 30 + 10 / 60
+    )
+    assert rows[1][col] == pytest.approx(30.0)  # 10:00 ET
+
+
+def test_without_any_snapshot_the_serve_time_bucket_is_in_the_key() -> None:
+    svc, *_ = make(snaps={})
     svc.predict_batch([t()])
     # NOW is 16:02:30; the bucket [16:00, 16:05) still holds at 16:04:59
     svc.clock = lambda: NOW + timedelta(seconds=149)

@@ -5,8 +5,9 @@ everything a value depends on:
 
 - market data:  the symbol                                     (300 s by default)
 - features:     TradeRequest.cache_key() + the identity of the market snapshots used
-                (symbol, updated_at, for the symbol and for VIX) + the feature time
-                when the trade carries no timestamp                (60 s)
+                (symbol, updated_at, for the symbol and for VIX; a row's time features
+                come from the trade's timestamp or the snapshot's time) + the bucketed
+                serve time when there is no snapshot at all             (60 s)
 - predictions:  the feature key + the model version               (300 s)
 
 so two trades that differ in any field (premium, strikes, predicted price, action,
@@ -176,8 +177,9 @@ def feature_key(
     vix: SnapshotIdentity,
     feature_time: datetime | str | None,
 ) -> FeatureKey:
-    """Everything a feature row depends on. feature_time is the (bucketed) serve time
-    used for the temporal features of a trade that carries no timestamp of its own."""
+    """Everything a feature row depends on. feature_time: the (bucketed) serve time when
+    it feeds the temporal features (no timestamp on the trade and no market snapshot);
+    None when the trade's timestamp or the snapshot's time (in `market`) does."""
     if trade.timestamp is not None or feature_time is None:
         ftime: str | None = None
     elif isinstance(feature_time, str):

@@ -80,7 +80,7 @@ class FeatureBuilder(Protocol):
     ) -> Any: ...
 
     def build(
-        self, trades: Sequence[TradeRequest], contexts: Sequence[Any], now: datetime
+        self, trades: Sequence[TradeRequest], contexts: Sequence[Any], now: datetime | None
     ) -> np.ndarray: ...
 
 
@@ -96,7 +96,7 @@ class DefaultFeatureBuilder:
         return self._features.market_context_from_snapshots(symbol_snapshot, vix_snapshot)
 
     def build(
-        self, trades: Sequence[TradeRequest], contexts: Sequence[Any], now: datetime
+        self, trades: Sequence[TradeRequest], contexts: Sequence[Any], now: datetime | None
     ) -> np.ndarray:
         return np.asarray(self._features.build_features(trades, contexts, now=now))
 
@@ -169,8 +169,10 @@ class ServiceConfig:
     caches: CacheConfig = field(default_factory=CacheConfig)
     # market data older than this is served but flagged data_source "stale"
     stale_after_s: float = 900.0
-    # temporal features of a trade without a timestamp use the serve time floored to
-    # this grid (the 5-minute bar grid the model was trained on); it is part of the keys
+    # Temporal features of a trade without a timestamp use the time of the market snapshot
+    # (as in training: a trade at the time of the bars it sees); the snapshot's identity is
+    # in the keys. Without any snapshot, the serve time floored to this grid is used, and
+    # then it is part of the keys.
     feature_time_bucket_s: int = 300
     record_history: bool = True
 
@@ -270,14 +272,16 @@ class PredictionService:
         vix: MarketSnapshot | None,
         trade: TradeRequest,
         key: tuple[object, ...] | None = None,
+        feature_time: datetime | None = None,
     ) -> Any:
         if snap is None:
-            # no market data: the context carries only what the trade itself says
+            # no market data: the context carries only what the trade itself says, at the
+            # (bucketed) serve time
             placeholder = MarketSnapshot(
                 symbol=symbol,
                 last=trade.predicted_price,
                 bars=(),
-                updated_at=self.clock(),
+                updated_at=feature_time or self.feature_time(self.clock()),
                 source="unavailable",
             )
             return self.features.context(placeholder, vix)
@@ -333,7 +337,9 @@ class PredictionService:
         identities = {sym: snapshot_identity(sym, market.get(sym)) for sym in set(symbols)}
         ftime_iso = ftime.isoformat()
         for i, req in enumerate(requests):
-            fk = feature_key(req, identities[symbols[i]], vix_id, ftime_iso)
+            ident = identities[symbols[i]]
+            # the serve time matters only without a snapshot (see ServiceConfig)
+            fk = feature_key(req, ident, vix_id, ftime_iso if ident[1] is None else None)
             pk = prediction_key(fk, version)
             fkeys.append(fk)
             pkeys.append(pk)
@@ -374,10 +380,12 @@ class PredictionService:
                         vix,
                         requests[i],
                         (identities[symbols[i]], vix_id),
+                        ftime,
                     )
                     for i in build
                 ]
-                matrix = np.asarray(self.features.build(trades, contexts, ftime), dtype=np.float64)
+                # now=None: each row's time is its trade's timestamp, else its context's asof
+                matrix = np.asarray(self.features.build(trades, contexts, None), dtype=np.float64)
                 matrix.setflags(write=False)  # cached rows are views of it: never mutated
                 x[build_pos] = matrix
                 for j, i in enumerate(build):
