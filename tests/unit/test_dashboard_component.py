@@ -165,3 +165,29 @@ def test_config_helpers_for_the_aws_deployment() -> None:
     js = render_config_js({**cfg, "underlying": "</script><script>alert(1)"})
     assert "</script>" not in js
     assert js.startswith("window.MAGIC8_CONFIG = {")
+
+
+def test_replayed_session_dates_tell_the_page_where_signals_are(tmp_path: Path) -> None:
+    from magic8.dashboard import replay_signals_range
+
+    session = tmp_path / "session"
+    for day in ("day-2025-09-15", "day-2025-09-24", "not-a-day", "day-garbage"):
+        (session / day).mkdir(parents=True)
+    assert replay_signals_range([session]) == (
+        "2025-09-15T00:00:00+00:00",
+        "2025-09-26T00:00:00+00:00",
+    )
+    assert replay_signals_range([tmp_path / "missing"]) is None
+    srv = DashboardServer(("127.0.0.1", 0), STATIC_DIR, api_url="http://127.0.0.1:9")
+    try:
+        assert "signalsFrom" not in srv.config()
+        from magic8.local.context import LocalContext
+
+        ctx: Any = LocalContext(aws=None, resources=None)  # type: ignore[arg-type]
+        ctx.facts["flow_replay"] = str(session)
+        srv.context = ctx
+        cfg = srv.config()
+        assert cfg["signalsFrom"] == "2025-09-15T00:00:00+00:00"
+        assert cfg["signalsTo"] == "2025-09-26T00:00:00+00:00"
+    finally:
+        srv.server_close()

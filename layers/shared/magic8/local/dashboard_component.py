@@ -12,6 +12,7 @@ import errno
 import http.client
 import json
 import os
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from magic8.dashboard import STATIC_DIR, config_payload, render_config_js
+from magic8.dashboard import STATIC_DIR, config_payload, render_config_js, replay_signals_range
 from magic8.local.context import LocalContext
 
 CONTENT_TYPES = {
@@ -88,10 +89,26 @@ class DashboardServer(ThreadingHTTPServer):
             return self._ws_url
         return self.context.facts.get("ws_url", "") if self.context else ""
 
+    @property
+    def signals_range(self) -> tuple[str, str] | None:
+        """Replayed sessions keep their real timestamps: tell the page where signals are."""
+        replay = self.context.facts.get("flow_replay", "") if self.context else ""
+        paths = [Path(p.strip()) for p in replay.split(",") if p.strip()]
+        return replay_signals_range(paths) if paths else None
+
     def config(self) -> dict[str, Any]:
         return config_payload(
-            api_base="/api", ws_url=self.ws_url, api_key_via_proxy=bool(self.api_key)
+            api_base="/api",
+            ws_url=self.ws_url,
+            api_key_via_proxy=bool(self.api_key),
+            signals_range=self.signals_range,
         )
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A browser that navigates away mid-response is not an error worth a traceback.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:

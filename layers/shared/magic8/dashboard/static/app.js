@@ -8,7 +8,9 @@
  *                keeps it in this browser's localStorage (never in the deployed assets).
  *   wsUrl        optional WebSocket URL for live updates; polling is the fallback
  *   pollSeconds  polling period while the WebSocket is down (default 5)
- *   underlying   optional IFD underlying filter for /signals (e.g. "NQ")
+ *   underlying   optional IFD underlying filter for /signals (e.g. "NQZ5")
+ *   signalsFrom, signalsTo  optional ISO range holding the signals (a replayed session keeps
+ *                its real timestamps); without them the page reads the last lookbackHours
  *   historyHours hours of confidence history to load (default 24)
  *
  * Elements the browser test checks carry stable data-testid attributes:
@@ -22,9 +24,13 @@
     apiKey: "",
     wsUrl: "",
     pollSeconds: 5,
-    livePollSeconds: 30,
+    livePollSeconds: 30, // full refresh while the WebSocket is live
+    signalPollSeconds: 10, // /signals while the WebSocket is live (IFD pushes are not guaranteed)
     underlying: "",
     historyHours: 24,
+    lookbackHours: 24,
+    signalsFrom: "",
+    signalsTo: "",
     maxSignals: 500,
     maxWindows: 72,
   };
@@ -44,6 +50,8 @@
     errors: {},
     newIds: new Set(),
     lastPoll: 0,
+    lastSignalsPoll: 0,
+    signalsInflight: false,
     inflight: null,
     loadedOnce: false,
   };
@@ -219,7 +227,8 @@
     if (!t || isNaN(v)) return false;
     var th = num(first(p.threshold, p.alert_threshold));
     if (!isNaN(th)) series.threshold = th;
-    series.points.set(t.getTime(), { t: t, v: v, th: th });
+    // one point per 5 s: a sweep's pushed update and its stored history point are the same
+    series.points.set(Math.round(t.getTime() / 5000), { t: t, v: v, th: th });
     return true;
   }
 
@@ -248,12 +257,32 @@
   }
 
   // ---------------------------------------------------------------- loading
-  function loadSignals() {
+  var DAY_MS = 24 * 3600 * 1000;
+  var MAX_RANGE_MS = 30 * DAY_MS; // the API accepts at most 31 days per query
+
+  /** [since, until) for the next /signals read (until null = now). */
+  function signalsRange() {
+    var now = Date.now();
     var latest = 0;
-    state.signals.forEach(function (s) { latest = Math.max(latest, s.start.getTime()); });
-    // Re-read the last few windows on every poll: ids dedupe, and late signals are not missed.
-    var since = latest ? new Date(latest - 3 * WINDOW_MS).toISOString() : "1970-01-01T00:00:00Z";
-    var q = "?since=" + encodeURIComponent(since);
+    state.signals.forEach(function (s) { latest = Math.max(latest, s.end.getTime()); });
+    var from = toDate(CFG.signalsFrom), to = toDate(CFG.signalsTo);
+    var since;
+    if (latest) since = latest - 3 * WINDOW_MS; // re-read the last windows: ids dedupe, late ones are kept
+    else if (from) since = from.getTime();
+    else since = now - CFG.lookbackHours * 3600 * 1000;
+    if (!from && now - since > MAX_RANGE_MS) since = now - MAX_RANGE_MS;
+    var until = null;
+    if (from) {
+      until = since + MAX_RANGE_MS;
+      if (to) until = Math.min(until, Math.max(to.getTime(), since + WINDOW_MS));
+    }
+    return { since: new Date(since), until: until ? new Date(until) : null };
+  }
+
+  function loadSignals() {
+    var r = signalsRange();
+    var q = "?since=" + encodeURIComponent(r.since.toISOString()) + "&limit=1000";
+    if (r.until) q += "&until=" + encodeURIComponent(r.until.toISOString());
     if (CFG.underlying) q += "&underlying=" + encodeURIComponent(CFG.underlying);
     return api("/signals" + q).then(function (resp) {
       addSignals(arrayIn(resp, ["signals"]));
@@ -319,7 +348,7 @@
 
   function refreshAll() {
     if (state.inflight) return state.inflight;
-    state.lastPoll = Date.now();
+    state.lastPoll = state.lastSignalsPoll = Date.now();
     var jobs = [
       loadSignals().catch(function () {}),
       loadHealth(),
@@ -429,8 +458,16 @@
   }
 
   function tick() {
+    var now = Date.now();
     var period = (state.wsLive ? CFG.livePollSeconds : CFG.pollSeconds) * 1000;
-    if (Date.now() - state.lastPoll >= period) refreshAll();
+    if (now - state.lastPoll >= period) { refreshAll(); return; }
+    var signalPeriod = (state.wsLive ? CFG.signalPollSeconds : CFG.pollSeconds) * 1000;
+    if (!state.inflight && !state.signalsInflight && now - state.lastSignalsPoll >= signalPeriod) {
+      state.lastSignalsPoll = now;
+      state.signalsInflight = true;
+      loadSignals().then(function () { renderFlow(); renderSignals(); stamp(); }, function () {})
+        .then(function () { state.signalsInflight = false; });
+    }
   }
 
   // ---------------------------------------------------------------- rendering: NQ flow chart
@@ -469,7 +506,7 @@
       [-1, 1].forEach(function (sgn) {
         var yy = mid - sgn * f * half;
         svg("line", { x1: m.l, x2: W - m.r, y1: yy, y2: yy, class: "grid" }, root);
-        svg("text", { x: m.l - 6, y: yy + 4, "text-anchor": "end" }, root, fmtNum(f * maxVol));
+        svg("text", { x: m.l - 6, y: yy + 4, "text-anchor": "end" }, root, fmtNum(Math.round(f * maxVol)));
       });
     });
     svg("line", { x1: m.l, x2: W - m.r, y1: mid, y2: mid, class: "axis" }, root);
@@ -577,7 +614,7 @@
     var W = 420, H = 150, m = { l: 34, r: 10, t: 8, b: 20 };
     var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": s.key + " confidence" }, card);
     var t0 = pts[0].t.getTime(), t1 = last.t.getTime();
-    if (t1 - t0 < 60000) { t0 -= 300000; t1 += 300000; }
+    if (t1 - t0 < 600000) t0 = t1 - 600000; // at least 10 minutes, the latest point at the right
     function x(t) { return m.l + ((t - t0) / (t1 - t0)) * (W - m.l - m.r); }
     function y(v) { return m.t + (1 - Math.max(0, Math.min(1, v))) * (H - m.t - m.b); }
     [0, 0.25, 0.5, 0.75, 1].forEach(function (v) {

@@ -1,0 +1,229 @@
+"""The dashboard in a real headless Chromium against a real local stack.
+
+Starts magic8.local.runner.LocalStack (moto server, gateway replay -> Kinesis -> ifd handler,
+monitor timer, API front, dashboard) in demo mode on free ports, waits until the stack has
+stored at least one IFD signal and one confidence point from a monitor sweep, loads the
+dashboard and asserts that IFD signal markers and confidence lines render. Saves a
+screenshot to bench/results/dashboard.png (shown in the README).
+
+The second test proves the assertion bites: against a stack that produces no signals, the
+same helper finds zero markers and raises.
+
+Chromium is Debian's `chromium` package (CI's .ci/run installs it); it is driven by the
+Python playwright package with executable_path, never `playwright install`. A missing
+browser fails the test, it does not skip it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from magic8.adapters.aws import reset_clients, resource
+from magic8.local.moto_server import free_port
+from magic8.local.runner import COMPONENTS, LocalStack
+from magic8.settings import REPO_ROOT, AwsSettings
+
+pytestmark = pytest.mark.xdist_group("e2e")
+
+DASHBOARD = "magic8.local.dashboard_component:DashboardComponent"
+SCREENSHOT = Path(REPO_ROOT) / "bench" / "results" / "dashboard.png"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# How long the demo stack may take to produce its first IFD signal and its first sweep.
+PRODUCE_TIMEOUT_S = float(os.environ.get("MAGIC8_E2E_PRODUCE_TIMEOUT", "90"))
+
+
+def chromium_path() -> str:
+    """Debian's chromium; a missing browser is a failure (CI installs it), never a skip."""
+    path = os.environ.get("MAGIC8_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.fail(
+            f"headless Chromium not found at {path}: install Debian's `chromium` package"
+            " (apt-get install -y chromium) or set MAGIC8_CHROMIUM"
+        )
+    return path
+
+
+def with_dashboard(components: tuple[str, ...]) -> tuple[str, ...]:
+    return components if DASHBOARD in components else (*components, DASHBOARD)
+
+
+@contextmanager
+def running_stack(components: tuple[str, ...]) -> Iterator[LocalStack]:
+    """A LocalStack on free ports; the process environment is restored afterwards."""
+    saved = dict(os.environ)
+    os.environ["MAGIC8_DASHBOARD_PORT"] = str(free_port())
+    reset_clients()
+    stack = LocalStack(api_port=free_port(), demo=True, components=with_dashboard(components))
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_clients()
+
+
+def table_has_items(table_name: str) -> bool:
+    page = resource("dynamodb").Table(table_name).scan(Limit=25, Select="COUNT")
+    return int(page.get("Count", 0)) > 0 or "LastEvaluatedKey" in page
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str, stack: LocalStack) -> float:
+    """Seconds until check() held; fails the test with the stack's status lines otherwise."""
+    started = time.monotonic()
+    deadline = started + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.5)
+    status = "\n".join(stack.status_lines())
+    pytest.fail(f"the local stack produced no {what} within {timeout_s:.0f} s; status:\n{status}")
+
+
+def rendered_count(page: Any, testid: str, timeout_s: float) -> int:
+    """How many [data-testid=testid] elements the page shows, waiting up to timeout_s for one."""
+    locator = page.locator(f'[data-testid="{testid}"]')
+    deadline = time.monotonic() + timeout_s
+    count = locator.count()
+    while count == 0 and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+        count = locator.count()
+    return int(count)
+
+
+def assert_chart_has_markers(page: Any, timeout_s: float = 20.0) -> int:
+    """The assertion this module is about: the NQ chart shows IFD signal markers."""
+    count = rendered_count(page, "signal-marker", timeout_s)
+    assert count > 0, "the NQ chart shows no IFD signal markers"
+    return count
+
+
+def assert_confidence_lines(page: Any, timeout_s: float = 20.0) -> int:
+    count = rendered_count(page, "confidence-line", timeout_s)
+    assert count > 0, "the dashboard shows no confidence lines"
+    return count
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@contextmanager
+def dashboard_page(browser: Any, url: str) -> Iterator[tuple[Any, list[str]]]:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    page.goto(url, wait_until="load")
+    page.wait_for_selector("body[data-loaded='1']", timeout=20_000)
+    try:
+        yield page, errors
+    finally:
+        page.close()
+
+
+def richer_picture(page: Any, timeout_s: float) -> None:
+    """Best effort for the screenshot: a few more signals and a second sweep (no assertion)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        markers = page.locator('[data-testid="signal-marker"]').count()
+        points = page.evaluate(
+            """() => Math.max(0, ...Array.from(
+                document.querySelectorAll('[data-testid="confidence-line"]'),
+                (e) => Number(e.getAttribute("data-points") || 0)))"""
+        )
+        if markers >= 5 and points >= 2:
+            return
+        page.wait_for_timeout(500)
+
+
+@pytest.mark.timeout(300)
+def test_dashboard_renders_signal_markers_and_confidence_lines(browser: Any) -> None:
+    t0 = time.monotonic()
+    with running_stack(COMPONENTS) as stack:
+        assert stack.ctx is not None
+        started = time.monotonic() - t0
+        settings = AwsSettings()
+        # The page is opened first and never reloaded: what it shows arrives live
+        # (WebSocket pushes, /signals polling as the fallback).
+        with dashboard_page(browser, stack.ctx.facts["dashboard_url"]) as (page, errors):
+            first_signal = wait_until(
+                lambda: table_has_items(settings.signals_table),
+                PRODUCE_TIMEOUT_S,
+                "IFD signal",
+                stack,
+            )
+            first_sweep = wait_until(
+                lambda: table_has_items(settings.history_table),
+                PRODUCE_TIMEOUT_S,
+                "confidence history (monitor sweep)",
+                stack,
+            )
+            print(
+                f"stack started in {started:.1f} s; first IFD signal stored after"
+                f" {first_signal:.1f} s more; first sweep point {first_sweep:.1f} s later"
+            )
+            markers = assert_chart_has_markers(page, timeout_s=30)
+            lines = assert_confidence_lines(page, timeout_s=40)
+            assert rendered_count(page, "signal-row", 5) >= 1
+            assert rendered_count(page, "threshold-line", 5) >= 1
+            # confidence on hover: each marker carries a <title> with its confidence
+            marker = page.locator('[data-testid="signal-marker"]').first
+            title = marker.locator("title").text_content()
+            assert title is not None and "confidence" in title
+            conf = marker.get_attribute("data-confidence")
+            assert conf is not None and 0.0 <= float(conf) <= 1.0
+            assert marker.get_attribute("data-direction") in ("LONG", "SHORT", "NEUTRAL")
+            # gateway health panel is filled from /health/detailed through the /api proxy
+            health = page.locator('[data-testid="health-panel"]').inner_text()
+            assert "Health unavailable" not in health and "Loading" not in health
+            if "ws_url" in stack.ctx.facts:
+                page.wait_for_selector('[data-testid="live-status"][data-mode="websocket"]')
+            richer_picture(page, timeout_s=15)
+            markers = max(markers, rendered_count(page, "signal-marker", 0))
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            assert not errors, errors
+    assert markers > 0 and lines > 0
+    assert SCREENSHOT.stat().st_size > 10_000
+
+
+@pytest.mark.timeout(120)
+def test_marker_assertion_fails_when_the_stack_has_no_signals(browser: Any) -> None:
+    # API front only: no gateway replay, no ifd poller, no monitor -> no signals, no sweeps.
+    quiet = tuple(c for c in COMPONENTS if "seed_component" in c or "api_front" in c)
+    with running_stack(quiet) as stack:
+        assert stack.ctx is not None
+        with dashboard_page(browser, stack.ctx.facts["dashboard_url"]) as (page, errors):
+            assert page.locator('[data-testid="signal-marker"]').count() == 0
+            with pytest.raises(AssertionError, match="no IFD signal markers"):
+                assert_chart_has_markers(page, timeout_s=2.0)
+            chart_text = page.locator('[data-testid="flow-chart"]').text_content() or ""
+            assert "No IFD signals yet" in chart_text
+            assert not errors, errors
