@@ -532,11 +532,11 @@
         var r = 4 + 4 * Math.max(0, Math.min(1, conf));
         var cls, pathD, my;
         if (s.direction === "SHORT") {
-          my = mid + y(b.sell) + 8 + r + down * 9; down++;
+          my = mid + y(b.sell) + 8 + r + Math.min(down, 2) * 9; down++; // stacked, at most 3 deep
           pathD = "M" + (cx - r) + "," + (my - r) + " L" + (cx + r) + "," + (my - r) + " L" + cx + "," + (my + r) + " Z";
           cls = "marker-short";
         } else {
-          my = mid - y(b.buy) - 8 - r - up * 9; up++;
+          my = mid - y(b.buy) - 8 - r - Math.min(up, 2) * 9; up++;
           pathD = "M" + (cx - r) + "," + (my + r) + " L" + (cx + r) + "," + (my + r) + " L" + cx + "," + (my - r) + " Z";
           cls = s.direction === "LONG" ? "marker-long" : "marker-neutral";
         }
