@@ -262,6 +262,8 @@ def _cold_start(event: dict[str, Any], block: bool, runs: int) -> dict[str, Any]
         if proc.returncode != 0:
             raise RuntimeError(f"cold-start process failed: {proc.stderr[-2000:]}")
         r = json.loads(proc.stdout.strip().splitlines()[-1])
+        if r["status"] != 200:
+            raise RuntimeError(f"cold-start process: first call answered {r['status']}")
         r["process_wall_s"] = wall
         results.append(r)
     med = {
