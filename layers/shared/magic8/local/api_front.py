@@ -21,10 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from magic8.local.context import LocalContext
+if TYPE_CHECKING:  # no moto import for users of apigw_event / LambdaContext
+    from magic8.local.context import LocalContext
 
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 OPEN_PATHS = frozenset({"/health"})
