@@ -13,43 +13,11 @@ import re
 import subprocess
 import sys
 import textwrap
-from importlib import metadata
 from pathlib import Path
 
+from magic8.benchmarks.predict import image_distributions
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def requirement_closure() -> set[str]:
-    """Distributions installed by pip for requirements.txt (with the extras it names)."""
-    todo: list[tuple[str, set[str]]] = []
-    for line in (ROOT / "functions/predict/requirements.txt").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        name = re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0]
-        extras = set(re.findall(r"\[([^\]]*)\]", line)[0].split(",")) if "[" in line else set()
-        todo.append((_norm(name), {e.strip() for e in extras}))
-    seen: set[str] = set()
-    while todo:
-        name, extras = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        try:
-            requires = metadata.requires(name) or []
-        except metadata.PackageNotFoundError:
-            continue
-        for req in requires:
-            marker = req.split(";", 1)[1] if ";" in req else ""
-            wanted = re.findall(r"extra == [\"']([^\"']+)[\"']", marker)
-            if wanted and not set(wanted) & extras:
-                continue
-            todo.append((_norm(re.split(r"[<>=!~\[; (]", req, maxsplit=1)[0]), set()))
-    return seen
 
 
 SCRIPT = textwrap.dedent(
@@ -122,7 +90,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_handlers_run_with_only_the_image_packages() -> None:
-    closure = requirement_closure()
+    closure = image_distributions()
     assert {"fastapi", "mangum", "xgboost-cpu", "numpy", "boto3"} <= closure
     assert "pandas" not in closure and "scikit-learn" not in closure
     out = subprocess.run(

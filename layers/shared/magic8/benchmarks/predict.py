@@ -28,6 +28,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -201,18 +202,64 @@ def _seed(settings: Any) -> dict[str, float]:
     return {s: float(snap.last) for s, snap in snaps.items() if s != "VIX"}
 
 
+def image_distributions() -> set[str]:
+    """Distributions pip installs for functions/predict/requirements.txt (the container
+    image's packages), normalised names, extras honoured."""
+    from importlib import metadata
+
+    from magic8.settings import REPO_ROOT
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    todo: list[tuple[str, set[str]]] = []
+    for line in (REPO_ROOT / "functions/predict/requirements.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name = re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0]
+        extras = re.findall(r"\[([^\]]*)\]", line)
+        todo.append((norm(name), {e.strip() for e in extras[0].split(",")} if extras else set()))
+    seen: set[str] = set()
+    while todo:
+        name, wanted_extras = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for req in requires:
+            marker = req.split(";", 1)[1] if ";" in req else ""
+            extras_needed = re.findall(r"extra == [\"']([^\"']+)[\"']", marker)
+            if extras_needed and not set(extras_needed) & wanted_extras:
+                continue
+            todo.append((norm(re.split(r"[<>=!~\[; (]", req, maxsplit=1)[0]), set()))
+    return seen
+
+
 COLD_SCRIPT = textwrap.dedent(
     """
     import json, sys, time
-    c0 = time.process_time()
-    t0 = time.perf_counter()
-    if {block!r}:
-        class _Absent:
+    allowed = set(json.loads(sys.argv[1]))
+    if allowed:  # only the container image's packages are importable
+        from importlib import metadata
+        providers = metadata.packages_distributions()
+        def _norm(n):
+            return n.replace("_", "-").replace(".", "-").lower()
+        class _ImageOnly:
             def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("sklearn", "pandas", "pyarrow"):
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in ("magic8", "functions"):
+                    return None
+                dists = {_norm(d) for d in providers.get(top, [])}
+                if dists and not dists & allowed:
                     raise ModuleNotFoundError(name)
                 return None
-        sys.meta_path.insert(0, _Absent())
+        sys.meta_path.insert(0, _ImageOnly())
+    c0 = time.process_time()
+    t0 = time.perf_counter()
     import functions.predict.handler as h
     import functions.predict.app, functions.predict.settings
     import magic8.domain.service, magic8.domain.features, magic8.domain.model
@@ -239,19 +286,20 @@ COLD_SCRIPT = textwrap.dedent(
     with contextlib.redirect_stdout(io.StringIO()):
         resp = h.handler(event, LambdaContext())
     t_first = time.perf_counter() - t1
-    print(json.dumps({{"import_s": t_import, "model_load_s": sum(loads),
+    print(json.dumps({"import_s": t_import, "model_load_s": sum(loads),
                       "import_cpu_s": c_import, "model_load_cpu_s": sum(load_cpu),
-                      "first_call_s": t_first, "status": resp["statusCode"]}}))
+                      "first_call_s": t_first, "status": resp["statusCode"]}))
     """
 )
 
 
-def _cold_start(event: dict[str, Any], block: bool, runs: int) -> dict[str, Any]:
+def _cold_start(event: dict[str, Any], image_only: bool, runs: int) -> dict[str, Any]:
+    allowed = sorted(image_distributions()) if image_only else []
     results = []
     for _ in range(runs):
         t0 = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-c", COLD_SCRIPT.format(block=block)],
+            [sys.executable, "-c", COLD_SCRIPT, json.dumps(allowed)],
             input=json.dumps(event),
             capture_output=True,
             text=True,
@@ -506,8 +554,8 @@ def run(results_dir: Path, quick: bool = False) -> dict[str, Any]:
         )
         ddb = _dynamodb_round_trips(settings, 10 if quick else 30)
         cold = {
-            "image_packages": _cold_start(hit_event, block=True, runs=cold_runs),
-            "dev_venv_packages": _cold_start(hit_event, block=False, runs=cold_runs),
+            "image_packages": _cold_start(hit_event, image_only=True, runs=cold_runs),
+            "dev_venv_packages": _cold_start(hit_event, image_only=False, runs=cold_runs),
         }
     finally:
         aws.stop()
