@@ -181,12 +181,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
-class _Market:
-    snapshot: MarketSnapshot | None
-    identity: tuple[str, str | None]
-
-
 class PredictionService:
     def __init__(
         self,
