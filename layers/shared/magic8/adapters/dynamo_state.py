@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,9 +18,9 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from magic8.adapters.aws import resource
-from magic8.domain.flow import PressureWindow
+from magic8.domain.flow import WINDOW_SECONDS, PressureWindow
 from magic8.ifd.analysis import WindowLite
-from magic8.ifd.baselines import Baseline
+from magic8.ifd.baselines import Baseline, trading_day
 from magic8.ifd.state import OptionState
 
 TTL_ATTRIBUTE = "expires_at"
@@ -106,11 +106,18 @@ class DynamoKeyValueState:
                 time.sleep(0.05)
         return out
 
+    def query_range(self, pk: str, sk_from: str, sk_to: str) -> list[dict[str, Any]]:
+        """Items of ``pk`` with sk between the bounds (inclusive), strongly consistent."""
+        return self._query(Key("pk").eq(pk) & Key("sk").between(sk_from, sk_to), True)
+
     def query(self, pk: str, sk_prefix: str = "") -> list[dict[str, Any]]:
         cond: Any = Key("pk").eq(pk)
         if sk_prefix:
             cond = cond & Key("sk").begins_with(sk_prefix)
-        kwargs: dict[str, Any] = {"KeyConditionExpression": cond}
+        return self._query(cond)
+
+    def _query(self, cond: Any, consistent: bool = False) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"KeyConditionExpression": cond, "ConsistentRead": consistent}
         out: list[dict[str, Any]] = []
         now = time.time()
         while True:
@@ -208,10 +215,12 @@ class DynamoBaselineStore:
 
 
 class DynamoWindowStore:
-    """WindowStore: pk ``ifd#win#<underlying>#<window_start epoch>``, sk ``<C|P>#<strike>``.
+    """WindowStore: pk ``ifd#win#<underlying>#<trading day>``, sk ``<ws epoch>#<C|P>#<strike>``.
 
-    Build one per invocation: peers are cached per window start for its lifetime (the
-    batch's own windows are put first, so the cache sees them).
+    One partition per underlying and day, sorted by window start, so a batch's peers (all
+    window starts it touches, and the one before each) come back in one Query per day.
+    Build one per invocation: ``prefetch`` loads the range before the batch's own windows
+    are put (``put_many`` adds them to the cache), so reads never depend on consistency.
     """
 
     def __init__(self, state: DynamoKeyValueState, ttl_seconds: int = 2 * 86400) -> None:
@@ -219,30 +228,47 @@ class DynamoWindowStore:
         self.ttl_seconds = ttl_seconds
         self._cache: dict[tuple[str, int], dict[str, WindowLite]] = {}
 
+    @staticmethod
+    def _pk(underlying: str, ws: int) -> str:
+        return f"ifd#win#{underlying}#{trading_day(datetime.fromtimestamp(ws, UTC))}"
+
+    def prefetch(self, underlying: str, start: datetime, end: datetime) -> None:
+        lo, hi = int(start.timestamp()), int(end.timestamp())
+        missing = [
+            ws for ws in range(lo, hi + 1, WINDOW_SECONDS) if (underlying, ws) not in self._cache
+        ]
+        if not missing:
+            return
+        for ws in missing:
+            self._cache[(underlying, ws)] = {}
+        for pk in sorted({self._pk(underlying, ws) for ws in missing}):
+            for item in self.state.query_range(pk, f"{lo:010d}#", f"{hi:010d}#~"):
+                ws_text, sk = str(item["sk"]).split("#", 1)
+                slot = self._cache.setdefault((underlying, int(ws_text)), {})
+                slot.setdefault(
+                    sk, WindowLite.from_list(sk.split("#", 1)[0], json.loads(item["w"]))
+                )
+
     def put_many(self, windows: Sequence[PressureWindow]) -> None:
         rows = []
         for w in windows:
             lite = WindowLite.of(w)
             sk = f"{lite.option_type}#{_strike(lite.strike)}"
             rows.append(
-                (f"ifd#win#{w.underlying}#{lite.ws}", sk, {"w": json.dumps(lite.to_list())})
+                (
+                    self._pk(w.underlying, lite.ws),
+                    f"{lite.ws:010d}#{sk}",
+                    {"w": json.dumps(lite.to_list())},
+                )
             )
-            cached = self._cache.get((w.underlying, lite.ws))
-            if cached is not None:
-                cached[sk] = lite
+            self._cache.setdefault((w.underlying, lite.ws), {})[sk] = lite
         self.state.put_many(rows, ttl_seconds=self.ttl_seconds)
 
     def peers(self, underlying: str, window_start: datetime) -> list[WindowLite]:
         ws = int(window_start.timestamp())
-        key = (underlying, ws)
-        if key not in self._cache:
-            self._cache[key] = {
-                str(item["sk"]): WindowLite.from_list(
-                    str(item["sk"]).split("#", 1)[0], json.loads(item["w"])
-                )
-                for item in self.state.query(f"ifd#win#{underlying}#{ws}")
-            }
-        return list(self._cache[key].values())
+        if (underlying, ws) not in self._cache:
+            self.prefetch(underlying, window_start, window_start)
+        return list(self._cache[(underlying, ws)].values())
 
 
 class DynamoAlertRateLimiter:

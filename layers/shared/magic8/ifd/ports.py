@@ -40,6 +40,10 @@ class BaselineStore(Protocol):
 class WindowStore(Protocol):
     """Recent windows of all options of an underlying, by window start (for peers)."""
 
+    def prefetch(self, underlying: str, start: datetime, end: datetime) -> None:
+        """Load the peers of every window start in [start, end] at once (before put_many)."""
+        ...
+
     def put_many(self, windows: Sequence[PressureWindow]) -> None: ...
 
     def peers(self, underlying: str, window_start: datetime) -> list[WindowLite]: ...
