@@ -159,7 +159,8 @@ def process_window(detector: IfdDetector, record: FlowKinesisRecord) -> dict[str
         elif outcome.signal.alert_status != "none":
             STATS[outcome.signal.alert_status] += 1
         metrics.add_metric(name="SignalsStored", unit=MetricUnit.Count, value=1)
-        logger.info(
+        log = logger.info if outcome.signal.alert_status != "none" else logger.debug
+        log(
             "ifd signal",
             extra={
                 "signal_id": outcome.signal.signal_id,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from magic8.settings import REPO_ROOT
 
-BENCHMARKS: tuple[str, ...] = ("predict", "gateway", "monitor", "load")
+BENCHMARKS: tuple[str, ...] = ("predict", "gateway", "monitor", "load", "ifd")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
