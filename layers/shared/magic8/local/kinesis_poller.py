@@ -109,7 +109,7 @@ class KinesisEventSourceEmulator:
         self.stats = EventSourceStats()
         self.stream_arn = ""
         self._iterators: dict[str, str | None] = {}
-        self._seen: set[str] = set()
+        self._checkpoint: dict[str, int] = {}  # shard -> highest sequence number counted
         self._lock = threading.Lock()
 
     @property
@@ -226,10 +226,10 @@ class KinesisEventSourceEmulator:
         """Invoke, then retry/bisect/discard what failed, like the Lambda poller."""
         ok, first_failed, error = self.invoke(records)
         if ok:
-            self._count_processed(records)
+            self._count_processed(shard_id, records)
             return
         assert first_failed is not None
-        self._count_processed(records[:first_failed])
+        self._count_processed(shard_id, records[:first_failed])
         remaining = records[first_failed:]
         if self.config.bisect and len(remaining) > 1:
             self.stats.bisections += 1
@@ -243,12 +243,15 @@ class KinesisEventSourceEmulator:
         self.stats.retries += 1
         self.deliver(shard_id, remaining, attempt + 1)
 
-    def _count_processed(self, records: list[dict[str, Any]]) -> None:
+    def _count_processed(self, shard_id: str, records: list[dict[str, Any]]) -> None:
+        """Count records the first time they succeed (deliveries go in sequence order)."""
+        last = self._checkpoint.get(shard_id, -1)
         for r in records:
-            seq = r["kinesis"]["sequenceNumber"]
-            if seq not in self._seen:
-                self._seen.add(seq)
+            seq = int(r["kinesis"]["sequenceNumber"])
+            if seq > last:
+                last = seq
                 self.stats.processed += 1
+        self._checkpoint[shard_id] = last
 
     def _discard(
         self, shard_id: str, records: list[dict[str, Any]], invokes: int, error: str
