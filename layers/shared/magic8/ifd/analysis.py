@@ -323,8 +323,6 @@ def analyze(
         + cfg.w_mm * (1.0 - mm)
         + cfg.w_coord * coordination
     )
-    if direction is None:
-        confidence = min(confidence, cfg.cold_start_cap)
     capped = False
     if stats.cold and confidence > cfg.cold_start_cap:
         confidence, capped = cfg.cold_start_cap, True

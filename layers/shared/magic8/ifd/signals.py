@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from magic8.domain.alerts import Alert, Severity
 from magic8.domain.flow import PressureWindow
+from magic8.domain.ports import AlertPublisher
 from magic8.ifd.analysis import Assessment, Direction, strength_label
 from magic8.ifd.baselines import trading_day
 from magic8.ifd.ports import AlertRateLimiter
@@ -160,7 +161,7 @@ class AlertDispatcher:
 
     def __init__(
         self,
-        publisher: Any,  # magic8.domain.ports.AlertPublisher
+        publisher: AlertPublisher,
         limiter: AlertRateLimiter,
         policy: SignalPolicy = SignalPolicy(),
     ) -> None:
