@@ -42,7 +42,7 @@ def seeded(moto_server: EmbeddedAws) -> Iterator[LocalResources]:
 
 @schema.parametrize()
 @settings(
-    max_examples=25,
+    max_examples=15,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,

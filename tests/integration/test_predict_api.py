@@ -86,6 +86,15 @@ def api(seeded: LocalResources) -> Iterator[Call]:
     predict_handler.reset()
 
 
+@pytest.fixture()
+def api_unseeded() -> Iterator[Call]:
+    """The real handler for requests that are refused before the service is built (bad
+    input never reaches the model or AWS: no tables needed)."""
+    predict_handler.reset()
+    yield _caller(predict_handler.handler)
+    predict_handler.reset()
+
+
 def pinned_api(now: datetime) -> Call:
     """The same handler construction with the service's clock pinned (for comparisons that
     must not straddle a 5-minute feature-time boundary)."""
@@ -294,9 +303,9 @@ def _missing(field: str) -> dict[str, Any]:
     ],
 )
 def test_bad_input_is_a_4xx_naming_the_field(
-    api: Call, path: str, body: Any, raw: str | None, status: int, loc: list[Any]
+    api_unseeded: Call, path: str, body: Any, raw: str | None, status: int, loc: list[Any]
 ) -> None:
-    got, detail = api("POST", path, body, raw=raw)
+    got, detail = api_unseeded("POST", path, body, raw=raw)
     assert got == status, detail
     locs = [d["loc"] for d in detail["detail"]]
     assert any(item[: len(loc)] == loc for item in locs), locs
@@ -315,9 +324,9 @@ def test_bad_input_is_a_4xx_naming_the_field(
     ],
 )
 def test_bad_path_or_query_is_a_422(
-    api: Call, path: str, query: dict[str, list[str]] | None
+    api_unseeded: Call, path: str, query: dict[str, list[str]] | None
 ) -> None:
-    status, body = api("GET", path, query=query)
+    status, body = api_unseeded("GET", path, query=query)
     assert status == 422, body
     assert body["detail"][0]["loc"][0] in ("path", "query")
 
