@@ -8,14 +8,18 @@ NODE_STAMP := node_modules/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: run test lint typecheck unit bench resilience train synth install clean
+.PHONY: run test lint typecheck unit bench resilience train synth install clean lock
 
-# Install Python deps into .venv (idempotent; re-runs only when pyproject.toml changes).
-$(STAMP): pyproject.toml
+# Install Python deps into .venv (idempotent; re-runs only when pyproject.toml or the lock
+# changes). requirements.lock pins every package (`make lock` refreshes it).
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
-	@$(VENV)/bin/pip install -q --disable-pip-version-check uv
-	@$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev,infra]'
+	@$(VENV)/bin/pip install -q --disable-pip-version-check uv==0.13.8
+	@$(VENV)/bin/uv pip install -q --python $(PY) -c requirements.lock -e '.[dev,infra]'
 	@touch $(STAMP)
+
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev --extra infra --python-version 3.11 -o requirements.lock
 
 # The CDK CLI, pinned in package.json (the registry's newest major cannot read aws-cdk-lib 2.x output).
 $(NODE_STAMP): package.json
