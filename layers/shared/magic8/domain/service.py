@@ -251,7 +251,7 @@ class PredictionService:
                         continue  # a failed read is not remembered
                     if snap is None:
                         cache.put(sym, None, self.config.caches.missing_market_ttl_s)
-                    else:
+                    elif snap.source != "stale":  # a fallback is not remembered either
                         cache.put(sym, snap)
         return out
 
@@ -500,6 +500,7 @@ def build_default_service(settings: Any) -> PredictionService:
     from magic8.adapters.history_dynamo import DynamoHistoryRepository
     from magic8.adapters.market_dynamo import DynamoMarketRepository
     from magic8.domain.model import ModelHierarchy
+    from magic8.domain.resilient_market import ResilientMarketRepository
 
     make_config = getattr(settings, "service_config", None)
     config = make_config() if callable(make_config) else ServiceConfig()
@@ -507,7 +508,8 @@ def build_default_service(settings: Any) -> PredictionService:
         settings.history_table, ttl_days=float(getattr(settings, "history_ttl_days", 14.0))
     )
     return PredictionService(
-        market_repo=DynamoMarketRepository(settings.market_table),
+        # a failing market table degrades answers to the last good (stale) snapshots
+        market_repo=ResilientMarketRepository(DynamoMarketRepository(settings.market_table)),
         model=ModelHierarchy.load(settings.model_dir),
         history_repo=history,
         config=config,
