@@ -37,8 +37,18 @@ def get_signal_store() -> SignalStore:
     return _default_store()
 
 
-def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+MIN_TIME = datetime(1970, 1, 2, tzinfo=UTC)
+MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _utc(ts: datetime, field: str) -> datetime:
+    try:
+        out = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise _invalid(field, f"not a representable time: {exc}") from exc
+    if not MIN_TIME <= out <= MAX_TIME:
+        raise _invalid(field, "must be between 1970-01-02 and 2100-01-01")
+    return out
 
 
 def _invalid(field: str, msg: str) -> RequestValidationError:
@@ -53,11 +63,11 @@ def list_signals(
     underlying: Annotated[
         str | None, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")
     ] = None,
-    min_confidence: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
+    min_confidence: Annotated[float, Query(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
-    end = _utc(until) if until else datetime.now(UTC)
-    start = _utc(since) if since else end - DEFAULT_RANGE
+    end = _utc(until, "until") if until else datetime.now(UTC)
+    start = _utc(since, "since") if since else end - DEFAULT_RANGE
     if start >= end:
         raise _invalid("until", "until must be after since")
     if end - start > MAX_RANGE:

@@ -80,6 +80,10 @@ def test_filters_by_time_underlying_and_confidence(client: TestClient) -> None:
         ({"since": "2025-01-01T00:00:00Z", "until": "2025-09-15T00:00:00Z"}, "since"),
         ({"underlying": "NQ Z5;"}, "underlying"),
         ({"limit": "0"}, "limit"),
+        ({"min_confidence": "nan"}, "min_confidence"),
+        ({"since": "0001-01-01T00:00:00+05:00"}, "since"),
+        ({"until": "9999-12-31T23:59:59-05:00"}, "until"),
+        ({"since": "1960-01-01T00:00:00Z", "until": "1960-01-02T00:00:00Z"}, "until"),
     ],
 )
 def test_bad_query_is_a_422_naming_the_field(
