@@ -18,11 +18,26 @@ RETRY_CONFIG = Config(
     read_timeout=5,
 )
 
+# For reads on a request's critical path (market data for a prediction): fail fast and let
+# the circuit breaker / stale fallback answer, rather than hold the caller for ~2 minutes of
+# backoff.
+FAST_RETRY_CONFIG = Config(
+    retries={"total_max_attempts": 3, "mode": "standard"},
+    connect_timeout=1,
+    read_timeout=2,
+)
+
 
 @lru_cache(maxsize=32)
-def client(service: str, region: str | None = None, endpoint_url: str | None = None) -> Any:
-    """A cached boto3 client; endpoint_url None lets boto3 honour AWS_ENDPOINT_URL."""
-    kwargs: dict[str, Any] = {"config": RETRY_CONFIG}
+def client(
+    service: str,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    fast: bool = False,
+) -> Any:
+    """A cached boto3 client; endpoint_url None lets boto3 honour AWS_ENDPOINT_URL.
+    fast=True: few retries and short timeouts (critical-path reads)."""
+    kwargs: dict[str, Any] = {"config": FAST_RETRY_CONFIG if fast else RETRY_CONFIG}
     if region:
         kwargs["region_name"] = region
     if endpoint_url:

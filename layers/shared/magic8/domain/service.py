@@ -497,8 +497,10 @@ def build_default_service(settings: Any) -> PredictionService:
     used when present. The adapters are imported here, when called, so that importing
     magic8.domain never imports boto3.
     """
+    from magic8.adapters.aws import client
     from magic8.adapters.history_dynamo import DynamoHistoryRepository
     from magic8.adapters.market_dynamo import DynamoMarketRepository
+    from magic8.domain.circuit import CircuitBreaker
     from magic8.domain.model import ModelHierarchy
     from magic8.domain.resilient_market import ResilientMarketRepository
 
@@ -509,7 +511,14 @@ def build_default_service(settings: Any) -> PredictionService:
     )
     return PredictionService(
         # a failing market table degrades answers to the last good (stale) snapshots
-        market_repo=ResilientMarketRepository(DynamoMarketRepository(settings.market_table)),
+        market_repo=ResilientMarketRepository(
+            DynamoMarketRepository(settings.market_table, ddb=client("dynamodb", fast=True)),
+            CircuitBreaker(
+                "market-data",
+                failure_threshold=int(getattr(settings, "market_circuit_failures", 3)),
+                reset_timeout_s=float(getattr(settings, "market_circuit_reset_s", 15.0)),
+            ),
+        ),
         model=ModelHierarchy.load(settings.model_dir),
         history_repo=history,
         config=config,
