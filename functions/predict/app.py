@@ -453,6 +453,7 @@ async def health_detailed(request: Request) -> Response:
     except Exception as exc:
         problems.append(f"market table: {type(exc).__name__}")
     out["market"] = market
+    out["gateway"] = _gateway_health(settings, now, problems)
     try:
         if service.history_repo is not None:
             service.history("SPX", Strategy.BUTTERFLY.value, 0.01)
@@ -472,6 +473,34 @@ async def health_detailed(request: Request) -> Response:
         "max_batch": MAX_BATCH,
     }
     return json_response(json.loads(json.dumps(out, default=_finite)))
+
+
+def _gateway_health(settings: ApiSettings, now: datetime, problems: list[str]) -> dict[str, Any]:
+    """The gateway host's heartbeat (state table), as the monitor's stale check reads it."""
+    from magic8.adapters.dynamo_state import DynamoKeyValueState
+    from magic8.monitor.gateway_health import StateHeartbeatReader
+
+    try:
+        beat = StateHeartbeatReader(DynamoKeyValueState(settings.state_table)).read()
+    except Exception as exc:
+        problems.append("gateway heartbeat unreadable")
+        return {"available": False, "error": type(exc).__name__}
+    if beat is None:
+        return {"available": False}
+    age = round(beat.age_seconds(now), 1)
+    if not beat.healthy or age > settings.gateway_stale_after_s:
+        problems.append(f"gateway: {'unhealthy' if not beat.healthy else 'stale'} ({age} s)")
+    return {
+        "available": True,
+        "age_s": age,
+        "healthy": beat.healthy,
+        "ib_state": beat.ib_state,
+        "databento_state": beat.databento_state,
+        "last_quote_at": beat.last_quote_at.isoformat() if beat.last_quote_at else None,
+        "last_mbo_at": beat.last_mbo_at.isoformat() if beat.last_mbo_at else None,
+        "backfill_budget_used": beat.backfill_budget_used,
+        "final": beat.final,
+    }
 
 
 def _finite(x: Any) -> Any:

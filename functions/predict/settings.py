@@ -29,6 +29,8 @@ class ApiSettings(AwsSettings):
     record_history: bool = True
     history_ttl_days: float = Field(default=14.0, gt=0)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    # /health/detailed reports the gateway stale when its heartbeat is older than this
+    gateway_stale_after_s: float = Field(default=120.0, gt=0)
     # market-data circuit breaker: open after N failed reads, retry after this many seconds
     market_circuit_failures: int = Field(default=3, ge=1)
     market_circuit_reset_s: float = Field(default=15.0, gt=0)
