@@ -1,0 +1,77 @@
+"""Schemathesis over the full OpenAPI of the predict API: every operation, zero 5xx.
+
+Full budget: 150 generated cases per operation (over 2,000 in all); quick budget (make
+test): 3 per operation. The row counts cases sent and cases answered below 500."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+
+from functions.predict.app import create_app
+from functions.predict.settings import ApiSettings
+from magic8.adapters.aws import reset_clients
+from magic8.local.moto_server import EmbeddedAws
+from magic8.local.provision import LocalResources, provision
+from magic8.ml.seed import seed_market
+from magic8.resilience.table import ResilienceRow, budget, record
+from magic8.settings import AwsSettings
+
+pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience")]
+
+schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(ApiSettings()))
+EXAMPLES = 150 if budget() == "full" else 3
+CASES: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module")
+def seeded(moto_server: EmbeddedAws) -> Iterator[LocalResources]:
+    with pytest.MonkeyPatch.context() as mp:
+        moto_server.reset()
+        reset_clients()
+        resources = provision(AwsSettings())
+        for key, value in resources.env().items():
+            mp.setenv(key, value)
+        mp.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
+        seed_market(resources.settings)
+        yield resources
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+)
+def test_fuzz_no_server_errors(case: schemathesis.Case, seeded: LocalResources) -> None:
+    CASES["sent"] += 1
+    response = case.call()
+    case.validate_response(response, checks=[not_a_server_error])
+    assert response.status_code < 500, (case.method, case.path, response.text[:500])
+    CASES["below_500"] += 1
+    CASES[f"op:{case.method} {case.path}"] += 1
+
+
+def test_zz_fuzz_row() -> None:
+    """Runs after the fuzz cases of this module (same xdist group, file order)."""
+    operations = sum(1 for k in CASES if k.startswith("op:"))
+    row = record(
+        ResilienceRow(
+            scenario=f"schemathesis over the OpenAPI ({operations} operations)",
+            injected=CASES["sent"],
+            survived=CASES["sent"] == CASES["below_500"],
+            records_in=CASES["sent"],
+            records_out=CASES["below_500"],
+            note=f"{EXAMPLES} max examples per operation",
+        )
+    )
+    assert CASES["sent"] > 0 and operations >= 10
+    if budget() == "full":
+        assert CASES["sent"] >= 2000
+    assert row.nothing_lost
