@@ -1,5 +1,9 @@
 """The serve-time model hierarchy: native XGBoost boosters + manifest.json.
 
+The boosters are XGBoost models run by the XGBoost library through its C API
+(magic8.domain.xgb_native: the same prediction function as xgboost.Booster.inplace_predict,
+without importing the xgboost Python package and the scipy it imports at cold start).
+
 Each row is answered by the most specific model the manifest holds for it:
 ``symbol_strategy:<SYMBOL>:<Strategy>`` -> ``symbol:<SYMBOL>`` -> ``strategy:<Strategy>``
 -> ``default``. Training keeps a specific model only when it had enough samples and beat
@@ -16,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xgboost as xgb
+
+from magic8.domain.xgb_native import NativeBooster
 
 MANIFEST = "manifest.json"
 
@@ -42,7 +47,7 @@ def model_keys(symbol: str, strategy: str) -> tuple[str, str, str, str]:
 @dataclass
 class _Entry:
     key: str
-    booster: xgb.Booster
+    booster: NativeBooster
     threshold: float
     thresholds_by_strategy: dict[str, float]
     calibration: tuple[np.ndarray, np.ndarray] | None = None
@@ -62,8 +67,7 @@ class ModelHierarchy:
         manifest = json.loads((model_dir / MANIFEST).read_text())
         entries: dict[str, _Entry] = {}
         for key, spec in manifest["models"].items():
-            booster = xgb.Booster()
-            booster.load_model(str(model_dir / spec["file"]))
+            booster = NativeBooster(model_dir / spec["file"])
             booster.set_param({"nthread": 1})
             cal = spec.get("calibration")
             entries[key] = _Entry(
@@ -107,22 +111,24 @@ class ModelHierarchy:
             )
         if len(symbols) != n or len(strategies) != n:
             raise ValueError("predict: one symbol and one strategy per row")
+        keys = [self.route(str(a), str(b)) for a, b in zip(symbols, strategies, strict=True)]
         groups: dict[str, list[int]] = {}
-        for i in range(n):
-            groups.setdefault(self.route(str(symbols[i]), str(strategies[i])), []).append(i)
+        for i, key in enumerate(keys):
+            groups.setdefault(key, []).append(i)
+        x32 = np.ascontiguousarray(features, dtype=np.float32)
         probs = np.empty(n)
         for key, rows in groups.items():
             entry = self.entries[key]
-            x = np.ascontiguousarray(features[rows], dtype=np.float32)
-            p = np.asarray(entry.booster.inplace_predict(x), dtype=np.float64).reshape(-1)
+            x = x32 if len(rows) == n else x32[rows]
+            p = entry.booster.inplace_predict(x).astype(np.float64)
             if entry.calibration is not None:
                 p = np.interp(p, entry.calibration[0], entry.calibration[1])
             probs[rows] = p
         probs = np.clip(np.nan_to_num(probs, nan=0.5, posinf=1.0, neginf=0.0), 0.0, 1.0)
+        version = self.version
         out: list[ModelAnswer] = []
-        for i in range(n):
-            key = self.route(str(symbols[i]), str(strategies[i]))
+        for key, strat, prob in zip(keys, strategies, probs.tolist(), strict=True):
             entry = self.entries[key]
-            thr = entry.thresholds_by_strategy.get(str(strategies[i]), entry.threshold)
-            out.append(ModelAnswer(float(probs[i]), thr, key, self.version))
+            thr = entry.thresholds_by_strategy.get(str(strat), entry.threshold)
+            out.append(ModelAnswer(prob, thr, key, version))
         return out

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr
 
 from magic8.domain.trades import Strategy
 
@@ -38,6 +37,126 @@ N_STRIKES = np.array([3, 4, 2, 4])
 
 # Trading-time year for 0DTE: 252 sessions of 390 minutes.
 MINUTES_PER_YEAR = 252.0 * 390.0
+
+
+# --- the standard normal CDF -----------------------------------------------------------
+# Cephes' ndtr (Moshier; the algorithm and coefficients scipy.special.ndtr uses) in
+# numpy: importing scipy.special costs ~0.45 s of a Lambda cold start, and this gives
+# bitwise the same values (tests/unit/test_pricing.py compares them when scipy is present).
+_SQRT1_2 = 0.70710678118654752440
+_MAXLOG = 7.09782712893383996843e2
+_ERFC_P = (
+    2.46196981473530512524e-10,
+    5.64189564831068821977e-1,
+    7.46321056442269912687e0,
+    4.86371970985681366614e1,
+    1.96520832956077098242e2,
+    5.26445194995477358631e2,
+    9.34528527171957607540e2,
+    1.02755188689515710272e3,
+    5.57535335369399327526e2,
+)
+_ERFC_Q = (
+    1.32281951154744992508e1,
+    8.67072140885989742329e1,
+    3.54937778887819891062e2,
+    9.75708501743205489753e2,
+    1.82390916687909736289e3,
+    2.24633760818710981792e3,
+    1.65666309194161350182e3,
+    5.57535340817727675546e2,
+)
+_ERFC_R = (
+    5.64189583547755073984e-1,
+    1.27536670759978104416e0,
+    5.01905042251180477414e0,
+    6.16021097993053585195e0,
+    7.40974269950448939160e0,
+    2.97886665372100240670e0,
+)
+_ERFC_S = (
+    2.26052863220117276590e0,
+    9.39603524938001434673e0,
+    1.20489539808096656605e1,
+    1.70814450747565897222e1,
+    9.60896809063285878198e0,
+    3.36907645100081516050e0,
+)
+_ERF_T = (
+    9.60497373987051638749e0,
+    9.00260197203842689217e1,
+    2.23200534594684319226e3,
+    7.00332514112805075473e3,
+    5.55923013010394962768e4,
+)
+_ERF_U = (
+    3.35617141647503099647e1,
+    5.21357949780152679795e2,
+    4.59432382970980127987e3,
+    2.26290000613890934246e4,
+    4.92673942608635921086e4,
+)
+
+
+def _polevl(x: np.ndarray, coef: tuple[float, ...]) -> np.ndarray:
+    y = coef[0] * x + coef[1]
+    for c in coef[2:]:
+        y = y * x + c
+    return y
+
+
+def _p1evl(x: np.ndarray, coef: tuple[float, ...]) -> np.ndarray:
+    """Polynomial with an implied leading coefficient 1."""
+    y = x + coef[0]
+    for c in coef[1:]:
+        y = y * x + c
+    return y
+
+
+def _half_erfc(z: np.ndarray) -> np.ndarray:
+    """erfc(z) / 2 for z >= 1 (1-d)."""
+    out = np.empty_like(z)
+    mid = z < 8.0
+    zm = z[mid]
+    out[mid] = np.exp(-zm * zm) * _polevl(zm, _ERFC_P) / _p1evl(zm, _ERFC_Q)
+    if not mid.all():
+        far = ~mid
+        zf = z[far]
+        with np.errstate(under="ignore", invalid="ignore"):
+            v = np.exp(-zf * zf) * _polevl(zf, _ERFC_R) / _p1evl(zf, _ERFC_S)
+        out[far] = np.where(zf * zf > _MAXLOG, 0.0, v)
+    return 0.5 * out
+
+
+def ndtr(a: np.ndarray | float) -> np.ndarray:
+    """Standard normal CDF, elementwise (bitwise the values of scipy.special.ndtr)."""
+    a = np.asarray(a, dtype=np.float64)
+    x = a * _SQRT1_2
+    z = np.abs(x)
+    if (z >= 8.0).any():  # far tails or inf present: branch per element (NaN stays NaN)
+        return _ndtr_masked(x, z)
+    # |x| < 8 everywhere (the usual case): both branches on all elements, then pick
+    zz = x * x
+    central = 0.5 + 0.5 * (x * _polevl(zz, _ERF_T) / _p1evl(zz, _ERF_U))
+    h = 0.5 * (np.exp(-zz) * _polevl(z, _ERFC_P) / _p1evl(z, _ERFC_Q))
+    out: np.ndarray = np.where(z < 1.0, central, np.where(x > 0, 1.0 - h, h))
+    return out
+
+
+def _ndtr_masked(x: np.ndarray, z: np.ndarray) -> np.ndarray:
+    out = np.empty_like(x)
+    central = z < 1.0  # 0.5 + erf(x) / 2 with erf's rational approximation
+    xc = x[central]
+    zc = xc * xc
+    out[central] = 0.5 + 0.5 * (xc * _polevl(zc, _ERF_T) / _p1evl(zc, _ERF_U))
+    nan = np.isnan(x)
+    tail = ~central & ~nan
+    if tail.any():
+        xt = x[tail]
+        h = _half_erfc(np.abs(xt))
+        out[tail] = np.where(xt > 0, 1.0 - h, h)
+    out[nan] = np.nan
+    return out
 
 
 def infer_vertical_call(
@@ -129,15 +248,17 @@ class Structures:
         vals = self.sign[:, None] * (v - np.asarray(premium)[:, None])
         k = self.k
         sd = np.maximum(np.asarray(sd, dtype=np.float64), 1e-9)[:, None]
-        cdf = ndtr((k - np.asarray(mu, dtype=np.float64)[:, None]) / sd)  # (n, 4)
-        total = np.where(vals[:, 0] > 0, cdf[:, 0], 0.0)  # left tail
-        total = total + np.where(vals[:, 3] > 0, 1.0 - cdf[:, 3], 0.0)  # right tail
+        mu = np.asarray(mu, dtype=np.float64)[:, None]
         pa, pb = vals[:, :3], vals[:, 1:]
         a, b = k[:, :3], k[:, 1:]
-        ca, cb = cdf[:, :3], cdf[:, 1:]
         with np.errstate(divide="ignore", invalid="ignore"):
             root = a + (b - a) * pa / (pa - pb)
-            croot = ndtr((root - np.asarray(mu)[:, None]) / sd)
+            # one CDF call for the strikes (n, 4) and the roots (n, 3)
+            both = ndtr(np.concatenate(((k - mu) / sd, (root - mu) / sd), axis=1))
+        cdf, croot = both[:, :4], both[:, 4:]
+        total = np.where(vals[:, 0] > 0, cdf[:, 0], 0.0)  # left tail
+        total = total + np.where(vals[:, 3] > 0, 1.0 - cdf[:, 3], 0.0)  # right tail
+        ca, cb = cdf[:, :3], cdf[:, 1:]
         seg = np.where((pa > 0) & (pb > 0), cb - ca, 0.0)
         seg = seg + np.where((pa <= 0) & (pb > 0), cb - croot, 0.0)
         seg = seg + np.where((pa > 0) & (pb <= 0), croot - ca, 0.0)
@@ -177,7 +298,8 @@ def bs_call_put(
     with np.errstate(divide="ignore", invalid="ignore"):
         d1 = (np.log(s / k) + 0.5 * sd * sd) / sd
     d2 = d1 - sd
-    call = s * ndtr(d1) - k * ndtr(d2)
+    n12 = ndtr(np.stack(np.broadcast_arrays(d1, d2)))  # one CDF call for d1 and d2
+    call = s * n12[0] - k * n12[1]
     put = call - s + k
     return np.maximum(call, 0.0), np.maximum(put, 0.0)
 
