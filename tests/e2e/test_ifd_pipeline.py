@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from moto.moto_api._internal import moto_api_backend
 
 from magic8.adapters.aws import client, reset_clients
 from magic8.ifd.evaluate import DEFAULT_SESSION, score
@@ -56,6 +57,9 @@ def test_sample_session_alerts_reach_the_sqs_subscription() -> None:
             "tests.e2e.test_ifd_pipeline:sample_gateway",
         ),
     )
+    # moto keeps its state in process-wide backends shared by every moto server of this
+    # worker (e.g. the integration tests' session server): start from empty ones
+    moto_api_backend.reset()
     reset_clients()
     ctx = stack.start()
     try:
