@@ -120,8 +120,8 @@ class AnalysisConfig:
     w_coord: float = 0.1
     # pressure: significance logistic((z_run - z_mid) / z_scale) of the run's net volume,
     # times one-sidedness min(1, |net|/known / full_ratio), times a concentration term
-    z_mid: float = 2.5
-    z_scale: float = 0.6
+    z_mid: float = 2.0
+    z_scale: float = 0.5
     full_ratio: float = 0.6
     p_concentration: float = 0.15
     concentration_full: float = 0.25
