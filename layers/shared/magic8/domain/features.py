@@ -295,37 +295,51 @@ def _naive_utc(ts: datetime) -> float:
     return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
 
 
+_NO_STRIKES = (float("nan"),) * 4
+
+
 def trade_arrays(
     trades: Sequence[TradeRequest], default_ts: np.ndarray | Sequence[float]
 ) -> TradeArrays:
-    n = len(trades)
-    strikes = np.full((n, 4), np.nan)
+    """Column arrays of the trades: one pass over them, one numpy conversion."""
     nan = float("nan")
-    ts = np.asarray(default_ts, dtype=np.float64).copy()
-    strategy, sell, premium, predicted, call, st, lt = [], [], [], [], [], [], []
-    for i, t in enumerate(trades):
+    sell_action = Action.SELL
+    codes = STRATEGY_CODE
+    rows = []
+    for t in trades:
         ks = sorted(t.strikes)
-        strikes[i, : len(ks)] = ks
-        strategy.append(STRATEGY_CODE[t.strategy])
-        sell.append(1.0 if t.action == Action.SELL else 0.0)
-        premium.append(t.premium)
-        predicted.append(t.predicted_price)
         ot = t.option_type
-        call.append(nan if ot is None else (0.0 if ot[:1].lower() == "p" else 1.0))
-        st.append(nan if t.short_term is None else t.short_term)
-        lt.append(nan if t.long_term is None else t.long_term)
-        if t.timestamp is not None:
-            ts[i] = _naive_utc(t.timestamp)
-    f = np.float64
+        st, lt, when = t.short_term, t.long_term, t.timestamp
+        rows.append(
+            (
+                codes[t.strategy],
+                1.0 if t.action == sell_action else 0.0,
+                t.premium,
+                t.predicted_price,
+                nan if ot is None else (0.0 if ot[:1].lower() == "p" else 1.0),
+                nan if st is None else st,
+                nan if lt is None else lt,
+                nan if when is None else _naive_utc(when),
+                *ks[:4],
+                *_NO_STRIKES[len(ks) :],
+            )
+        )
+    n = len(rows)
+    table = np.array(rows, dtype=np.float64).reshape(n, 12)
+    cols = table.T.copy()  # contiguous columns
+    given_ts = cols[7]
+    ts = np.asarray(default_ts, dtype=np.float64).copy()
+    has_ts = ~np.isnan(given_ts)
+    ts[has_ts] = given_ts[has_ts]
     return TradeArrays(
-        np.array(strategy, dtype=np.int64),
-        np.array(sell, dtype=f),
-        np.array(premium, dtype=f),
-        np.array(predicted, dtype=f),
-        strikes,
-        np.array(call, dtype=f),
-        np.array(st, dtype=f),
-        np.array(lt, dtype=f),
+        cols[0].astype(np.int64),
+        cols[1],
+        cols[2],
+        cols[3],
+        np.ascontiguousarray(table[:, 8:12]),
+        cols[4],
+        cols[5],
+        cols[6],
         ts,
     )
 
@@ -379,10 +393,13 @@ def assemble(trades: TradeArrays, market: np.ndarray, last: np.ndarray) -> np.nd
         )
         # probability of profit if the close is Normal(spot | predicted, expected move)
         sd = np.maximum(em, 1e-9 * last)
-        x[:, _IDX["pop_spot"]] = st.prob_profit(prem, last, sd, at_k)
-        x[:, _IDX["pop_pred"]] = st.prob_profit(prem, trades.predicted, sd, at_k)
-        nk = np.isfinite(k).sum(axis=1)
-        center = np.nanmean(np.where(np.isfinite(k), k, np.nan), axis=1)
+        pop_spot, pop_pred = st.prob_profit_many(prem, (last, trades.predicted), sd, at_k)
+        x[:, _IDX["pop_spot"]] = pop_spot
+        x[:, _IDX["pop_pred"]] = pop_pred
+        known = np.isfinite(k)
+        nk = known.sum(axis=1)
+        # the mean of the given strikes (np.nanmean's arithmetic: sum with zeros / count)
+        center = np.where(known, k, 0.0).sum(axis=1) / nk
         pred = trades.predicted
         x[:, _IDX["pred_dist"]] = (pred - last) / last
         x[:, _IDX["pred_dist_em"]] = (pred - last) / em
@@ -418,17 +435,23 @@ def build_features(
     if len(trades) != len(contexts):
         raise ValueError("build_features: one context per trade")
     n = len(trades)
-    cache: dict[int, np.ndarray] = {}
-    market = np.empty((n, N_MARKET))
-    last = np.empty(n)
-    default_ts = np.empty(n)
-    now_ts = _naive_utc(now) if now is not None else None
-    for i, ctx in enumerate(contexts):
-        key = id(ctx)
-        row = cache.get(key)
-        if row is None:
-            row = cache[key] = market_feature_vector(ctx)
-        market[i] = row
-        last[i] = ctx.last
-        default_ts[i] = now_ts if now_ts is not None else ctx.asof.timestamp()
+    # distinct contexts (a batch usually has a handful of symbols): market part once each
+    slot: dict[int, int] = {}
+    distinct: list[MarketContext] = []
+    index: list[int] = []
+    for ctx in contexts:
+        j = slot.get(id(ctx))
+        if j is None:
+            j = slot[id(ctx)] = len(distinct)
+            distinct.append(ctx)
+        index.append(j)
+    if n == 0:
+        return assemble(trade_arrays(trades, np.empty(0)), np.empty((0, N_MARKET)), np.empty(0))
+    rows = np.array(index, dtype=np.intp)
+    market = np.stack([market_feature_vector(c) for c in distinct])[rows]
+    last = np.array([c.last for c in distinct], dtype=np.float64)[rows]
+    if now is not None:
+        default_ts = np.full(n, _naive_utc(now))
+    else:
+        default_ts = np.array([c.asof.timestamp() for c in distinct], dtype=np.float64)[rows]
     return assemble(trade_arrays(trades, default_ts), market, last)

@@ -19,6 +19,7 @@ Conventions (per share, index points) match magic8.domain.risk_reward:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,20 +170,24 @@ def infer_vertical_call(
     return np.where(bullish != sell, 1.0, 0.0)
 
 
+# Leg tables of the long structures: row = structure type, column = sorted strike.
+_BF, _IC, _VCALL, _VPUT, _NONE = 0, 1, 2, 3, 4
+_QC_TABLE = np.array(
+    [[1.0, -2.0, 1.0, 0.0], [0.0, 0.0, 1.0, -1.0], [1.0, -1.0, 0.0, 0.0], [0.0] * 4, [0.0] * 4]
+)
+_QP_TABLE = np.array(
+    [[0.0] * 4, [-1.0, 1.0, 0.0, 0.0], [0.0] * 4, [-1.0, 1.0, 0.0, 0.0], [0.0] * 4]
+)
+# strategy code -> structure type (a Vertical is refined by is_call); unknown codes: no legs
+_TYPE_OF_CODE = np.array([_BF, _IC, _VCALL, _IC, _NONE])
+
+
 def leg_quantities(strategy: np.ndarray, is_call: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Signed call and put quantities (n, 4) per sorted strike for the long structure."""
-    n = len(strategy)
-    qc = np.zeros((n, 4))
-    qp = np.zeros((n, 4))
-    bf = strategy == BUTTERFLY
-    qc[bf, 0], qc[bf, 1], qc[bf, 2] = 1.0, -2.0, 1.0
-    ic = (strategy == IRON_CONDOR) | (strategy == SONAR)
-    qp[ic, 0], qp[ic, 1], qc[ic, 2], qc[ic, 3] = -1.0, 1.0, 1.0, -1.0
-    vc = (strategy == VERTICAL) & (is_call > 0.5)
-    qc[vc, 0], qc[vc, 1] = 1.0, -1.0
-    vp = (strategy == VERTICAL) & ~(is_call > 0.5)
-    qp[vp, 1], qp[vp, 0] = 1.0, -1.0
-    return qc, qp
+    code = np.asarray(strategy)
+    kind = _TYPE_OF_CODE[np.where((code >= 0) & (code <= SONAR), code, len(STRATEGY_ORDER))]
+    kind = np.where(kind == _VCALL, np.where(is_call > 0.5, _VCALL, _VPUT), kind)
+    return _QC_TABLE[kind], _QP_TABLE[kind]
 
 
 @dataclass(frozen=True)
@@ -244,27 +249,40 @@ class Structures:
         """P(profit at expiry > 0) when the close is Normal(mu, sd), exactly: the profit is
         piecewise linear with kinks at the strikes and flat tails, so its positive set is a
         union of intervals found per segment between strikes."""
+        return self.prob_profit_many(premium, (mu,), sd, at_strikes)[0]
+
+    def prob_profit_many(
+        self,
+        premium: np.ndarray,
+        mus: Sequence[np.ndarray],
+        sd: np.ndarray,
+        at_strikes: np.ndarray | None = None,
+    ) -> list[np.ndarray]:
+        """prob_profit for several means at once (same values; the strike geometry is
+        worked out once and the normal CDF is evaluated in one call)."""
         v = self.values_at_strikes() if at_strikes is None else at_strikes
         vals = self.sign[:, None] * (v - np.asarray(premium)[:, None])
         k = self.k
         sd = np.maximum(np.asarray(sd, dtype=np.float64), 1e-9)[:, None]
-        mu = np.asarray(mu, dtype=np.float64)[:, None]
+        mu = np.stack([np.asarray(m, dtype=np.float64) for m in mus])[:, :, None]  # (M, n, 1)
         pa, pb = vals[:, :3], vals[:, 1:]
         a, b = k[:, :3], k[:, 1:]
         with np.errstate(divide="ignore", invalid="ignore"):
             root = a + (b - a) * pa / (pa - pb)
-            # one CDF call for the strikes (n, 4) and the roots (n, 3)
-            both = ndtr(np.concatenate(((k - mu) / sd, (root - mu) / sd), axis=1))
-        cdf, croot = both[:, :4], both[:, 4:]
-        total = np.where(vals[:, 0] > 0, cdf[:, 0], 0.0)  # left tail
-        total = total + np.where(vals[:, 3] > 0, 1.0 - cdf[:, 3], 0.0)  # right tail
-        ca, cb = cdf[:, :3], cdf[:, 1:]
-        seg = np.where((pa > 0) & (pb > 0), cb - ca, 0.0)
-        seg = seg + np.where((pa <= 0) & (pb > 0), cb - croot, 0.0)
-        seg = seg + np.where((pa > 0) & (pb <= 0), croot - ca, 0.0)
+            # one CDF call for the strikes (M, n, 4) and the roots (M, n, 3)
+            both = ndtr(np.concatenate(((k - mu) / sd, (root - mu) / sd), axis=2))
+        cdf, croot = both[:, :, :4], both[:, :, 4:]
+        total = np.where(vals[:, 0] > 0, cdf[:, :, 0], 0.0)  # left tail
+        total = total + np.where(vals[:, 3] > 0, 1.0 - cdf[:, :, 3], 0.0)  # right tail
+        ca, cb = cdf[:, :, :3], cdf[:, :, 1:]
+        pos_a, pos_b = pa > 0, pb > 0
+        seg = np.where(pos_a & pos_b, cb - ca, 0.0)
+        seg = seg + np.where((pa <= 0) & pos_b, cb - croot, 0.0)
+        seg = seg + np.where(pos_a & (pb <= 0), croot - ca, 0.0)
         seg = np.where(b > a, seg, 0.0)
-        out: np.ndarray = np.clip(total + np.nan_to_num(seg).sum(axis=1), 0.0, 1.0)
-        return out
+        seg = np.where(np.isnan(seg), 0.0, seg)  # CDF differences: NaN possible, never inf
+        out = np.minimum(np.maximum(total + seg.sum(axis=2), 0.0), 1.0)
+        return list(out)
 
 
 def value_at_expiry(

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,6 +33,7 @@ from magic8.domain.cache import (
     FeatureKey,
     PredictionCaches,
     PredictionKey,
+    SnapshotIdentity,
     feature_key,
     prediction_key,
     snapshot_identity,
@@ -45,6 +47,21 @@ log = logging.getLogger(__name__)
 
 VIX = "VIX"
 MAX_BATCH = 100
+
+
+def _value(member: object) -> str:
+    """An enum member's value (a plain str), through a dict: Enum.value is a descriptor
+    that costs ~20x a dict lookup, and a batch reads hundreds of them."""
+    try:
+        return _VALUES[member]
+    except KeyError:
+        value = str(getattr(member, "value", member))
+        if isinstance(member, Enum):
+            _VALUES[member] = value
+        return value
+
+
+_VALUES: dict[object, str] = {}
 
 
 class ModelAnswerLike(Protocol):
@@ -317,34 +334,33 @@ class PredictionService:
             return [], metrics.to_dict()
         now = self.clock()
         ftime = self.feature_time(now)
-        symbols = [r.symbol.value for r in requests]
+        symbols = [_value(r.symbol) for r in requests]
+        strategies = [_value(r.strategy) for r in requests]
         market = self._market_for(symbols, share_market_data, metrics)
         vix = market.get(VIX)
         vix_id = snapshot_identity(VIX, vix)
         version = self.model.version
-
         n = len(requests)
-        fkeys: list[FeatureKey] = []
-        pkeys: list[PredictionKey] = []
-        answers: list[Any] = [None] * n
-        pcache = self.caches.predictions
-        identities = {sym: snapshot_identity(sym, market.get(sym)) for sym in set(symbols)}
-        ftime_iso = ftime.isoformat()
-        for i, req in enumerate(requests):
-            ident = identities[symbols[i]]
-            # the serve time matters only without a snapshot (see ServiceConfig)
-            fk = feature_key(req, ident, vix_id, ftime_iso if ident[1] is None else None)
-            pk = prediction_key(fk, version)
-            fkeys.append(fk)
-            pkeys.append(pk)
-            ans = pcache.get(pk)
-            if ans is not None:
-                answers[i] = ans
-                metrics.prediction_hits += 1
-            else:
-                metrics.prediction_misses += 1
 
-        todo = [i for i in range(n) if answers[i] is None]
+        # per symbol: the snapshot identity and, only without a snapshot, the serve time
+        # (see ServiceConfig); both are part of the keys
+        ftime_iso = ftime.isoformat()
+        keyed: dict[str, tuple[SnapshotIdentity, str | None]] = {}
+        for sym in set(symbols):
+            ident = snapshot_identity(sym, market.get(sym))
+            keyed[sym] = (ident, ftime_iso if ident[1] is None else None)
+        fkeys: list[FeatureKey] = []
+        for req, sym in zip(requests, symbols, strict=True):
+            ident, ft = keyed[sym]
+            fkeys.append(feature_key(req, ident, vix_id, ft))
+        pkeys = [prediction_key(fk, version) for fk in fkeys]
+        pcache = self.caches.predictions
+        pget = pcache.get
+        answers: list[Any] = [pget(pk) for pk in pkeys]
+        todo = [i for i, ans in enumerate(answers) if ans is None]
+        metrics.prediction_misses = len(todo)
+        metrics.prediction_hits = n - len(todo)
+
         fresh: list[int] = []
         if todo:
             # unique prediction keys among the misses (a batch may repeat a trade)
@@ -352,71 +368,80 @@ class PredictionService:
             for i in todo:
                 first_of.setdefault(pkeys[i], i)
             uniq = list(first_of.values())
-            x = np.empty((len(uniq), self.n_features))
-            build: list[int] = []
-            build_pos: list[int] = []
             fcache = self.caches.features
-            for pos, i in enumerate(uniq):
-                row = fcache.get(fkeys[i])
-                if row is not None:
-                    x[pos] = row
-                    metrics.feature_hits += 1
-                else:
-                    build.append(i)
-                    build_pos.append(pos)
-                    metrics.feature_misses += 1
-            if build:
+            fget = fcache.get
+            cached_rows = [fget(fkeys[i]) for i in uniq]
+            build_pos = [pos for pos, row in enumerate(cached_rows) if row is None]
+            metrics.feature_misses = len(build_pos)
+            metrics.feature_hits = len(uniq) - len(build_pos)
+            if build_pos:
+                build = [uniq[pos] for pos in build_pos]
                 trades = [requests[i] for i in build]
-                contexts = [
-                    self._context(
-                        symbols[i],
-                        market.get(symbols[i]),
-                        vix,
-                        requests[i],
-                        (identities[symbols[i]], vix_id),
-                        ftime,
-                    )
-                    for i in build
-                ]
+                # one context per symbol with a snapshot; without one, per trade
+                by_symbol: dict[str, Any] = {}
+                contexts: list[Any] = []
+                for i in build:
+                    sym = symbols[i]
+                    snap = market.get(sym)
+                    if snap is None:
+                        contexts.append(self._context(sym, None, vix, requests[i], None, ftime))
+                        continue
+                    ctx = by_symbol.get(sym)
+                    if ctx is None:
+                        key = (keyed[sym][0], vix_id)
+                        ctx = by_symbol[sym] = self._context(
+                            sym, snap, vix, requests[i], key, ftime
+                        )
+                    contexts.append(ctx)
                 # now=None: each row's time is its trade's timestamp, else its context's asof
                 matrix = np.asarray(self.features.build(trades, contexts, None), dtype=np.float64)
                 matrix.setflags(write=False)  # cached rows are views of it: never mutated
-                x[build_pos] = matrix
+                fput = fcache.put
                 for j, i in enumerate(build):
-                    fcache.put(fkeys[i], matrix[j])
+                    fput(fkeys[i], matrix[j])
+            if len(build_pos) == len(uniq):
+                x = matrix
+            else:
+                x = np.empty((len(uniq), self.n_features))
+                for pos, row in enumerate(cached_rows):
+                    if row is not None:
+                        x[pos] = row
+                if build_pos:
+                    x[build_pos] = matrix
             model_answers = self.model.predict(
-                x, [symbols[i] for i in uniq], [requests[i].strategy.value for i in uniq]
+                x, [symbols[i] for i in uniq], [strategies[i] for i in uniq]
             )
-            by_key: dict[PredictionKey, Any] = {}
+            pput = pcache.put
             for i, ans in zip(uniq, model_answers, strict=True):
-                by_key[pkeys[i]] = ans
-                pcache.put(pkeys[i], ans)
-            for i in todo:
-                answers[i] = by_key[pkeys[i]]
+                answers[i] = ans
+                pput(pkeys[i], ans)
+            if len(uniq) < len(todo):  # repeats in the batch share the first one's answer
+                for i in todo:
+                    answers[i] = answers[first_of[pkeys[i]]]
             fresh = uniq
 
         ts = now.isoformat()
-        sources = {sym: self.data_source(market.get(sym), now) for sym in set(symbols)}
-        out: list[Prediction] = []
+        sources = {sym: self.data_source(market.get(sym), now) for sym in keyed}
         nf = self.n_features
-        for i, req in enumerate(requests):
+        out: list[Prediction] = []
+        for i in range(n):
             ans = answers[i]
             p = float(ans.win_probability)
             thr = float(ans.threshold)
             source, age = sources[symbols[i]]
             out.append(
                 Prediction(
-                    timestamp=ts,
-                    symbol=symbols[i],
-                    strategy=req.strategy.value,
-                    win_probability=round(p, 6),
-                    prediction="WIN" if p >= thr else "LOSS",
-                    threshold=round(thr, 6),
-                    model_type=str(ans.model_type),
-                    model_version=str(ans.model_version),
-                    data_source=source,
-                    data_age_s=age,
-                    n_features=nf,
+                    ts,
+                    symbols[i],
+                    strategies[i],
+                    round(p, 6),
+                    "WIN" if p >= thr else "LOSS",
+                    round(thr, 6),
+                    str(ans.model_type),
+                    str(ans.model_version),
+                    source,
+                    age,
+                    nf,
                 )
             )
         if fresh and self.history_repo is not None and self.config.record_history:

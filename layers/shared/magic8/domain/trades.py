@@ -44,12 +44,17 @@ FinitePositive = Annotated[float, Field(gt=0, le=MAX_PRICE, allow_inf_nan=False)
 FiniteNonNegative = Annotated[float, Field(ge=0, le=MAX_PRICE, allow_inf_nan=False)]
 
 
+_FOLDED: dict[type[StrEnum], dict[str, StrEnum]] = {}
+
+
 def _case_insensitive(enum_cls: type[StrEnum], value: object) -> object:
+    """The member whose value matches `value` ignoring case, surrounding blanks and
+    underscores-for-spaces; anything else is returned unchanged (the enum rejects it)."""
     if isinstance(value, str):
-        folded = value.strip().replace("_", " ").casefold()
-        for member in enum_cls:
-            if member.value.casefold() == folded:
-                return member
+        table = _FOLDED.get(enum_cls)
+        if table is None:
+            table = _FOLDED[enum_cls] = {m.value.casefold(): m for m in reversed(enum_cls)}
+        return table.get(value.strip().replace("_", " ").casefold(), value)
     return value
 
 
