@@ -15,8 +15,19 @@ it. The protocol (databento/live/gateway.py, protocol.py, common/cram.py):
 Faults: `disconnect_after=N` resets the TCP connection (SO_LINGER 0 → RST, which the client
 sees as an error and reconnects) after N MBO records on the first connection; the records
 `[N, N + gap_records)` are never sent (they happened while the client was away), the next
-connection starts at N + gap_records with Metadata.start = that record's ts_event. After the
-last record the server closes gracefully (FIN), which ends the client's session.
+connection starts at N + gap_records with Metadata.start = that record's ts_event.
+`disconnects=[(n1, gap1), (n2, gap2), ...]` does the same on the 1st, 2nd, ... streaming
+connection (n counted from where that connection started). After the last record the
+server closes gracefully (FIN), which ends the client's session.
+
+Slow reader: the gateway writes as fast as the client reads (asyncio drain = TCP
+backpressure, nothing is dropped: the live gateway's `warn` slow-reader behaviour, the
+only one for MBO and definitions). With `slow_reader_warning_s` set, a write that waits
+longer than that for the client counts as "client behind" and the gateway sends a
+SystemMsg with code SLOW_READER_WARNING (at most every `slow_reader_warning_interval_s`),
+as the real gateway does; `slow_reader_warnings` and `drain_blocked_s` record it.
+`send_buffer_bytes` shrinks the socket send buffer and asyncio's write limit, so the
+gateway feels a slow client after a few records instead of after megabytes of buffering.
 """
 
 from __future__ import annotations
@@ -28,6 +39,8 @@ import secrets
 import socket
 import struct
 import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +79,10 @@ class FakeDatabentoGateway:
         chunk_records: int = 64,
         chunk_delay_s: float = 0.001,
         close_at_end: bool = True,
+        disconnects: Sequence[tuple[int, int]] = (),
+        slow_reader_warning_s: float | None = None,
+        slow_reader_warning_interval_s: float = 0.25,
+        send_buffer_bytes: int | None = None,
     ) -> None:
         self.api_key = api_key
         self.definitions: list[bytes] = []
@@ -76,6 +93,17 @@ class FakeDatabentoGateway:
         self.dataset = store.metadata.dataset
         self.disconnect_after = disconnect_after
         self.gap_records = gap_records
+        # (records to send, records the client misses) per streaming connection, in order
+        self.schedule: list[tuple[int, int]] = list(disconnects)
+        if not self.schedule and disconnect_after is not None:
+            self.schedule = [(disconnect_after, gap_records)]
+        self.slow_reader_warning_s = slow_reader_warning_s
+        self.slow_reader_warning_interval_s = slow_reader_warning_interval_s
+        self.slow_reader_warnings = 0
+        # a small socket send buffer + asyncio write limit: a slow client is felt at once
+        self.send_buffer_bytes = send_buffer_bytes
+        self.drain_blocked_s = 0.0
+        self.records_skipped = 0  # records never sent because of a scheduled disconnect
         self.chunk_records = chunk_records
         self.chunk_delay_s = chunk_delay_s
         self.close_at_end = close_at_end
@@ -86,6 +114,7 @@ class FakeDatabentoGateway:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._next_index = 0
+        self._streams = 0
         self.finished = threading.Event()  # the last record has been written
 
     # -- lifecycle (own thread + loop, so a blocking client can run in the test thread) --
@@ -147,6 +176,11 @@ class FakeDatabentoGateway:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         log = ConnectionLog()
         self.connections.append(log)
+        if self.send_buffer_bytes:
+            sock: Any = writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes)
+            writer.transport.set_write_buffer_limits(high=self.send_buffer_bytes)
         try:
             challenge = secrets.token_hex(16)
             writer.write(b"lsg_version=0.0.0-magic8-fake\n")
@@ -197,22 +231,42 @@ class FakeDatabentoGateway:
         await writer.drain()
         if "mbo" not in schemas:
             return
-        first = len(self.connections) == 1
+        plan = self.schedule[self._streams] if self._streams < len(self.schedule) else None
+        self._streams += 1
         end = len(self.mbo)
-        if first and self.disconnect_after is not None:
-            end = min(start_index + self.disconnect_after, len(self.mbo))
+        if plan is not None:
+            end = min(start_index + plan[0], len(self.mbo))
         i = start_index
+        loop = asyncio.get_running_loop()
+        last_warning = -1e18
         while i < end:
             j = min(i + self.chunk_records, end)
             writer.write(self.mbo[i:j].tobytes())
             log.mbo_sent += j - i
             i = j
+            t0 = time.monotonic()
             await writer.drain()
+            blocked = time.monotonic() - t0
+            self.drain_blocked_s += blocked
+            threshold = self.slow_reader_warning_s
+            if threshold is not None and blocked >= threshold:
+                now = loop.time()
+                if now - last_warning >= self.slow_reader_warning_interval_s:
+                    last_warning = now
+                    self.slow_reader_warnings += 1
+                    warning = dbn.SystemMsg(
+                        ts_event=int(self.mbo["ts_event"][j - 1]),
+                        msg="Slow reader: session is behind real time",
+                        code=dbn.SystemCode.SLOW_READER_WARNING,
+                    )
+                    writer.write(bytes(warning))
             if self.chunk_delay_s:
                 await asyncio.sleep(self.chunk_delay_s)
-        if first and self.disconnect_after is not None and end < len(self.mbo):
-            # the client is away for gap_records records; then drop the connection hard
-            self._next_index = end + self.gap_records
+        if plan is not None and end < len(self.mbo):
+            # the client is away for plan[1] records; then drop the connection hard
+            skipped = min(plan[1], len(self.mbo) - end - 1)
+            self.records_skipped += skipped
+            self._next_index = end + skipped
             await asyncio.sleep(0.3)  # let the client read what was sent
             sock: Any = writer.get_extra_info("socket")
             if sock is not None:

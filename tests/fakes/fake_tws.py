@@ -30,6 +30,7 @@ import math
 import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -149,6 +150,8 @@ class FakeTws:
         self.mkt_requests: list[tuple[float, int, str]] = []  # (wall, client id, symbol)
         self.client_ids_seen: list[int] = []
         self.ticks_sent = 0
+        # (time.time(), symbol, last) of every last-price tick sent, newest last
+        self.tick_log: deque[tuple[float, str, float]] = deque(maxlen=100_000)
         self.contract_requests = 0
         self.farm_up = True
         self.connected_upstream = True
@@ -219,6 +222,11 @@ class FakeTws:
 
     def fail_next_historical(self, n: int = 1) -> None:
         self._fail_hist += n
+
+    @property
+    def pending_historical_failures(self) -> int:
+        """162s ordered with fail_next_historical() and not yet answered."""
+        return self._fail_hist
 
     @property
     def active_subscriptions(self) -> int:
@@ -368,6 +376,7 @@ class FakeTws:
             self._send(c, 1, 6, req_id, 1, round(last - spread, 2), 100, 0)
             self._send(c, 1, 6, req_id, 2, round(last + spread, 2), 100, 0)
         self._send(c, 1, 6, req_id, 4, round(last, 2), 1, 0)
+        self.tick_log.append((time.time(), symbol, round(last, 2)))
         if first:
             self._send(c, 1, 6, req_id, 9, round(last * 0.995, 2), 0, 0)
         self.ticks_sent += 1
@@ -400,8 +409,13 @@ class FakeTws:
             c = base * (1 + 0.01 * math.sin((k + 1) / 11.0))
             h = max(o, c) * 1.0005
             lo = min(o, c) * 0.9995
-            out.append((ts, round(o, 2), round(h, 2), round(lo, 2), round(c, 2), 1000.0 + i))
+            # a bar is the same whatever request returns it (volume too)
+            out.append((ts, round(o, 2), round(h, 2), round(lo, 2), round(c, 2), 1000.0 + k % 1000))
         return out
+
+    def bar_at(self, symbol: str, ts: int, bar_s: int = 300) -> tuple[int, float, ...]:
+        """The (ts, open, high, low, close, volume) bar this fake serves for `ts`."""
+        return self._bars(symbol, bar_s, 1, ts + bar_s)[0]
 
     def _pacing_ok(self, req: HistRequest) -> bool:
         now = req.at
