@@ -18,7 +18,7 @@ from magic8.resilience.loadgen import batch_body
 from magic8.resilience.table import ResilienceRow, budget, record
 from magic8.settings import AwsSettings
 
-pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience")]
+pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience-aws_faults")]
 
 SEEDED = ("SPX", "NDX", "SPY", "QQQ", "XSP")
 

@@ -61,7 +61,7 @@ from tests.integration.test_ib_session import (
 )
 from tests.resilience.test_kinesis_faults import _read_stream
 
-pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience")]
+pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience-feed_faults")]
 
 QUICK = budget() == "quick"
 BAR_S = 300

@@ -22,7 +22,7 @@ from magic8.ml.seed import seed_market
 from magic8.resilience.table import ResilienceRow, budget, record
 from magic8.settings import AwsSettings
 
-pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience")]
+pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience-fuzz_api")]
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(ApiSettings()))
 EXAMPLES = 150 if budget() == "full" else 3

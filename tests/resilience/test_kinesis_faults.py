@@ -13,7 +13,7 @@ from magic8.resilience.fault_proxy import FaultProxy, FaultRule
 from magic8.resilience.table import ResilienceRow, budget, record
 from tests.resilience.conftest import sample_day_windows
 
-pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience")]
+pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience-kinesis_faults")]
 
 
 def _read_stream(stream: str) -> list[dict[str, object]]:

@@ -16,7 +16,7 @@ from magic8.resilience.table import ResilienceRow, record
 from magic8.settings import REPO_ROOT
 from tests.resilience.conftest import SAMPLE_SESSION
 
-pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience")]
+pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience-malformed_input")]
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "databento"
 MBO_RECORD_BYTES = 56

@@ -20,7 +20,7 @@ from magic8.resilience.table import ResilienceRow, record
 from magic8.settings import AwsSettings
 from tests.resilience.conftest import SAMPLE_SESSION
 
-pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience")]
+pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience-security")]
 
 API_KEY = "sk-magic8-API-9f3c2e71d0"
 DATABENTO_KEY = "db-SECRETdatabento0123456789abcd"
