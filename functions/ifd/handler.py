@@ -146,7 +146,29 @@ def parse_window(record: dict[str, Any]) -> PressureWindow | None:
         return None
 
 
-def process_window(detector: IfdDetector, record: FlowKinesisRecord) -> dict[str, Any]:
+def push_signals(settings: IfdSettings, signals: list[Signal]) -> int:
+    """Push the batch's stored signals to WebSocket subscribers (best effort: a push that
+    fails never fails the records; the signals are stored and alerted already)."""
+    if not signals or not settings.ws_endpoint:
+        return 0
+    from magic8.adapters.websocket_push import build_subscription_push
+    from magic8.monitor.push import ifd_signal_message
+
+    try:
+        pusher = build_subscription_push(
+            settings.state_table, settings.ws_endpoint, settings.region
+        )
+        pusher.push([ifd_signal_message(s.model_dump(mode="json")) for s in signals])
+    except Exception as exc:
+        logger.warning("ifd websocket push failed", extra={"error": type(exc).__name__})
+        return 0
+    metrics.add_metric(name="SignalsPushed", unit=MetricUnit.Count, value=len(signals))
+    return len(signals)
+
+
+def process_window(
+    detector: IfdDetector, record: FlowKinesisRecord, stored: list[Signal] | None = None
+) -> dict[str, Any]:
     outcome: Outcome = detector.handle(record.kinesis.data)
     STATS["windows"] += 1
     if outcome.skipped:
@@ -154,6 +176,8 @@ def process_window(detector: IfdDetector, record: FlowKinesisRecord) -> dict[str
         metrics.add_metric(name="WindowsSkipped", unit=MetricUnit.Count, value=1)
     if outcome.signal is not None:
         STATS["signals"] += 1
+        if stored is not None:
+            stored.append(outcome.signal)
         if outcome.signal.alerted:
             STATS["alerts"] += 1
         elif outcome.signal.alert_status != "none":
@@ -192,17 +216,19 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(
         name="WindowsMalformed", unit=MetricUnit.Count, value=len(records) - len(windows)
     )
+    stored: list[Signal] = []
     try:
         response: dict[str, Any] = dict(
             process_partial_response(
                 event=event,
-                record_handler=lambda record: process_window(detector, record),
+                record_handler=lambda record: process_window(detector, record, stored),
                 processor=processor,
                 context=context,
             )
         )
     finally:
         detector.flush()  # write-behind state of the records that were processed
+    push_signals(rt.settings, stored)
     failures = response.get("batchItemFailures", [])
     if failures:
         logger.warning("batch item failures", extra={"failed": len(failures)})

@@ -15,9 +15,11 @@ class IfdSettings(AwsSettings):
 
     MAGIC8_IFD_STORE_THRESHOLD, MAGIC8_IFD_ALERT_THRESHOLD, MAGIC8_IFD_MAX_ALERTS_PER_HOUR,
     MAGIC8_IFD_REALERT_MINUTES, MAGIC8_IFD_W_PRESSURE/_W_BASELINE/_W_MM/_W_COORD,
-    MAGIC8_IFD_IDEMPOTENCY_TTL_S, MAGIC8_IFD_SIGNAL_TTL_DAYS.
+    MAGIC8_IFD_IDEMPOTENCY_TTL_S, MAGIC8_IFD_SIGNAL_TTL_DAYS, MAGIC8_WS_ENDPOINT.
     """
 
+    # WebSocket Management API endpoint: stored signals are pushed to subscribers of "NQ"
+    ws_endpoint: str = ""
     ifd_store_threshold: float = 0.7
     ifd_alert_threshold: float = 0.85
     ifd_max_alerts_per_hour: int = 50

@@ -27,9 +27,10 @@ from magic8.settings import REPO_ROOT, AwsSettings
 COMPONENTS: tuple[str, ...] = (
     "magic8.local.seed_component:SeedMarketComponent",
     "magic8.local.api_front:ApiFrontComponent",
+    # before the ifd poller: it serves the WebSocket API the ifd function pushes signals to
+    "magic8.local.monitor_timer:MonitorTimerComponent",
     "magic8.local.kinesis_poller:KinesisPollerComponent",
     "magic8.local.gateway_component:GatewayReplayComponent",
-    "magic8.local.monitor_timer:MonitorTimerComponent",
     "magic8.local.dashboard_component:DashboardComponent",
 )
 
