@@ -13,14 +13,15 @@ import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.metrics import MetricUnit
 from mangum import Mangum
 
-# numpy, the feature module and xgboost are imported here, during Lambda's init phase
+# numpy, the feature module and the XGBoost library are loaded here, in Lambda's init phase
 import magic8.domain.features
 import magic8.domain.model  # noqa: F401
-from functions.predict.app import create_app
+from functions.predict.app import BATCH_PATH, create_app, fast_batch_answer
 from functions.predict.settings import ApiSettings
 from magic8.observability import get_logger, get_metrics
 
@@ -30,9 +31,55 @@ _lock = threading.Lock()
 _handler: LambdaHandler | None = None
 
 
-def build_handler(settings: Any | None = None, service_factory: Any | None = None) -> LambdaHandler:
+def batch_body(event: dict[str, Any], max_bytes: int) -> bytes | None:
+    """The JSON body of an API Gateway REST (v1) event that is POST /predict/batch, exactly
+    as Mangum would hand it to the app, or None for anything else (other events, routes,
+    methods, content types, base64 bodies, bodies over the limit or not matching their
+    Content-Length): those go through Mangum and the app."""
+    if event.get("httpMethod") != "POST" or "version" in event or "resource" not in event:
+        return None  # Mangum reads a "version" event as HTTP API, "elb" as ALB
+    request_context = event.get("requestContext")
+    if not isinstance(request_context, dict) or "elb" in request_context:
+        return None
+    if unquote(event.get("path") or "/") != BATCH_PATH or event.get("isBase64Encoded"):
+        return None
+    body = event.get("body")
+    if not isinstance(body, str):
+        return None
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    for k, v in (event.get("multiValueHeaders") or {}).items():  # Mangum's merge
+        headers[k.lower()] = ", ".join(v) if isinstance(v, list) else ""
+    content_type = headers.get("content-type")
+    if not isinstance(content_type, str):
+        return None
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        return None
+    raw = body.encode()
+    declared = headers.get("content-length")
+    if len(raw) > max_bytes or (declared is not None and declared.strip() != str(len(raw))):
+        return None
+    return raw
+
+
+def apigw_json_response(body: bytes) -> dict[str, Any]:
+    """A 200 application/json answer in the shape Mangum gives API Gateway (REST)."""
+    return {
+        "statusCode": 200,
+        "headers": {"content-length": str(len(body)), "content-type": "application/json"},
+        "multiValueHeaders": {},
+        "body": body.decode(),
+        "isBase64Encoded": False,
+    }
+
+
+def build_handler(
+    settings: Any | None = None, service_factory: Any | None = None, fast_path: bool = True
+) -> LambdaHandler:
     """The decorated Lambda handler around a fresh app (used by `handler` and by tests and
-    benchmarks that inject a service factory)."""
+    benchmarks that inject a service factory). fast_path: a valid POST /predict/batch is
+    answered by functions.predict.app.fast_batch_answer (same validation, same service
+    call, same bytes) instead of through Mangum/Starlette/FastAPI; everything else, and
+    every error, goes through the app."""
     logger = get_logger("predict")
     metrics = get_metrics("predict")
     # /health and rejected requests add no metrics: that is expected, not worth a warning
@@ -60,10 +107,18 @@ def build_handler(settings: Any | None = None, service_factory: Any | None = Non
             metrics.add_metric(name="DegradedBatches", unit=MetricUnit.Count, value=1)
             logger.warning("degraded batch", extra={"errors": batch_metrics["errors"]})
 
-    app = create_app(settings or ApiSettings(), service_factory, observer=observe)
+    settings = settings or ApiSettings()
+    app = create_app(settings, service_factory, observer=observe)
     asgi = Mangum(app, lifespan="off")
+    max_body = settings.max_body_bytes
 
     def invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if fast_path:
+            body = batch_body(event, max_body)
+            if body is not None:
+                answer = fast_batch_answer(app, body)
+                if answer is not None:
+                    return apigw_json_response(answer)
         return asgi(event, context)
 
     decorated: LambdaHandler = logger.inject_lambda_context(
