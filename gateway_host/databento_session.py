@@ -280,7 +280,11 @@ class DatabentoSession:
 
     _restart_gap_from: int | None = None
     _session_id: str | None = None
+    # the session whose first record pre-held windows, waiting for its reconnect callback
+    _pre_held_session: str | None = None
     _awaiting_reconnect_since: float | None = None
+    # the session whose reconnect callback has reported its gap
+    _reported_session: str | None = None
 
     def _on_record(self, record: Any) -> None:
         self._last_record_wall = time.monotonic()
@@ -289,7 +293,7 @@ class DatabentoSession:
             sid = live.session_id
             if sid != self._session_id:
                 if self._session_id is not None:
-                    self._on_new_connection()
+                    self._on_new_connection(sid)
                 self._session_id = sid
         if self._restart_gap_from is not None and type(record).__name__ == "MBOMsg":
             start, self._restart_gap_from = self._restart_gap_from, None
@@ -300,22 +304,39 @@ class DatabentoSession:
         self.last_error = f"callback: {type(exc).__name__}: {exc}"
         log.error("databento: %s", self.last_error)
 
-    def _on_new_connection(self) -> None:
+    def _on_new_connection(self, session_id: str | None) -> None:
         """First record of a reconnected session (new session id): hold windows now.
 
-        The client dispatches the new session's first records before its reconnect
-        callback, so without this a window could close before the gap is known.
+        The order of the two is up to TCP segmentation: when the new session's Metadata
+        and first records arrive in one segment, the client dispatches the records before
+        its reconnect callback, so without this a window could close before the gap is
+        known; when the Metadata arrives alone, the callback runs first and has already
+        counted (and maybe backfilled) this session's gap: nothing to hold then.
         """
-        with self._gap_lock:
+        with self.ingest.lock, self._gap_lock:
+            if session_id is not None and session_id == self._reported_session:
+                return
             self._gaps_outstanding += 1
+            self._pre_held_session = session_id
             self._awaiting_reconnect_since = time.monotonic()
-        self.ingest.hold(self.ingest.last_mbo_ts_ns)
+            self.ingest.hold(self.ingest.last_mbo_ts_ns)
 
     def _on_reconnect(self, gap_start: Any, gap_end: Any) -> None:
-        """databento reconnect callback: (last ts_event, new session's start) as Timestamps."""
-        with self._gap_lock:
-            pre_held = self._awaiting_reconnect_since is not None
-            self._awaiting_reconnect_since = None
+        """databento reconnect callback: (last ts_event, new session's start) as Timestamps.
+
+        Runs after the new session authenticated, so the client's session id is the new
+        session's: a pre-hold taken for that session already counted this gap.
+        """
+        live = self._live
+        sid = getattr(live, "session_id", None) if live is not None else None
+        with self.ingest.lock, self._gap_lock:
+            pre_held = self._awaiting_reconnect_since is not None and (
+                sid is None or self._pre_held_session in (None, sid)
+            )
+            if pre_held:
+                self._awaiting_reconnect_since = None
+                self._pre_held_session = None
+            self._reported_session = sid
         self._report_gap(int(gap_start.value), int(gap_end.value), "reconnect", pre_held)
 
     def _on_sequence_gap(self, start_ns: int, end_ns: int, reason: str) -> None:
@@ -324,10 +345,11 @@ class DatabentoSession:
     def _report_gap(self, start_ns: int, end_ns: int, reason: str, pre_held: bool = False) -> None:
         log.warning("databento: gap (%s) %s .. %s", reason, _iso(start_ns), _iso(end_ns))
         self.gaps.append((start_ns, end_ns, reason))
-        if not pre_held:
-            with self._gap_lock:
+        # count and hold together, ordered with _gap_done's release (ingest lock first)
+        with self.ingest.lock, self._gap_lock:
+            if not pre_held:
                 self._gaps_outstanding += 1
-        self.ingest.hold(start_ns)
+            self.ingest.hold(start_ns)
         try:
             self._backfill_pool.submit(self._backfill, start_ns, end_ns)
         except RuntimeError:  # shutting down: nothing more to backfill
@@ -349,21 +371,25 @@ class DatabentoSession:
             self._gap_done()
 
     def _gap_done(self) -> None:
-        with self._gap_lock:
+        # release under the same locks as the count: a gap reported meanwhile either
+        # counted first (no release) or holds again after the release
+        with self.ingest.lock, self._gap_lock:
             self._gaps_outstanding = max(self._gaps_outstanding - 1, 0)
-            last = self._gaps_outstanding == 0
-        if last:
-            self.ingest.release()
+            if self._gaps_outstanding == 0:
+                self.ingest.release()
 
     def _pump(self) -> None:
         """Aggregate buffered live records regularly; advance time when the feed is quiet."""
         while not self._stop.wait(self.config.pump_interval_s):
             try:
                 self.ingest.flush_buffer()
-                waiting = self._awaiting_reconnect_since
-                if waiting is not None and time.monotonic() - waiting > 60:
-                    # a new session without its reconnect callback: stop holding
-                    self._awaiting_reconnect_since = None
+                with self._gap_lock:
+                    waiting = self._awaiting_reconnect_since
+                    expired = waiting is not None and time.monotonic() - waiting > 60
+                    if expired:  # a new session without its reconnect callback
+                        self._awaiting_reconnect_since = None
+                        self._pre_held_session = None
+                if expired:
                     self._gap_done()
                 idle = self.config.idle_advance_seconds
                 quiet = time.monotonic() - self._last_record_wall

@@ -527,18 +527,6 @@ def disconnect_plan(k: int, gap: int) -> list[tuple[int, int]]:
     return plan
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "intermittent DatabentoSession/FlowIngest races this scenario found (they depend on "
-        "thread timing, so some runs pass): (1) a trade at a gap's end is carried by both "
-        "the backfill and the live stream; when the live copy is still in FlowIngest's "
-        "buffer (or not yet received) as the backfill merges, both are counted and the "
-        "window is off by one trade; (2) when databento's reconnect callback runs before "
-        "the new session's first record, _gaps_outstanding is incremented twice and "
-        "windows stay held until the 60 s fallback"
-    ),
-)
 def test_databento_disconnects_with_gaps_windows_equal_uninterrupted_run(
     reference_windows: list[PressureWindow], aws_resources: LocalResources
 ) -> None:

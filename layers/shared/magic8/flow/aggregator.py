@@ -15,11 +15,18 @@ The hot path is numpy only: one mask for trades, one sort by (instrument, window
 Backfill merge: every counted trade leaves a 64-bit key (hash of instrument, ts_event,
 sequence, order_id, price, size, side). Records merged with `ingest(..., dedupe=True)`
 (backfill) are compared with the keys already counted as a multiset (two identical trades
-in the feed stay two), so overlapping live and historical records are counted once.
+in the feed stay two), so overlapping live and historical records are counted once. The
+other way round too: a trade counted from a backfill leaves a credit, and a live copy of it
+that arrives later (the records at a gap's end are carried by both the live stream and the
+backfill, and the live copy can be received after the merge) is dropped against that
+credit, one live copy per credit; only live trades whose ts_event falls inside a backfilled
+range are looked at, so the hot path pays one range check per batch.
 `hold(from_ns)` keeps windows ending after `from_ns` open until `release()` (a gap waiting
-for its backfill); a trade that lands in an already closed window (late, or a backfill
-that came after the close) updates the retained window and re-emits it in full with the
-same window_key (consumers keep the latest).
+for its backfill), and keeps the trade keys from `from_ns` on, however far the watermark
+runs meanwhile (retention is in event time; a fast feed can run hours ahead); a trade
+that lands in an already closed window (late, or a backfill that came after the close)
+updates the retained window and re-emits it in full with the same window_key (consumers
+keep the latest).
 """
 
 from __future__ import annotations
@@ -143,6 +150,8 @@ class PressureAggregator:
         self._open: dict[tuple[int, int], _Window] = {}
         self._closed: dict[tuple[int, int], _Window] = {}
         self._key_chunks: list[tuple[int, int, np.ndarray]] = []  # (min_ts, max_ts, keys)
+        # (min_ts, max_ts, key -> live copies still to drop) per backfill merge
+        self._backfill_credits: list[tuple[int, int, Counter[int]]] = []
         self._hold_from_ns: int | None = None
         self._min_open_start = _NEVER
         self._times: dict[int, datetime] = {}
@@ -177,12 +186,23 @@ class PressureAggregator:
                 self.stats["duplicate_trades_dropped"] += int(len(keep) - keep.sum())
                 cols = {name: col[keep] for name, col in cols.items()}
                 keys = keys[keep]
+            elif keys is not None and self._backfill_credits:
+                live_keep = self._drop_backfilled(cols["ts_event"], keys)
+                if live_keep is not None:
+                    dropped = int(len(live_keep) - live_keep.sum())
+                    self.stats["duplicate_trades_dropped"] += dropped
+                    self.stats["duplicate_live_trades_dropped"] += dropped
+                    cols = {name: col[live_keep] for name, col in cols.items()}
+                    keys = keys[live_keep]
             counted = len(cols["ts_event"])
             if counted:
                 emitted.extend(self._accumulate(cols, src))
                 if keys is not None and self.track_keys:
                     ts = cols["ts_event"]
-                    self._key_chunks.append((int(ts.min()), int(ts.max()), keys))
+                    lo, hi = int(ts.min()), int(ts.max())
+                    self._key_chunks.append((lo, hi, keys))
+                    if dedupe:  # live copies of these trades may still arrive
+                        self._backfill_credits.append((lo, hi, Counter(keys.tolist())))
         self.stats["trades_counted"] += counted
         if not dedupe:  # backfill records are old: they never move the clock
             emitted.extend(self.advance(max_ts))
@@ -194,6 +214,33 @@ class PressureAggregator:
         if not chunks:
             return np.zeros(0, dtype=np.uint64)
         return np.sort(np.concatenate(chunks))
+
+    def _drop_backfilled(self, ts: np.ndarray, keys: np.ndarray) -> np.ndarray | None:
+        """Live trades already counted from a backfill: a keep mask (None = keep all).
+
+        Each backfill-counted key drops one live copy (multiset), then its credit is spent.
+        """
+        lo, hi = int(ts.min()), int(ts.max())
+        ranges = [c for c in self._backfill_credits if c[1] >= lo and c[0] <= hi and c[2]]
+        if not ranges:
+            return None
+        inside = np.zeros(len(ts), dtype=bool)
+        for a, b, _ in ranges:
+            inside |= (ts >= a) & (ts <= b)
+        candidates = np.flatnonzero(inside)
+        if len(candidates) == 0:
+            return None
+        keep = np.ones(len(ts), dtype=bool)
+        for i, k in zip(candidates.tolist(), keys[candidates].tolist(), strict=True):
+            t = int(ts[i])
+            for a, b, credit in ranges:
+                if a <= t <= b and credit.get(k, 0) > 0:
+                    credit[k] -= 1
+                    if not credit[k]:
+                        del credit[k]
+                    keep[i] = False
+                    break
+        return keep
 
     def _accumulate(self, cols: dict[str, np.ndarray], src: Source) -> list[PressureWindow]:
         iid = cols["instrument_id"].astype(np.uint64)
@@ -305,17 +352,25 @@ class PressureAggregator:
 
     def _prune(self) -> None:
         cutoff = self.watermark_ns - self.retain_ns
+        if self._hold_from_ns is not None:
+            # a gap waits for its backfill: keep the keys (and closed windows) from the
+            # gap's start on however far the watermark ran meanwhile, or the merge could
+            # not find the live trades it overlaps
+            cutoff = min(cutoff, self._hold_from_ns - self.window_ns)
         if self._closed:
             for k in [k for k, w in self._closed.items() if w.start_ns + self.window_ns < cutoff]:
                 del self._closed[k]
         if self._key_chunks and self._key_chunks[0][1] < cutoff:
             self._key_chunks = [c for c in self._key_chunks if c[1] >= cutoff]
+        if self._backfill_credits:
+            self._backfill_credits = [c for c in self._backfill_credits if c[1] >= cutoff and c[2]]
 
     def reset(self) -> None:
         """Forget all windows, keys and the watermark (a replay loop starting over)."""
         self._open.clear()
         self._closed.clear()
         self._key_chunks.clear()
+        self._backfill_credits.clear()
         self._hold_from_ns = None
         self._min_open_start = _NEVER
         self.watermark_ns = 0

@@ -109,10 +109,17 @@ class FlowIngest:
             self.used[type_name] += self.instruments.add_definitions(array)
 
     def on_mbo(self, array: np.ndarray, source: Source | None = None, dedupe: bool = False) -> None:
-        """One MBO record array through the aggregator (the hot path)."""
+        """One MBO record array through the aggregator (the hot path).
+
+        dedupe=True (a backfill merge): the live records still buffered are aggregated
+        first, so the merge dedupes against them; live copies that arrive after the merge
+        are dropped by the aggregator against the backfill's keys.
+        """
         if len(array) == 0:
             return
         with self._lock:
+            if dedupe:
+                self.flush_buffer()
             n = len(array)
             if dedupe:  # historical records merged into the feed: counted apart
                 self.backfill_records += n
@@ -180,6 +187,12 @@ class FlowIngest:
         with self._lock:
             self.flush_buffer()
             self._emit(self.aggregator.advance(now_ns))
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The ingest lock (re-entrant): callers that must order their own state with
+        hold/release (gap accounting) take it around both."""
+        return self._lock
 
     def hold(self, from_ns: int) -> None:
         """Keep windows ending after from_ns open (a gap waits for its backfill)."""
