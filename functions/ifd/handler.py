@@ -138,6 +138,13 @@ def runtime() -> Runtime:
     )
 
 
+def cold_start() -> None:
+    """Forget settings, clients and the idempotent publisher, as a new container would
+    (the local event source calls it when it starts)."""
+    get_settings.cache_clear()
+    runtime.cache_clear()
+
+
 def parse_window(record: dict[str, Any]) -> PressureWindow | None:
     """The window of a raw event record, or None when it is malformed (it fails later)."""
     try:

@@ -5,6 +5,7 @@ test): 3 per operation. The row counts cases sent and cases answered below 500."
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
 
@@ -19,7 +20,7 @@ from magic8.adapters.aws import reset_clients
 from magic8.local.moto_server import EmbeddedAws
 from magic8.local.provision import LocalResources, provision
 from magic8.ml.seed import seed_market
-from magic8.resilience.table import ResilienceRow, budget, record
+from magic8.resilience.table import ROWS_ENV, ResilienceRow, budget, record
 from magic8.settings import AwsSettings
 
 pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience-fuzz_api")]
@@ -71,7 +72,9 @@ def test_zz_fuzz_row() -> None:
             note=f"{EXAMPLES} max examples per operation",
         )
     )
-    assert CASES["sent"] > 0 and operations >= 10
-    if budget() == "full":
-        assert CASES["sent"] >= 2000
+    assert CASES["sent"] > 0
+    if os.environ.get(ROWS_ENV):  # `magic8 resilience`: one process saw every case
+        assert operations >= 10
+        if budget() == "full":
+            assert CASES["sent"] >= 2000
     assert row.nothing_lost

@@ -29,7 +29,8 @@ class ApiGatewayPoster:
     @property
     def api(self) -> Any:
         if self._api is None:
-            self._api = client("apigatewaymanagementapi", self.region, self.endpoint_url)
+            # a push is best effort: fail fast rather than hold the sweep or the ifd batch
+            self._api = client("apigatewaymanagementapi", self.region, self.endpoint_url, fast=True)
         return self._api
 
     def post(self, connection_id: str, data: bytes) -> bool:

@@ -319,6 +319,9 @@ class KinesisPollerComponent:
 
     def start(self, ctx: LocalContext) -> None:
         handler, self._module = load_handler(self.handler_path)
+        cold_start = getattr(self._module, "cold_start", None)
+        if callable(cold_start):
+            cold_start()  # this stack's resources, not a previous one's cached settings
         self.emulator = KinesisEventSourceEmulator(
             stream_name=ctx.resources.settings.flow_stream,
             handler=handler,
