@@ -13,9 +13,11 @@ project's seeder, confidence history written by the service). What is measured:
 - single_100: the same 100 trades sent one call each (hits and misses, as above), and the
   batch speed-up = time of 100 single calls / time of one batch call.
 - cold_start: a fresh Python process: import the handler's modules + load the model (the
-  target), then the first batch-100 call. Measured twice: with this .venv's packages
-  and with only the container image's packages (functions/predict/requirements.txt has
-  no pandas / scikit-learn / pyarrow, which xgboost imports when present).
+  target), then the first batch-100 call. Measured with only the container image's
+  packages (functions/predict/requirements.txt has no pandas / scikit-learn / pyarrow),
+  byte-compiled as the image is (the target), the same compiling every module from
+  source in the process (what a venv without .pyc files under PYTHONDONTWRITEBYTECODE
+  pays), and with this .venv's packages.
 - dynamodb_round_trips: BatchGetItem of the batch's symbols, BatchWriteItem of 25 history
   points, one history Query, on moto over loopback HTTP.
 - loopback_http: the same batch over HTTP through the local API front
@@ -29,9 +31,11 @@ import io
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -293,27 +297,48 @@ COLD_SCRIPT = textwrap.dedent(
 )
 
 
-def _cold_start(event: dict[str, Any], image_only: bool, runs: int) -> dict[str, Any]:
+def _cold_process(allowed: list[str], event: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", COLD_SCRIPT, json.dumps(allowed)],
+        input=json.dumps(event),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"cold-start process failed: {proc.stderr[-2000:]}")
+    r: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    if r["status"] != 200:
+        raise RuntimeError(f"cold-start process: first call answered {r['status']}")
+    r["process_wall_s"] = wall
+    return r
+
+
+def _cold_start(
+    event: dict[str, Any], image_only: bool, runs: int, bytecode: bool = True
+) -> dict[str, Any]:
+    """Median of `runs` fresh processes. bytecode=True: as in the container image, whose
+    build byte-compiles everything (pip install compiles site-packages; the Dockerfile runs
+    compileall on magic8 and functions, the Lambda file system being read-only): one
+    untimed process first writes the .pyc files of exactly the modules the handler imports
+    into a private cache (PYTHONPYCACHEPREFIX: the repository and the venv are not
+    touched), the timed ones read them. bytecode=False: every module compiled from source
+    in every process (an empty private cache, writing disabled), as in a venv without .pyc
+    files under PYTHONDONTWRITEBYTECODE."""
     allowed = sorted(image_distributions()) if image_only else []
-    results = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-c", COLD_SCRIPT, json.dumps(allowed)],
-            input=json.dumps(event),
-            capture_output=True,
-            text=True,
-            env=dict(os.environ),
-            timeout=300,
-        )
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise RuntimeError(f"cold-start process failed: {proc.stderr[-2000:]}")
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
-        if r["status"] != 200:
-            raise RuntimeError(f"cold-start process: first call answered {r['status']}")
-        r["process_wall_s"] = wall
-        results.append(r)
+    cache_dir = tempfile.mkdtemp(prefix="magic8-pyc-")
+    env = {**os.environ, "PYTHONPYCACHEPREFIX": cache_dir, "PYTHONDONTWRITEBYTECODE": "1"}
+    try:
+        if bytecode:  # the image build's byte-compilation: not timed
+            build_env = dict(env)
+            del build_env["PYTHONDONTWRITEBYTECODE"]
+            _cold_process(allowed, event, build_env)
+        results = [_cold_process(allowed, event, env) for _ in range(runs)]
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
     med = {
         k: round(statistics.median(r[k] for r in results), 3)
         for k in (
@@ -329,6 +354,7 @@ def _cold_start(event: dict[str, Any], image_only: bool, runs: int) -> dict[str,
     # CPU seconds of the same work: close to the wall time on an idle machine
     med["cold_start_cpu_s"] = round(med["import_cpu_s"] + med["model_load_cpu_s"], 3)
     med["runs"] = runs
+    med["bytecode"] = bytecode
     return med
 
 
@@ -561,7 +587,11 @@ def run(results_dir: Path, quick: bool = False) -> dict[str, Any]:
         )
         ddb = _dynamodb_round_trips(settings, 10 if quick else 30)
         cold = {
+            # the target: the container image's packages, byte-compiled as the image is
             "image_packages": _cold_start(hit_event, image_only=True, runs=cold_runs),
+            "image_packages_no_bytecode": _cold_start(
+                hit_event, image_only=True, runs=cold_runs, bytecode=False
+            ),
             "dev_venv_packages": _cold_start(hit_event, image_only=False, runs=cold_runs),
         }
     finally:
@@ -615,6 +645,7 @@ def run(results_dir: Path, quick: bool = False) -> dict[str, Any]:
             "batch_100_miss_thread_cpu_p50_ms": batch["miss_thread_cpu"]["p50_ms"],
             "batch_100_hit_thread_cpu_p50_ms": batch["hit_thread_cpu"]["p50_ms"],
             "cold_start_cpu_s": cold["image_packages"]["cold_start_cpu_s"],
+            "cold_start_no_bytecode_cpu_s": cold["image_packages_no_bytecode"]["cold_start_cpu_s"],
         },
         "targets_met": met,
         "notes": {
@@ -622,7 +653,9 @@ def run(results_dir: Path, quick: bool = False) -> dict[str, Any]:
             "time inside DynamoDB calls",
             "batch_100_p50_ms_loopback_http": "over HTTP via the local API front (make run's "
             "path), keep-alive",
-            "cold_start_s": "import + model load in a fresh process, container-image packages",
+            "cold_start_s": "import + model load in a fresh process, container-image packages, "
+            "byte-compiled as in the image (cold_start.image_packages_no_bytecode: compiling "
+            "every module from source in the process)",
             "batch_speedup_vs_100_singles": "time of the same 100 trades sent one call each / "
             "one batch call (with DynamoDB time: speedup.miss_incl_aws)",
         },
