@@ -81,6 +81,8 @@ class LocalStack:
 
     def start(self) -> LocalContext:
         self.aws.start()
+        # moto keeps its state in process-wide backends: a stack starts from empty ones
+        self.aws.reset()
         resources = provision(AwsSettings())
         os.environ.update(resources.env())
         os.environ["MAGIC8_API_KEY"] = self.api_key
