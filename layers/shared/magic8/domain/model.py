@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,8 +26,10 @@ from magic8.domain.xgb_native import NativeBooster
 MANIFEST = "manifest.json"
 
 
-@dataclass(frozen=True)
-class ModelAnswer:
+class ModelAnswer(NamedTuple):
+    """One row's answer (immutable; a NamedTuple builds 3x faster than a frozen dataclass,
+    and a batch builds 100)."""
+
     win_probability: float
     threshold: float
     model_type: str  # which hierarchy level answered, e.g. "symbol_strategy:SPX:Butterfly"
