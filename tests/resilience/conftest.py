@@ -33,3 +33,15 @@ def sample_day_windows(days: int = 1) -> list[PressureWindow]:
     day_dirs = sorted(p for p in SAMPLE_SESSION.iterdir() if p.name.startswith("day-"))[:days]
     replay([Path(d) for d in day_dirs], ingest)
     return windows
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Schemathesis-generated items do not inherit the module's pytestmark: put every item
+    of a resilience module in its module's xdist group, so a module's row test runs in the
+    process that ran its cases."""
+    for item in items:
+        path = str(item.fspath)
+        if "/tests/resilience/test_" in path and not list(item.iter_markers("xdist_group")):
+            name = path.rsplit("/test_", 1)[1].removesuffix(".py")
+            item.add_marker(pytest.mark.xdist_group(f"resilience-{name}"))

