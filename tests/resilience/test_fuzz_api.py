@@ -16,31 +16,14 @@ from schemathesis.checks import not_a_server_error
 
 from functions.predict.app import create_app
 from functions.predict.settings import ApiSettings
-from magic8.adapters.aws import reset_clients
-from magic8.local.moto_server import EmbeddedAws
-from magic8.local.provision import LocalResources, provision
-from magic8.ml.seed import seed_market
 from magic8.resilience.table import ROWS_ENV, ResilienceRow, budget, record
-from magic8.settings import AwsSettings
+from tests.integration.test_api_schemathesis import seeded  # noqa: F401  (shared fixture)
 
 pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience-fuzz_api")]
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(ApiSettings()))
 EXAMPLES = 150 if budget() == "full" else 3
 CASES: Counter[str] = Counter()
-
-
-@pytest.fixture(scope="module")
-def seeded(moto_server: EmbeddedAws) -> Iterator[LocalResources]:
-    with pytest.MonkeyPatch.context() as mp:
-        moto_server.reset()
-        reset_clients()
-        resources = provision(AwsSettings())
-        for key, value in resources.env().items():
-            mp.setenv(key, value)
-        mp.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
-        seed_market(resources.settings)
-        yield resources
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +53,8 @@ def fuzz_row() -> Iterator[Counter[str]]:
     suppress_health_check=list(HealthCheck),
     derandomize=True,
 )
-def test_fuzz_no_server_errors(
-    case: schemathesis.Case, seeded: LocalResources, fuzz_row: Counter[str]
-) -> None:
+@pytest.mark.usefixtures("seeded")
+def test_fuzz_no_server_errors(case: schemathesis.Case, fuzz_row: Counter[str]) -> None:
     CASES["sent"] += 1
     response = case.call()
     case.validate_response(response, checks=[not_a_server_error])
