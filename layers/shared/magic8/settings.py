@@ -36,7 +36,3 @@ class AwsSettings(BaseSettings):
     alerts_topic_arn: str = ""
     ifd_failure_queue_url: str = ""
     alerts_queue_url: str = ""
-
-
-def local_topic_arn(region: str = "us-east-1", account: str = "123456789012") -> str:
-    return f"arn:aws:sns:{region}:{account}:{r.local_name(r.ALERTS_TOPIC.logical_id)}"

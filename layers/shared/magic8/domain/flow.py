@@ -12,7 +12,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-FLOW_SCHEMA_VERSION = 1
 WINDOW_SECONDS = 300
 
 NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]

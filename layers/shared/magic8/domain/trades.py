@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
@@ -135,7 +134,3 @@ class TradeRequest(BaseModel):
             (self.option_type or "").lower()[:1],
             self.timestamp.isoformat() if self.timestamp else None,
         )
-
-
-def finite(x: float) -> bool:
-    return math.isfinite(x)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import requests
 from moto.server import ThreadedMotoServer
@@ -50,12 +48,3 @@ class EmbeddedAws:
 
     def stop(self) -> None:
         self._server.stop()
-
-
-@contextmanager
-def embedded_aws(port: int | None = None) -> Iterator[EmbeddedAws]:
-    aws = EmbeddedAws(port).start()
-    try:
-        yield aws
-    finally:
-        aws.stop()
