@@ -59,3 +59,16 @@ def reset_clients() -> None:
     """Forget cached clients (tests that switch endpoints)."""
     client.cache_clear()
     resource.cache_clear()
+
+
+class LazyDynamoClient:
+    """Mixin for adapters holding `_ddb`: the DynamoDB client passed in, or the shared
+    cached one on first use (never at import or construction time)."""
+
+    _ddb: Any
+
+    @property
+    def ddb(self) -> Any:
+        if self._ddb is None:
+            self._ddb = client("dynamodb")
+        return self._ddb

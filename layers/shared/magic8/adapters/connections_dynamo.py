@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from magic8.adapters.aws import client
+from magic8.adapters.aws import LazyDynamoClient
 from magic8.adapters.watchlist_dynamo import query_all
 from magic8.monitor.push import Connection
 
@@ -19,16 +19,10 @@ CONN_PK = "ws#conn"
 CONNECTION_TTL_S = 2 * 3600 + 600
 
 
-class DynamoConnectionStore:
+class DynamoConnectionStore(LazyDynamoClient):
     def __init__(self, table_name: str, ddb: Any | None = None) -> None:
         self.table = table_name
         self._ddb = ddb
-
-    @property
-    def ddb(self) -> Any:
-        if self._ddb is None:
-            self._ddb = client("dynamodb")
-        return self._ddb
 
     def _put(self, connection: Connection) -> None:
         ttl = int(connection.connected_at.timestamp()) + CONNECTION_TTL_S

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from magic8.adapters.aws import client
+from magic8.adapters.aws import LazyDynamoClient
 from magic8.domain.confidence import ConfidencePoint, Trend, all_series
 
 BATCH_SIZE = 25
@@ -50,7 +50,7 @@ def _point(item: dict[str, Any]) -> ConfidencePoint:
     )
 
 
-class DynamoHistoryRepository:
+class DynamoHistoryRepository(LazyDynamoClient):
     """magic8.domain.ports.HistoryRepository on DynamoDB."""
 
     def __init__(
@@ -69,12 +69,6 @@ class DynamoHistoryRepository:
         self._sleep = sleep
         self._max_workers = max_workers
         self._executor: ThreadPoolExecutor | None = None
-
-    @property
-    def ddb(self) -> Any:
-        if self._ddb is None:
-            self._ddb = client("dynamodb")
-        return self._ddb
 
     # --- writes ---------------------------------------------------------------------
 

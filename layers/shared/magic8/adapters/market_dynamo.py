@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from magic8.adapters.aws import client
+from magic8.adapters.aws import LazyDynamoClient
 from magic8.domain.market import Bar, MarketSnapshot
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def from_item(item: dict[str, Any]) -> MarketSnapshot:
     )
 
 
-class DynamoMarketRepository:
+class DynamoMarketRepository(LazyDynamoClient):
     """magic8.domain.ports.MarketDataRepository on DynamoDB."""
 
     def __init__(
@@ -95,12 +95,6 @@ class DynamoMarketRepository:
         self._ddb = ddb
         self._clock = clock
         self._sleep = sleep
-
-    @property
-    def ddb(self) -> Any:
-        if self._ddb is None:
-            self._ddb = client("dynamodb")
-        return self._ddb
 
     def get_snapshots(self, symbols: Sequence[str]) -> dict[str, MarketSnapshot]:
         """One BatchGetItem for up to 100 symbols; missing or expired symbols are absent."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from magic8.adapters.aws import client
+from magic8.adapters.aws import LazyDynamoClient
 from magic8.adapters.watchlist_dynamo import query_all
 from magic8.monitor.accuracy import Outcome
 
@@ -20,17 +20,11 @@ def _sort_ts(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class DynamoOutcomeStore:
+class DynamoOutcomeStore(LazyDynamoClient):
     def __init__(self, table_name: str, ddb: Any | None = None, retention_days: int = 400) -> None:
         self.table = table_name
         self._ddb = ddb
         self.retention_days = retention_days
-
-    @property
-    def ddb(self) -> Any:
-        if self._ddb is None:
-            self._ddb = client("dynamodb")
-        return self._ddb
 
     def add(self, outcome: Outcome) -> None:
         ttl = int(outcome.closed_at.timestamp()) + self.retention_days * 86400

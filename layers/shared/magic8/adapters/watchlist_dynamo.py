@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from magic8.adapters.aws import client
+from magic8.adapters.aws import LazyDynamoClient
 from magic8.monitor.sweep import SweepState
 from magic8.monitor.watchlist import WatchlistEntry
 
@@ -43,18 +43,12 @@ def query_all(ddb: Any, table: str, pk: str, **kwargs: Any) -> Iterator[dict[str
         params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-class DynamoWatchlistStore:
+class DynamoWatchlistStore(LazyDynamoClient):
     """WatchlistStore over the state table."""
 
     def __init__(self, table_name: str, ddb: Any | None = None) -> None:
         self.table = table_name
         self._ddb = ddb
-
-    @property
-    def ddb(self) -> Any:
-        if self._ddb is None:
-            self._ddb = client("dynamodb")
-        return self._ddb
 
     def add(self, entry: WatchlistEntry) -> None:
         self.ddb.put_item(
@@ -96,18 +90,12 @@ class DynamoWatchlistStore:
         return bool(old)
 
 
-class DynamoSweepStateStore:
+class DynamoSweepStateStore(LazyDynamoClient):
     """SweepStateStore: one JSON item read and written once per sweep."""
 
     def __init__(self, table_name: str, ddb: Any | None = None) -> None:
         self.table = table_name
         self._ddb = ddb
-
-    @property
-    def ddb(self) -> Any:
-        if self._ddb is None:
-            self._ddb = client("dynamodb")
-        return self._ddb
 
     def load(self) -> SweepState:
         item = self.ddb.get_item(
