@@ -18,8 +18,14 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(VENV)/bin/uv pip install -q --python $(PY) -c requirements.lock -e '.[dev,infra]'
 	@touch $(STAMP)
 
+# requirements.lock pins every package of every extra (the workstation's install); each image
+# installs exactly the locked versions of its own extra, from the files written here (no
+# scipy: xgboost-cpu declares it, serving never imports it; tests/packaging checks both).
+IMAGE_LOCK := $(VENV)/bin/uv pip compile -q pyproject.toml -c requirements.lock --no-header --no-annotate
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev --extra infra --python-version 3.11 -o requirements.lock
+	$(IMAGE_LOCK) --extra lambda --no-emit-package scipy --python-version 3.12 -o functions/requirements.txt
+	$(IMAGE_LOCK) --extra gateway --python-version 3.11 -o gateway_host/requirements.txt
 
 # The CDK CLI, pinned in package.json (the registry's newest major cannot read aws-cdk-lib 2.x output).
 $(NODE_STAMP): package.json
@@ -34,6 +40,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

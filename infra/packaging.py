@@ -7,7 +7,8 @@ the wheels in this environment even run on a zip runtime?
 Sizes are the installed (unzipped) bytes of each distribution's files in this
 interpreter's site-packages (the project .venv), dependency closure included, minus what
 the Lambda Python runtime already provides (boto3 and its dependencies). The predict
-closure starts from functions/predict/requirements.txt (what the image installs).
+set is exactly functions/requirements.txt: the image installs it with --no-deps (it is the
+locked closure of the `lambda` extra, written by `make lock`, without scipy).
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ IFD_ROOTS: tuple[str, ...] = (
 def requirements_file(path: Path) -> list[str]:
     lines = (ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines())
     return [ln for ln in lines if ln]
+
+
+def image_distributions(path: Path | None = None) -> list[str]:
+    """Canonical names of the distributions an image installs (a pinned, --no-deps file)."""
+    path = path or REPO_ROOT / "functions" / "requirements.txt"
+    return sorted({canonicalize_name(Requirement(r).name) for r in requirements_file(path)})
 
 
 def closure(roots: Iterable[str], exclude: frozenset[str] = RUNTIME_PROVIDED) -> list[str]:
@@ -108,24 +115,19 @@ def wheel_glibc(name: str) -> tuple[int, int] | None:
 
 
 def measure() -> dict[str, object]:
-    predict_roots = [
-        r
-        for r in requirements_file(REPO_ROOT / "functions" / "predict" / "requirements.txt")
-        if canonicalize_name(Requirement(r).name) not in RUNTIME_PROVIDED
-    ]
+    image = [n for n in image_distributions() if n not in RUNTIME_PROVIDED]
     out: dict[str, object] = {"limit_bytes": LAMBDA_ZIP_LIMIT}
     shared = tree_size(REPO_ROOT / "layers" / "shared" / "magic8")
     models = tree_size(REPO_ROOT / "models") if (REPO_ROOT / "models").is_dir() else 0
-    for label, roots, extra in (
-        ("predict", predict_roots, shared + models),
+    for label, names, extra in (
+        ("predict", image, shared + models),
         (
             "predict_with_pandas_sklearn",
-            [*predict_roots, "pandas", "scikit-learn"],
+            sorted({*image, *closure(["pandas", "scikit-learn"])}),
             shared + models,
         ),
-        ("ifd", list(IFD_ROOTS), shared),
+        ("ifd", closure(IFD_ROOTS), shared),
     ):
-        names = closure(roots)
         sizes = {n: dist_size(n) for n in names}
         too_new = {
             n: f"{g[0]}.{g[1]}"

@@ -49,11 +49,11 @@ class Magic8Stack(Stack):
         idempotency = data.table(r.IDEMPOTENCY_TABLE)
 
         def lambda_image(cmd: list[str] | None = None) -> lambda_.DockerImageCode:
-            # Every function runs from ONE image (functions/predict/Dockerfile, built once by
+            # Every function runs from ONE image (functions/Dockerfile, built once by
             # `cdk deploy`; synth only stages the context); each overrides the CMD.
             return lambda_.DockerImageCode.from_image_asset(
                 str(paths.root),
-                file=paths.predict_dockerfile,
+                file=paths.functions_dockerfile,
                 cmd=cmd,
                 exclude=list(DOCKER_CONTEXT_EXCLUDE),
                 platform=ecr_assets.Platform.LINUX_AMD64,

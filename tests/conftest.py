@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from magic8.adapters.aws import reset_clients
-from magic8.local.moto_server import EmbeddedAws
-from magic8.local.provision import LocalResources, provision
 from magic8.settings import AwsSettings
+from magic8_dev.local.moto_server import EmbeddedAws
+from magic8_dev.local.provision import LocalResources, provision
 
 
 @pytest.fixture(scope="session")

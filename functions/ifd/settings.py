@@ -1,8 +1,6 @@
-"""Typed configuration of the ifd function (env MAGIC8_*), parsed once, lazily."""
+"""Typed configuration of the ifd function (env MAGIC8_*), parsed once per container."""
 
 from __future__ import annotations
-
-from functools import lru_cache
 
 from magic8.ifd.analysis import AnalysisConfig
 from magic8.ifd.detector import IfdConfig
@@ -47,8 +45,3 @@ class IfdSettings(AwsSettings):
                 realert_minutes=self.ifd_realert_minutes,
             ),
         )
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> IfdSettings:
-    return IfdSettings()

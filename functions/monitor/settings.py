@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
@@ -40,7 +39,7 @@ class MonitorSettings(AwsSettings):
     history_ttl_days: float = Field(default=14.0, gt=0)
 
     def service_config(self) -> ServiceConfig:
-        """Used by magic8.domain.service.build_default_service (the API's composition root)."""
+        """Used by magic8.adapters.prediction_service.build_prediction_service."""
         return ServiceConfig(caches=CacheConfig(market_ttl_s=self.monitor_market_ttl_s))
 
     def sweep_config(self) -> SweepConfig:
@@ -48,9 +47,3 @@ class MonitorSettings(AwsSettings):
             move_threshold=self.monitor_move_threshold,
             stale_after_s=self.monitor_stale_after_s,
         )
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> MonitorSettings:
-    """Parsed on first use (never at import time), then reused by warm invocations."""
-    return MonitorSettings()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -30,9 +29,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from functions.predict.monitor_routes import router as monitor_router
 from functions.predict.settings import ApiSettings
 from functions.predict.signals_routes import router as signals_router
+from magic8.adapters.prediction_service import build_prediction_service
 from magic8.domain.risk_reward import risk_reward_for
-from magic8.domain.service import MAX_BATCH, PredictionService, build_default_service
+from magic8.domain.service import MAX_BATCH, PredictionService
 from magic8.domain.trades import Strategy, Symbol, TradeRequest
+from magic8.wiring import Lazy
 
 ServiceFactory = Callable[[ApiSettings], PredictionService]
 BatchObserver = Callable[[int, dict[str, Any]], None]
@@ -229,30 +230,25 @@ class BodyLimit:
 
 class ServiceHolder:
     """Builds the service on first use (the model loads on the first prediction, not on
-    /health), then reuses it while the container is warm."""
+    /health), then reuses it while the container is warm; remembers why a build failed."""
 
     def __init__(self, settings: ApiSettings, factory: ServiceFactory) -> None:
         self.settings = settings
-        self.factory = factory
-        self._service: PredictionService | None = None
-        self._lock = threading.Lock()
+        self._service = Lazy(lambda: factory(settings))
         self.error: str | None = None
 
     @property
     def loaded(self) -> bool:
-        return self._service is not None
+        return self._service.built
 
     def get(self) -> PredictionService:
-        if self._service is None:
-            with self._lock:
-                if self._service is None:
-                    try:
-                        self._service = self.factory(self.settings)
-                        self.error = None
-                    except Exception as exc:
-                        self.error = f"{type(exc).__name__}: {exc}"
-                        raise
-        return self._service
+        try:
+            service = self._service()
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            raise
+        self.error = None
+        return service
 
 
 def _holder(request: Request) -> ServiceHolder:
@@ -347,21 +343,6 @@ def _batch_answer(
 async def predict_batch(batch: BatchRequest, request: Request) -> Response:
     body = _batch_answer(_service(request), batch, request.app.state.observer)
     return Response(content=body, status_code=200, media_type="application/json")
-
-
-def fast_batch_answer(app: FastAPI, body: bytes) -> bytes | None:
-    """The 200 answer of POST /predict/batch for a JSON body, computed without the ASGI
-    stack (the Lambda handler's fast path: ~1 ms of a 100-trade batch is Mangum, Starlette
-    and FastAPI's request handling). Exactly what the route answers: the same model
-    validates the body (from JSON, as pydantic-core parses it), the same function answers.
-    None when the body is not a valid batch, the service cannot be built or anything fails:
-    the app then answers (its 413 / 422 / 503 / 500, one code path for every error)."""
-    try:
-        batch = BatchRequest.model_validate_json(body)
-        service = app.state.service.get()
-        return _batch_answer(service, batch, app.state.observer)
-    except Exception:
-        return None  # the app answers, with its own error handling
 
 
 @predict_router.post("/calculate_risk_reward", responses=ERRORS)
@@ -562,7 +543,7 @@ def create_app(
         "market snapshots, confidence history.",
     )
     app.state.settings = settings
-    app.state.service = ServiceHolder(settings, service_factory or build_default_service)
+    app.state.service = ServiceHolder(settings, service_factory or build_prediction_service)
     app.state.observer = observer
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(ServiceUnavailable, service_unavailable_handler)

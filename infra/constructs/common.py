@@ -43,10 +43,12 @@ class AssetPaths:
     """Where the deployable artefacts live (overridable for tests)."""
 
     root: Path = REPO_ROOT
-    predict_dockerfile: str = "functions/predict/Dockerfile"
+    functions_dockerfile: str = "functions/Dockerfile"
     gateway_dockerfile: str = "gateway_host/Dockerfile"
     dashboard_static: Path = field(
-        default_factory=lambda: REPO_ROOT / "layers" / "shared" / "magic8" / "dashboard" / "static"
+        default_factory=lambda: (
+            REPO_ROOT / "layers" / "shared" / "magic8_dev" / "dashboard" / "static"
+        )
     )
 
 

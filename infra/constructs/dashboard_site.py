@@ -1,6 +1,6 @@
 """Static hosting of the trader dashboard: private S3 bucket + CloudFront (origin access control).
 
-The assets come from a folder (layers/shared/magic8/dashboard/static); a `config.json`
+The assets come from a folder (layers/shared/magic8_dev/dashboard/static); a `config.json`
 next to them tells the page where the API and the WebSocket live.
 
 The page reads the REST API through the same distribution (behaviours for the read-only

@@ -1,6 +1,6 @@
 """Institutional flow detection: Kinesis `flow` -> ifd function.
 
-The ifd function runs from the shared Lambda container image (functions/predict/Dockerfile,
+The ifd function runs from the shared Lambda container image (functions/Dockerfile,
 CMD functions.ifd.handler.handler). It needs no XGBoost, but a zip on a layer assembled
 offline from the project's .venv cannot work: that venv is CPython 3.11 and its numpy
 wheel is manylinux_2_27/2_28, while Lambda's python3.11 runtime is Amazon Linux 2

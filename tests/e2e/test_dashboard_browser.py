@@ -1,6 +1,6 @@
 """The dashboard in a real headless Chromium against a real local stack.
 
-Starts magic8.local.runner.LocalStack (moto server, gateway replay -> Kinesis -> ifd handler,
+Starts magic8_dev.local.runner.LocalStack (moto server, gateway replay -> Kinesis -> ifd handler,
 monitor timer, API front, dashboard) in demo mode on free ports, waits until the stack has
 stored at least one IFD signal and one confidence point from a monitor sweep, loads the
 dashboard and asserts that IFD signal markers and confidence lines render. Saves a
@@ -28,13 +28,13 @@ from typing import Any
 import pytest
 
 from magic8.adapters.aws import reset_clients, resource
-from magic8.local.moto_server import free_port
-from magic8.local.runner import COMPONENTS, LocalStack
 from magic8.settings import AwsSettings
+from magic8_dev.local.moto_server import free_port
+from magic8_dev.local.runner import COMPONENTS, LocalStack
 
 pytestmark = pytest.mark.xdist_group("e2e")
 
-DASHBOARD = "magic8.local.dashboard_component:DashboardComponent"
+DASHBOARD = "magic8_dev.local.dashboard_component:DashboardComponent"
 SCREENSHOT = Path(
     os.environ.get("MAGIC8_SCREENSHOT", str(Path(__file__).parent / "output" / "dashboard.png"))
 )

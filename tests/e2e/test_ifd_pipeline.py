@@ -15,11 +15,11 @@ import pytest
 from moto.moto_api._internal import moto_api_backend
 
 from magic8.adapters.aws import client, reset_clients
-from magic8.ifd.evaluate import DEFAULT_SESSION, score
 from magic8.ifd.signals import Signal
-from magic8.local.gateway_component import GatewayReplayComponent
-from magic8.local.kinesis_poller import KinesisPollerComponent
-from magic8.local.runner import LocalStack
+from magic8_dev.ifd.evaluate import DEFAULT_SESSION, score
+from magic8_dev.local.gateway_component import GatewayReplayComponent
+from magic8_dev.local.kinesis_poller import KinesisPollerComponent
+from magic8_dev.local.runner import LocalStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("ifd-e2e")]
 
@@ -53,7 +53,7 @@ def test_sample_session_alerts_reach_the_sqs_subscription() -> None:
     stack = LocalStack(
         api_port=0,
         components=(
-            "magic8.local.kinesis_poller:KinesisPollerComponent",
+            "magic8_dev.local.kinesis_poller:KinesisPollerComponent",
             "tests.e2e.test_ifd_pipeline:sample_gateway",
         ),
     )

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 import functions.ifd.handler as ifd
-from functions.ifd.settings import get_settings
 from magic8.adapters.aws import reset_clients
-from magic8.local.runner import LocalStack
+from magic8_dev.local.runner import LocalStack
 from tests.e2e.test_websocket_push import _frames, _subscribe
 from tests.integration.test_ifd_handler import episode_session, events, invoke, payloads_of
 
@@ -24,8 +23,7 @@ def stack() -> Iterator[LocalStack]:
     reset_clients()
     local = LocalStack(demo=False, components=("tests.e2e.test_websocket_push:quiet_monitor",))
     local.start()
-    get_settings.cache_clear()
-    ifd.runtime.cache_clear()
+    ifd.reset()
     try:
         yield local
     finally:
@@ -33,8 +31,7 @@ def stack() -> Iterator[LocalStack]:
         os.environ.clear()
         os.environ.update(saved)
         reset_clients()
-        get_settings.cache_clear()
-        ifd.runtime.cache_clear()
+        ifd.reset()
 
 
 def test_signals_are_pushed_to_nq_subscribers_only(stack: LocalStack) -> None:

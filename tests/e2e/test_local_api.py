@@ -12,39 +12,17 @@ import pytest
 
 from functions.predict import handler as predict_handler
 from magic8.adapters.aws import reset_clients
-from magic8.local.moto_server import free_port
-from magic8.local.runner import LocalStack
+from magic8_dev.local.moto_server import free_port
+from magic8_dev.local.runner import LocalStack
+from tests.factories import DISCORD_BATCH
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("predict_api")]
 
 KEY = "e2e-key"
 COMPONENTS = (
-    "magic8.local.seed_component:SeedMarketComponent",
-    "magic8.local.api_front:ApiFrontComponent",
+    "magic8_dev.local.seed_component:SeedMarketComponent",
+    "magic8_dev.local.api_front:ApiFrontComponent",
 )
-DISCORD_BATCH = {
-    "requests": [
-        {
-            "strategy": "Butterfly",
-            "symbol": "SPX",
-            "premium": 24.82,
-            "predicted_price": 5855,
-            "strikes": [5905, 5855, 5805],
-            "action": "BUY",
-            "quantity": 1,
-        },
-        {
-            "strategy": "Iron Condor",
-            "symbol": "SPX",
-            "premium": 0.65,
-            "predicted_price": 5855,
-            "strikes": [5880, 5875, 5835, 5830],
-            "action": "SELL",
-            "quantity": 1,
-        },
-    ],
-    "share_market_data": True,
-}
 
 
 @pytest.fixture()

@@ -21,10 +21,10 @@ from websockets.sync.client import ClientConnection, connect
 
 from magic8.adapters.aws import reset_clients
 from magic8.domain.market import Bar, MarketSnapshot
-from magic8.local.monitor_timer import MonitorTimerComponent
-from magic8.local.runner import LocalStack
 from magic8.monitor.watchlist import WatchlistEntry
 from magic8.settings import DEFAULT_MODEL_DIR, AwsSettings
+from magic8_dev.local.monitor_timer import MonitorTimerComponent
+from magic8_dev.local.runner import LocalStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-websocket")]
 

@@ -1,7 +1,7 @@
 """The Lambda packaging decision, measured: why one container image and not zips.
 
 - infra.packaging measures the unzipped size of the zip alternative from this .venv;
-- the image's requirements (functions/predict/requirements.txt) cover everything each
+- the image's requirements (functions/requirements.txt) cover everything each
   handler (predict, monitor, ifd, websocket) imports: each is imported in a fresh
   interpreter where any distribution outside the image's dependency closure is blocked.
 """
@@ -47,7 +47,7 @@ def test_zip_alternative_measured() -> None:
 
 
 def test_image_requirements_cover_every_handler() -> None:
-    reqs = requirements_file(REPO_ROOT / "functions" / "predict" / "requirements.txt")
+    reqs = requirements_file(REPO_ROOT / "functions" / "requirements.txt")
     allowed = set(closure(reqs, exclude=frozenset())) | {
         canonicalize_name(Requirement(r).name) for r in reqs
     }

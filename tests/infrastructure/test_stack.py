@@ -236,7 +236,7 @@ def test_function_packaging(synth: Synth) -> None:
     synth.template.resource_count_is("AWS::Lambda::LayerVersion", 1)  # CDK's AWS CLI layer only
     assets = json.loads((synth.outdir / "Magic8.assets.json").read_text())
     dockerfiles = sorted(a["source"]["dockerFile"] for a in assets["dockerImages"].values())
-    assert dockerfiles == ["functions/predict/Dockerfile", "gateway_host/Dockerfile"]
+    assert dockerfiles == ["functions/Dockerfile", "gateway_host/Dockerfile"]
 
 
 @pytest.mark.parametrize(

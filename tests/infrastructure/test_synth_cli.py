@@ -73,12 +73,12 @@ def test_container_images_are_staged_not_built(cli_synth: tuple[Path, float, str
         for a in assets["dockerImages"].values()
     }
     # the four Lambda functions share one image; the gateway has its own
-    assert set(images) == {"functions/predict/Dockerfile", "gateway_host/Dockerfile"}
+    assert set(images) == {"functions/Dockerfile", "gateway_host/Dockerfile"}
     for dockerfile, context in images.items():
         assert (context / dockerfile).is_file()
         assert (context / "layers" / "shared" / "magic8" / "__init__.py").is_file()
         for heavy in (".venv", "node_modules", ".git", "cdk.out"):
             assert not (context / heavy).exists(), heavy
-    lambda_context = images["functions/predict/Dockerfile"]
+    lambda_context = images["functions/Dockerfile"]
     for name in ("predict", "monitor", "ifd", "websocket"):
         assert (lambda_context / "functions" / name / "handler.py").is_file(), name

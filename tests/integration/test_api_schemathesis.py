@@ -15,10 +15,10 @@ from schemathesis.checks import not_a_server_error
 from functions.predict.app import create_app
 from functions.predict.settings import ApiSettings
 from magic8.adapters.aws import reset_clients
-from magic8.local.moto_server import EmbeddedAws
-from magic8.local.provision import LocalResources, provision
-from magic8.ml.seed import seed_market
 from magic8.settings import AwsSettings
+from magic8_dev.local.moto_server import EmbeddedAws
+from magic8_dev.local.provision import LocalResources, provision
+from magic8_dev.ml.seed import seed_market
 
 pytestmark = pytest.mark.xdist_group("predict_api")
 

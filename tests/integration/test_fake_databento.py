@@ -20,14 +20,15 @@ from gateway_host.databento_session import DatabentoConfig, DatabentoSession
 from magic8.adapters.budget_dynamo import DynamoBudgetLedger
 from magic8.domain.flow import PressureWindow
 from magic8.flow.backfill import BUDGET_PK, Backfiller, DbnFileHistoricalSource
-from magic8.local.provision import LocalResources
 from magic8.settings import AwsSettings
+from magic8_dev.local.provision import LocalResources
 from tests.fakes.fake_databento import FakeDatabentoGateway, cram_response
 
 pytestmark = pytest.mark.xdist_group("fake_databento")
 
 DAY = (
-    Path(__file__).resolve().parents[2] / "layers/shared/magic8/data/sessions/sample/day-2025-09-16"
+    Path(__file__).resolve().parents[2]
+    / "layers/shared/magic8_dev/data/sessions/sample/day-2025-09-16"
 )
 DEFS, MBO = DAY / "definition.dbn.zst", DAY / "mbo.dbn.zst"
 KEY = "db-magic8fakekey0000000000FAKE1"

@@ -7,8 +7,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from magic8.local.provision import LocalResources
-from magic8.resilience.fault_proxy import FaultProxy, FaultRule
+from magic8_dev.local.provision import LocalResources
+from magic8_dev.resilience.fault_proxy import FaultProxy, FaultRule
 
 
 @pytest.fixture()

@@ -9,10 +9,10 @@ import pytest
 
 from magic8.adapters.aws import client
 from magic8.domain.flow import PressureWindow
-from magic8.local.context import LocalContext
-from magic8.local.gateway_component import SAMPLE_SESSION, GatewayReplayComponent
-from magic8.local.provision import LocalResources
 from magic8.settings import AwsSettings
+from magic8_dev.local.context import LocalContext
+from magic8_dev.local.gateway_component import SAMPLE_SESSION, GatewayReplayComponent
+from magic8_dev.local.provision import LocalResources
 
 pytestmark = pytest.mark.xdist_group("kinesis_producer")
 

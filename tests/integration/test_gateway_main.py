@@ -27,7 +27,7 @@ from gateway_host.main import Gateway
 from gateway_host.settings import GatewaySettings
 from magic8.adapters.aws import resource
 from magic8.domain.heartbeat import HEARTBEAT_PK, HEARTBEAT_SK, GatewayHeartbeat
-from magic8.local.provision import LocalResources
+from magic8_dev.local.provision import LocalResources
 from tests.fakes.fake_tws import FakeTws, ThreadedFakeTws
 from tests.integration.test_ib_session import market_repository, read_items
 
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.xdist_group("ib_gateway")
 
 SECRET = "db-SECRET-c0ffee-5ca1ab1e-never-log-me"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_DAY = REPO_ROOT / "layers/shared/magic8/data/sessions/sample/day-2025-09-16"
+SAMPLE_DAY = REPO_ROOT / "layers/shared/magic8_dev/data/sessions/sample/day-2025-09-16"
 # Until magic8.adapters.market_dynamo (the prediction side's adapter) exists, run the same
 # main() with the documented-form repository the IbSession tests use.
 _SHIM = (

@@ -6,12 +6,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from functions.predict.handler import build_handler
+from functions.predict.deps import build_handler
 from magic8.adapters.aws import resource
 from magic8.domain.heartbeat import GatewayHeartbeat
-from magic8.local.api_front import LambdaContext, apigw_event
-from magic8.local.gateway_component import GatewayReplayComponent
-from magic8.local.provision import LocalResources
+from magic8_dev.local.api_front import LambdaContext, apigw_event
+from magic8_dev.local.gateway_component import GatewayReplayComponent
+from magic8_dev.local.provision import LocalResources
 
 
 def _detailed() -> dict[str, Any]:

@@ -12,8 +12,8 @@ import pytest
 from magic8.adapters.aws import client
 from magic8.adapters.kinesis_flow import KinesisFlowProducer
 from magic8.domain.flow import PressureWindow
-from magic8.local.provision import LocalResources
 from magic8.settings import AwsSettings
+from magic8_dev.local.provision import LocalResources
 
 pytestmark = pytest.mark.xdist_group("kinesis_producer")
 T0 = datetime(2025, 9, 15, 13, 30, tzinfo=UTC)

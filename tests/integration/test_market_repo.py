@@ -12,9 +12,9 @@ from magic8.adapters.aws import client
 from magic8.adapters.market_dynamo import DynamoMarketRepository
 from magic8.domain import features as F
 from magic8.domain.market import SNAPSHOT_BAR_WINDOW, Bar, MarketSnapshot
-from magic8.local.moto_server import EmbeddedAws
-from magic8.local.provision import LocalResources
-from magic8.ml import seed
+from magic8_dev.local.moto_server import EmbeddedAws
+from magic8_dev.local.provision import LocalResources
+from magic8_dev.ml import seed
 
 pytestmark = pytest.mark.xdist_group("market_repo")
 
@@ -117,8 +117,8 @@ def test_seeded_snapshots_are_live_looking_and_feed_features(
 def test_seed_component_seeds_and_leaves_gateway_data_alone(
     moto_server: EmbeddedAws, aws_resources: LocalResources
 ) -> None:
-    from magic8.local.context import LocalContext
-    from magic8.local.seed_component import SeedMarketComponent
+    from magic8_dev.local.context import LocalContext
+    from magic8_dev.local.seed_component import SeedMarketComponent
 
     repo = DynamoMarketRepository(aws_resources.settings.market_table)
     live = _snap("SPX", 6001.0, datetime.now(UTC))

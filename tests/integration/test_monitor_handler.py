@@ -18,7 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 import functions.predict.monitor_routes as monitor_routes
-from functions.monitor.handler import MonitorDeps, build_deps, sweep
+from functions.monitor.deps import build_deps
+from functions.monitor.handler import sweep
 from functions.monitor.settings import MonitorSettings
 from magic8.adapters.aws import client
 from magic8.adapters.dynamo_state import DynamoKeyValueState
@@ -28,8 +29,9 @@ from magic8.domain.heartbeat import HEARTBEAT_PK, HEARTBEAT_SK, GatewayHeartbeat
 from magic8.domain.market import Bar, MarketSnapshot
 from magic8.domain.model import ModelAnswer
 from magic8.domain.service import PredictionService
-from magic8.local.monitor_timer import scheduled_event
-from magic8.local.provision import LocalResources
+from magic8.monitor.scheduled import MonitorDeps
+from magic8_dev.local.monitor_timer import scheduled_event
+from magic8_dev.local.provision import LocalResources
 
 pytestmark = pytest.mark.xdist_group("moto-monitor")
 
@@ -301,13 +303,12 @@ def test_websocket_api_subscriptions_and_push_through_management_api(
     import functions.websocket.handler as ws_handler
     from magic8.adapters.connections_dynamo import DynamoConnectionStore
     from magic8.adapters.websocket_push import build_subscription_push
-    from magic8.local.monitor_timer import LocalWebSocketApi
     from magic8.monitor.push import ConfidenceUpdate, Connection, ifd_signal_message
+    from magic8_dev.local.monitor_timer import LocalWebSocketApi
 
     api = LocalWebSocketApi(lambda e, c: ws_handler.handler(e, c)).start()
     monkeypatch.setenv("MAGIC8_WS_ENDPOINT", api.management_url)
-    ws_handler._deps.cache_clear()
-    ws_handler.get_settings.cache_clear()
+    ws_handler.reset()
     try:
         table = MonitorSettings().state_table
         store = DynamoConnectionStore(table)
@@ -346,5 +347,4 @@ def test_websocket_api_subscriptions_and_push_through_management_api(
         assert store.list_all() == []
     finally:
         api.stop()
-        ws_handler._deps.cache_clear()
-        ws_handler.get_settings.cache_clear()
+        ws_handler.reset()

@@ -15,38 +15,22 @@ from typing import Any
 import pytest
 
 from functions.predict import handler as predict_handler
-from functions.predict.handler import build_handler
+from functions.predict.deps import build_handler
 from functions.predict.settings import ApiSettings
 from magic8.adapters.history_dynamo import DynamoHistoryRepository
 from magic8.adapters.market_dynamo import DynamoMarketRepository
+from magic8.adapters.prediction_service import build_prediction_service
 from magic8.domain.confidence import ConfidencePoint
 from magic8.domain.features import FEATURE_NAMES
-from magic8.domain.service import PredictionService, build_default_service
-from magic8.local.api_front import LambdaContext, apigw_event, response_body
-from magic8.local.provision import LocalResources
-from magic8.ml.seed import seed_market
+from magic8.domain.service import PredictionService
+from magic8_dev.local.api_front import LambdaContext, apigw_event, response_body
+from magic8_dev.local.provision import LocalResources
+from magic8_dev.ml.seed import seed_market
+from tests.factories import BUTTERFLY, DISCORD_BATCH
+from tests.factories import IRON_CONDOR as CONDOR
 
 pytestmark = pytest.mark.xdist_group("predict_api")
 
-BUTTERFLY = {
-    "strategy": "Butterfly",
-    "symbol": "SPX",
-    "premium": 24.82,
-    "predicted_price": 5855,
-    "strikes": [5905, 5855, 5805],
-    "action": "BUY",
-    "quantity": 1,
-}
-CONDOR = {
-    "strategy": "Iron Condor",
-    "symbol": "SPX",
-    "premium": 0.65,
-    "predicted_price": 5855,
-    "strikes": [5880, 5875, 5835, 5830],
-    "action": "SELL",
-    "quantity": 1,
-}
-DISCORD_BATCH = {"requests": [BUTTERFLY, CONDOR], "share_market_data": True}
 
 Call = Callable[..., tuple[int, Any]]
 
@@ -100,7 +84,7 @@ def pinned_api(now: datetime) -> Call:
     must not straddle a 5-minute feature-time boundary)."""
 
     def factory(settings: ApiSettings) -> PredictionService:
-        svc = build_default_service(settings)
+        svc = build_prediction_service(settings)
         svc.clock = lambda: now
         return svc
 

@@ -4,7 +4,7 @@ import json
 
 from magic8 import resources as r
 from magic8.adapters.aws import client
-from magic8.local.provision import LocalResources, provision
+from magic8_dev.local.provision import LocalResources, provision
 
 
 def test_every_table_exists_with_its_keys_and_ttl(aws_resources: LocalResources) -> None:

@@ -10,8 +10,8 @@ import databento as db
 import pandas as pd
 import pytest
 
-from magic8.cli import main
 from magic8.domain.flow import PressureWindow
+from magic8_dev.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED = REPO_ROOT.parent / "shared" / "data" / "databento"

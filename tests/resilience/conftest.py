@@ -1,5 +1,5 @@
 """Fault and fuzz suites (issue 8). Each scenario records one row of the resilience table
-(magic8.resilience.table) and asserts that nothing was lost. `magic8 resilience` runs
+(magic8_dev.resilience.table) and asserts that nothing was lost. `magic8 resilience` runs
 this folder and prints the table; `make test` runs it with the quick budget."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pytest
 from magic8.domain.flow import PressureWindow
 from magic8.flow.ingest import FlowIngest
 from magic8.flow.replay import replay
-from magic8.local.moto_server import EmbeddedAws
-from magic8.resilience.fault_proxy import FaultProxy
 from magic8.settings import REPO_ROOT
+from magic8_dev.local.moto_server import EmbeddedAws
+from magic8_dev.resilience.fault_proxy import FaultProxy
 
-SAMPLE_SESSION = REPO_ROOT / "layers" / "shared" / "magic8" / "data" / "sessions" / "sample"
+SAMPLE_SESSION = REPO_ROOT / "layers" / "shared" / "magic8_dev" / "data" / "sessions" / "sample"
 
 
 @pytest.fixture()

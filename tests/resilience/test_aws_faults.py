@@ -8,15 +8,15 @@ import time
 
 import pytest
 
-from functions.predict.handler import build_handler
+from functions.predict.deps import build_handler
 from magic8.adapters.aws import reset_clients
-from magic8.local.api_front import LambdaContext, apigw_event
-from magic8.local.provision import LocalResources
-from magic8.ml.seed import seed_market
-from magic8.resilience.fault_proxy import FaultProxy, FaultRule
-from magic8.resilience.loadgen import batch_body
-from magic8.resilience.table import ResilienceRow, budget, record
 from magic8.settings import AwsSettings
+from magic8_dev.local.api_front import LambdaContext, apigw_event
+from magic8_dev.local.provision import LocalResources
+from magic8_dev.ml.seed import seed_market
+from magic8_dev.resilience.fault_proxy import FaultProxy, FaultRule
+from magic8_dev.resilience.loadgen import batch_body
+from magic8_dev.resilience.table import ResilienceRow, budget, record
 
 pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience-aws_faults")]
 

@@ -44,9 +44,9 @@ from magic8.domain.flow import PressureWindow
 from magic8.domain.market import SNAPSHOT_BAR_WINDOW, Bar
 from magic8.domain.ports import FlowProducer
 from magic8.flow.backfill import Backfiller, DbnFileHistoricalSource
-from magic8.local.provision import LocalResources
 from magic8.pacing import SimulatedClock, max_in_any_window
-from magic8.resilience.table import ResilienceRow, budget, record
+from magic8_dev.local.provision import LocalResources
+from magic8_dev.resilience.table import ResilienceRow, budget, record
 from tests.fakes.fake_databento import FakeDatabentoGateway
 from tests.fakes.fake_tws import FakeTws
 from tests.integration.test_fake_databento import DEFS, KEY, MBO, ListProducer, comparable, key

@@ -16,7 +16,7 @@ from schemathesis.checks import not_a_server_error
 
 from functions.predict.app import create_app
 from functions.predict.settings import ApiSettings
-from magic8.resilience.table import ROWS_ENV, ResilienceRow, budget, record
+from magic8_dev.resilience.table import ROWS_ENV, ResilienceRow, budget, record
 from tests.integration.test_api_schemathesis import seeded  # noqa: F401  (shared fixture)
 
 pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience-fuzz_api")]

@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 
 import functions.ifd.handler as ifd
-from functions.ifd.settings import get_settings
 from magic8.adapters.aws import reset_clients
-from magic8.local.moto_server import EmbeddedAws
-from magic8.local.provision import LocalResources, provision
-from magic8.resilience.fault_proxy import FaultProxy, FaultRule
-from magic8.resilience.table import ResilienceRow, budget, record
 from magic8.settings import AwsSettings
+from magic8_dev.local.moto_server import EmbeddedAws
+from magic8_dev.local.provision import LocalResources, provision
+from magic8_dev.resilience.fault_proxy import FaultProxy, FaultRule
+from magic8_dev.resilience.table import ResilienceRow, budget, record
 from tests.integration.test_ifd_handler import (
     alert_messages,
     episode_session,
@@ -39,8 +38,7 @@ def _fresh(moto: EmbeddedAws, monkeypatch: pytest.MonkeyPatch, endpoint: str) ->
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     reset_clients()
-    get_settings.cache_clear()
-    ifd.runtime.cache_clear()
+    ifd.reset()
     return res
 
 

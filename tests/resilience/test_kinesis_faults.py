@@ -8,9 +8,9 @@ import boto3
 import pytest
 
 from magic8.adapters.kinesis_flow import KinesisFlowProducer
-from magic8.local.provision import LocalResources
-from magic8.resilience.fault_proxy import FaultProxy, FaultRule
-from magic8.resilience.table import ResilienceRow, budget, record
+from magic8_dev.local.provision import LocalResources
+from magic8_dev.resilience.fault_proxy import FaultProxy, FaultRule
+from magic8_dev.resilience.table import ResilienceRow, budget, record
 from tests.resilience.conftest import sample_day_windows
 
 pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience-kinesis_faults")]

@@ -12,8 +12,8 @@ import zstandard
 
 from magic8.flow.ingest import FlowIngest
 from magic8.flow.replay import replay
-from magic8.resilience.table import ResilienceRow, record
 from magic8.settings import REPO_ROOT
+from magic8_dev.resilience.table import ResilienceRow, record
 from tests.resilience.conftest import SAMPLE_SESSION
 
 pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience-malformed_input")]

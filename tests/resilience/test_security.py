@@ -12,12 +12,12 @@ import pytest
 
 from functions.predict.app import create_app
 from functions.predict.settings import ApiSettings
-from magic8.local.api_front import ApiFront
-from magic8.local.provision import LocalResources
-from magic8.ml.seed import seed_market
-from magic8.resilience.loadgen import batch_body
-from magic8.resilience.table import ResilienceRow, record
 from magic8.settings import AwsSettings
+from magic8_dev.local.api_front import ApiFront
+from magic8_dev.local.provision import LocalResources
+from magic8_dev.ml.seed import seed_market
+from magic8_dev.resilience.loadgen import batch_body
+from magic8_dev.resilience.table import ResilienceRow, record
 from tests.resilience.conftest import SAMPLE_SESSION
 
 pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience-security")]

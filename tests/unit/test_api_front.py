@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from magic8.local.api_front import ApiFront, apigw_event, response_body
+from magic8_dev.local.api_front import ApiFront, apigw_event, response_body
 
 
 class Recorder:

@@ -20,7 +20,7 @@ from magic8.ifd.baselines import (
     tod_bucket,
     trading_day,
 )
-from tests.ifd_support import session_start, window
+from tests.factories import session_start, window
 
 
 def weekdays(start: date, n: int) -> list[str]:

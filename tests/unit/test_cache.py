@@ -12,6 +12,7 @@ from magic8.domain.cache import (
 )
 from magic8.domain.market import MarketSnapshot
 from magic8.domain.trades import TradeRequest
+from tests.factories import trade
 
 
 class FakeClock:
@@ -20,20 +21,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.t
-
-
-def trade(**over: object) -> TradeRequest:
-    base: dict[str, object] = {
-        "strategy": "Butterfly",
-        "symbol": "SPX",
-        "premium": 24.82,
-        "predicted_price": 5855,
-        "strikes": [5905, 5855, 5805],
-        "action": "BUY",
-        "quantity": 1,
-    }
-    base.update(over)
-    return TradeRequest.model_validate(base)
 
 
 def test_entries_expire_after_ttl_on_the_injected_clock() -> None:

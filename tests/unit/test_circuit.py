@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from magic8.domain.circuit import CircuitBreaker, CircuitOpenError, CircuitState
+from magic8.adapters.circuit import CircuitBreaker, CircuitOpenError, CircuitState
 
 
 class FakeClock:

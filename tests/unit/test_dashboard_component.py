@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from magic8.dashboard import STATIC_DIR, config_payload, render_config_js
-from magic8.local.dashboard_component import DashboardComponent, DashboardServer
+from magic8_dev.dashboard import STATIC_DIR, config_payload, render_config_js
+from magic8_dev.local.dashboard_component import DashboardComponent, DashboardServer
 
 
 class _Upstream(BaseHTTPRequestHandler):
@@ -139,7 +139,7 @@ def test_proxy_reports_an_unreachable_api_as_502(tmp_path: Path) -> None:
 def test_component_publishes_its_url_and_reads_facts_late(
     upstream: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from magic8.local.context import LocalContext
+    from magic8_dev.local.context import LocalContext
 
     monkeypatch.setenv("MAGIC8_DASHBOARD_PORT", "0")
     ctx: Any = LocalContext(aws=None, resources=None, api_key="k")  # type: ignore[arg-type]
@@ -168,7 +168,7 @@ def test_config_helpers_for_the_aws_deployment() -> None:
 
 
 def test_replayed_session_dates_tell_the_page_where_signals_are(tmp_path: Path) -> None:
-    from magic8.dashboard import replay_signals_range
+    from magic8_dev.dashboard import replay_signals_range
 
     session = tmp_path / "session"
     for day in ("day-2025-09-15", "day-2025-09-24", "not-a-day", "day-garbage"):
@@ -181,7 +181,7 @@ def test_replayed_session_dates_tell_the_page_where_signals_are(tmp_path: Path) 
     srv = DashboardServer(("127.0.0.1", 0), STATIC_DIR, api_url="http://127.0.0.1:9")
     try:
         assert "signalsFrom" not in srv.config()
-        from magic8.local.context import LocalContext
+        from magic8_dev.local.context import LocalContext
 
         ctx: Any = LocalContext(aws=None, resources=None)  # type: ignore[arg-type]
         ctx.facts["flow_replay"] = str(session)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from magic8.cli import main
-from magic8.flow.generator import SessionParams, generate_session
+from magic8_dev.cli import main
+from magic8_dev.flow.generator import SessionParams, generate_session
 
 SEEDS = (31, 32)
 

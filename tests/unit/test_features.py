@@ -11,7 +11,9 @@ from magic8.domain import features as F
 from magic8.domain.market import SNAPSHOT_BAR_WINDOW, Bar, MarketSnapshot
 from magic8.domain.pricing import STRATEGY_ORDER
 from magic8.domain.trades import TradeRequest
-from magic8.ml import data as D
+from magic8_dev.ml import data as D
+from tests.factories import IRON_CONDOR
+from tests.factories import trade as make_trade
 
 
 @pytest.fixture(scope="module")
@@ -105,14 +107,7 @@ def test_batch_rows_equal_single_rows(generated: tuple[D.Market, D.Dataset]) -> 
 
 def test_strike_order_does_not_matter() -> None:
     ctx = _flat_context()
-    a = TradeRequest(
-        strategy="Iron Condor",
-        symbol="SPX",
-        premium=0.65,
-        predicted_price=5855,
-        strikes=[5880, 5875, 5835, 5830],
-        action="SELL",
-    )
+    a = make_trade(IRON_CONDOR)
     b = _with(a, {"strikes": [5835, 5880, 5830, 5875]})
     x = F.build_features([a, b], [ctx, ctx])
     np.testing.assert_array_equal(x[0], x[1])

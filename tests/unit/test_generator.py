@@ -10,11 +10,16 @@ import databento as db
 import pandas as pd
 import pytest
 
-from magic8.cli import main
-from magic8.flow.generator import SessionParams, direction_of, generate_mbo_file, generate_session
 from magic8.flow.instruments import instruments_from_ndarray
+from magic8_dev.cli import main
+from magic8_dev.flow.generator import (
+    SessionParams,
+    direction_of,
+    generate_mbo_file,
+    generate_session,
+)
 
-SAMPLE = Path(__file__).resolve().parents[2] / "layers/shared/magic8/data/sessions/sample"
+SAMPLE = Path(__file__).resolve().parents[2] / "layers/shared/magic8_dev/data/sessions/sample"
 
 
 def _df(path: Path) -> pd.DataFrame:

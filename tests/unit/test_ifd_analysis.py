@@ -11,9 +11,9 @@ import pytest
 from magic8.ifd.analysis import AnalysisConfig, WindowLite, analyze
 from magic8.ifd.baselines import BaselineStats, Estimate
 from magic8.ifd.detector import IfdConfig
-from magic8.ifd.evaluate import Replayed, make_detector, run_windows, window_groups
 from magic8.ifd.signals import Signal, make_signal_id
-from tests.ifd_support import merge, one_sided, quiet_windows, session_start, window
+from magic8_dev.ifd.evaluate import Replayed, make_detector, run_windows, window_groups
+from tests.factories import merge, one_sided, quiet_windows, session_start, window
 
 T0 = session_start("2025-09-16")
 WARM = BaselineStats(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from magic8.local.kinesis_poller import EventSourceConfig, KinesisEventSourceEmulator
+from magic8_dev.local.kinesis_poller import EventSourceConfig, KinesisEventSourceEmulator
 
 
 class FakeKinesis:

@@ -8,18 +8,21 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from magic8.adapters.xgb_native import load_hierarchy
 from magic8.domain import features as F
 from magic8.domain.market import Bar, MarketSnapshot
 from magic8.domain.model import ModelHierarchy, model_keys
 from magic8.domain.trades import TradeRequest
 from magic8.settings import DEFAULT_MODEL_DIR
+from tests.factories import IRON_CONDOR as IRON_CONDOR_BODY
+from tests.factories import trade
 
 NOW = datetime(2025, 3, 14, 17, 0, tzinfo=UTC)  # 13:00 ET, a Friday
 
 
 @pytest.fixture(scope="module")
 def hierarchy() -> ModelHierarchy:
-    return ModelHierarchy.load(DEFAULT_MODEL_DIR)
+    return load_hierarchy(DEFAULT_MODEL_DIR)
 
 
 def _with(trade: TradeRequest, update: dict[str, object]) -> TradeRequest:
@@ -47,22 +50,8 @@ def spx() -> F.MarketContext:
     )
 
 
-BUTTERFLY = TradeRequest(
-    strategy="Butterfly",
-    symbol="SPX",
-    premium=24.82,
-    predicted_price=5855,
-    strikes=[5905, 5855, 5805],
-    action="BUY",
-)
-IRON_CONDOR = TradeRequest(
-    strategy="Iron Condor",
-    symbol="SPX",
-    premium=0.65,
-    predicted_price=5855,
-    strikes=[5880, 5875, 5835, 5830],
-    action="SELL",
-)
+BUTTERFLY = trade()
+IRON_CONDOR = trade(IRON_CONDOR_BODY)
 
 
 def _p(h: ModelHierarchy, ctx: F.MarketContext, *trades: TradeRequest) -> list[float]:

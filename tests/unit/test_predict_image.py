@@ -1,4 +1,4 @@
-"""The predict (and monitor) container image installs only functions/predict/requirements.txt.
+"""The predict (and monitor) container image installs only functions/requirements.txt.
 
 No Docker engine here, so check what the image relies on: in a fresh process where every
 third-party package outside that requirement closure is made unimportable (as in the
@@ -15,7 +15,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from magic8.benchmarks.predict import image_distributions
+from magic8_dev.benchmarks.predict import image_distributions
+from tests.factories import IRON_CONDOR, apigw_event, trade_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,13 +48,14 @@ SCRIPT = textwrap.dedent(
     import contextlib, io
 
     import functions.monitor.handler  # same image, CMD override
-    import functions.predict.handler as ph
+    import functions.predict.handler
+    import functions.predict.deps as ph
     import magic8.adapters.history_dynamo, magic8.adapters.market_dynamo
     from functions.predict.settings import ApiSettings
     from magic8.domain.market import Bar, MarketSnapshot
     from magic8.domain.model import ModelHierarchy
+    from magic8.adapters.xgb_native import load_hierarchy
     from magic8.domain.service import PredictionService
-    from magic8.local.api_front import LambdaContext, apigw_event
     from magic8.settings import DEFAULT_MODEL_DIR
 
     now = datetime.now(UTC)
@@ -71,16 +73,20 @@ SCRIPT = textwrap.dedent(
             pass
 
     def factory(settings):
-        return PredictionService(Market(), ModelHierarchy.load(DEFAULT_MODEL_DIR), None)
+        return PredictionService(Market(), load_hierarchy(DEFAULT_MODEL_DIR), None)
 
     handler = ph.build_handler(ApiSettings(), factory)
-    body = {"requests": [
-        {"strategy": "Butterfly", "symbol": "SPX", "premium": 24.82, "predicted_price": 5855,
-         "strikes": [5905, 5855, 5805], "action": "BUY"},
-        {"strategy": "Iron Condor", "symbol": "SPX", "premium": 0.65, "predicted_price": 5855,
-         "strikes": [5880, 5875, 5835, 5830], "action": "SELL"}]}
-    event = apigw_event("POST", "/predict/batch", json.dumps(body),
-                        {"content-type": "application/json"})
+    event = json.loads(sys.argv[2])  # built outside: the image carries no tooling
+
+    class LambdaContext:
+        function_name = "magic8-predict"
+        function_version = "$LATEST"
+        memory_limit_in_mb = 1024
+        aws_request_id = "image-test"
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:magic8-predict"
+        def get_remaining_time_in_millis(self):
+            return 30_000
+
     with contextlib.redirect_stdout(io.StringIO()):
         resp = handler(event, LambdaContext())
     print(json.dumps({"status": resp["statusCode"], "body": json.loads(resp["body"]),
@@ -89,12 +95,20 @@ SCRIPT = textwrap.dedent(
 )
 
 
+BATCH_EVENT = apigw_event(
+    "POST",
+    "/predict/batch",
+    json.dumps({"requests": [trade_dict(), trade_dict(IRON_CONDOR)]}),
+    {"content-type": "application/json"},
+)
+
+
 def test_handlers_run_with_only_the_image_packages() -> None:
     closure = image_distributions()
     assert {"fastapi", "mangum", "xgboost-cpu", "numpy", "boto3"} <= closure
     assert "pandas" not in closure and "scikit-learn" not in closure
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, json.dumps(sorted(closure))],
+        [sys.executable, "-c", SCRIPT, json.dumps(sorted(closure)), json.dumps(BATCH_EVENT)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -112,7 +126,7 @@ def test_handlers_run_with_only_the_image_packages() -> None:
 
 
 def test_dockerfile_copies_existing_paths_and_runs_the_handler() -> None:
-    text = (ROOT / "functions/predict/Dockerfile").read_text()
+    text = (ROOT / "functions/Dockerfile").read_text()
     for src in re.findall(r"^COPY\s+(\S+)\s", text, flags=re.MULTILINE):
         assert (ROOT / src).exists(), src
     assert 'CMD ["functions.predict.handler.handler"]' in text

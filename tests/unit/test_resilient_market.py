@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from magic8.domain.circuit import CircuitBreaker, CircuitState
+from magic8.adapters.circuit import CircuitBreaker, CircuitState
+from magic8.adapters.resilient_market import ResilientMarketRepository
 from magic8.domain.market import MarketSnapshot
-from magic8.domain.resilient_market import ResilientMarketRepository
 
 T0 = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 

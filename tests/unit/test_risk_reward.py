@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from magic8.domain.risk_reward import analyze, infer_vertical_type, risk_reward_for
 from magic8.domain.trades import Action, Strategy, TradeRequest
+from tests.factories import trade
 
 
 def c(s: np.ndarray, k: float) -> np.ndarray:
@@ -189,17 +190,7 @@ def test_strike_order_does_not_matter() -> None:
 
 
 def test_quantity_scales_dollars_not_points() -> None:
-    t = TradeRequest.model_validate(
-        {
-            "strategy": "Butterfly",
-            "symbol": "SPX",
-            "premium": 24.82,
-            "predicted_price": 5855,
-            "strikes": [5905, 5855, 5805],
-            "action": "BUY",
-            "quantity": 3,
-        }
-    )
+    t = trade(quantity=3)
     d = risk_reward_for(t).to_dict()
     assert d["max_loss_points"] == pytest.approx(24.82)
     assert d["max_loss"] == pytest.approx(24.82 * 100 * 3)

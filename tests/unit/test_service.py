@@ -22,6 +22,8 @@ from magic8.domain.service import (
     ServiceConfig,
 )
 from magic8.domain.trades import TradeRequest
+from tests.factories import BUTTERFLY
+from tests.factories import IRON_CONDOR as CONDOR
 
 NOW = datetime(2026, 1, 6, 16, 2, 30, tzinfo=UTC)  # 11:02:30 ET, a Tuesday
 
@@ -175,26 +177,6 @@ def make(
         features=feats,
     )
     return svc, market, history, feats, clocks, model
-
-
-BUTTERFLY = {
-    "strategy": "Butterfly",
-    "symbol": "SPX",
-    "premium": 24.82,
-    "predicted_price": 5855,
-    "strikes": [5905, 5855, 5805],
-    "action": "BUY",
-    "quantity": 1,
-}
-CONDOR = {
-    "strategy": "Iron Condor",
-    "symbol": "SPX",
-    "premium": 0.65,
-    "predicted_price": 5855,
-    "strikes": [5880, 5875, 5835, 5830],
-    "action": "SELL",
-    "quantity": 1,
-}
 
 
 def t(base: dict[str, Any] = BUTTERFLY, **over: Any) -> TradeRequest:

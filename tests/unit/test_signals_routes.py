@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from functions.predict.signals_routes import get_signal_store, router
 from magic8.ifd.analysis import WindowLite, analyze
 from magic8.ifd.baselines import BaselineStats, Estimate
-from magic8.ifd.memory import MemorySignalStore
 from magic8.ifd.signals import Signal
-from tests.ifd_support import session_start, window
+from magic8_dev.ifd.memory import MemorySignalStore
+from tests.factories import session_start, window
 
 WARM = BaselineStats(Estimate(2.0, 0.64, 100), Estimate(0.0, 0.36, 100), 20, 500, False)
 

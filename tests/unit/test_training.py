@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from magic8.adapters.xgb_native import load_hierarchy
 from magic8.domain import features as F
-from magic8.domain.model import ModelHierarchy
 from magic8.domain.pricing import STRATEGY_ORDER
-from magic8.ml import data as D
-from magic8.ml import train as T
-from magic8.ml.magic8_csv import load_csv_dataset
+from magic8_dev.ml import data as D
+from magic8_dev.ml import train as T
+from magic8_dev.ml.magic8_csv import load_csv_dataset
 
 pytestmark = pytest.mark.xdist_group("training")
 
@@ -53,7 +53,7 @@ def test_fast_training_via_cli_writes_native_artifacts(tmp_path: Path) -> None:
     assert manifest["elapsed_s"]["total"] > 0
     report = (out / "report.md").read_text()
     assert "logreg" in report and "Brier" in report
-    h = ModelHierarchy.load(out)
+    h = load_hierarchy(out)
     assert h.version == manifest["version"]
 
 
@@ -115,11 +115,11 @@ def test_csv_export_trains_through_the_same_pipeline(tmp_path: Path) -> None:
     manifest = T.train(out, csv=csv, cfg=T.Config.fast(), report=False, progress=False)
     assert manifest["data"]["source"] == "csv:magic8_export.csv"
     assert (out / "default.ubj").exists()
-    assert ModelHierarchy.load(out).feature_names == F.FEATURE_NAMES
+    assert load_hierarchy(out).feature_names == F.FEATURE_NAMES
 
 
 def test_csv_bars_use_only_the_past() -> None:
-    from magic8.ml.magic8_csv import _bars_from_prices, _windows
+    from magic8_dev.ml.magic8_csv import _bars_from_prices, _windows
 
     open_ts = F.session_open_utc(datetime(2025, 3, 14).date()).timestamp()
     ts = open_ts + np.array([60, 180, 240, 960], dtype=np.float64)  # 9:31 9:33 9:34 9:46

@@ -1,6 +1,6 @@
 """Definitions of the AWS resources magic8 uses.
 
-The CDK app (infra/) and the local runtime (magic8.local.provision) both build their
+The CDK app (infra/) and the local runtime (magic8_dev.local.provision) both build their
 tables, stream, topic and queues from these definitions, so the two cannot drift.
 Logical names are stable; physical names are chosen by CDK in AWS and by
 `local_name()` on the embedded default.

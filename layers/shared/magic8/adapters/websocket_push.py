@@ -1,7 +1,7 @@
 """Deliver WebSocket messages through API Gateway's Management API (post_to_connection).
 
 In AWS the endpoint is https://{api-id}.execute-api.{region}.amazonaws.com/{stage}; on the
-embedded default the local WebSocket server (magic8.local.monitor_timer) serves the same
+embedded default the local WebSocket server (magic8_dev.local.monitor_timer) serves the same
 API (POST /@connections/{id}), so this one adapter is used in both places.
 GoneException (410) means the client left: post() returns False and the caller deletes it.
 """

@@ -4,7 +4,7 @@ A row = market part (per symbol, from 5-minute bars and VIX bars; computed once 
 symbol per batch) + temporal part (from the trade's time) + trade part (strategy, action,
 premium, strikes, predicted price, short/long-term targets), all vectorised with numpy.
 
-Training (magic8.ml.data) calls the same lower-level functions this module's
+Training (magic8_dev.ml.data) calls the same lower-level functions this module's
 ``build_features`` calls: ``market_features_batch`` on bar windows and ``assemble`` on
 ``TradeArrays``; tests prove a snapshot-built serve-time row equals the training row.
 

@@ -1,8 +1,9 @@
 """The serve-time model hierarchy: native XGBoost boosters + manifest.json.
 
-The boosters are XGBoost models run by the XGBoost library through its C API
-(magic8.domain.xgb_native: the same prediction function as xgboost.Booster.inplace_predict,
-without importing the xgboost Python package and the scipy it imports at cold start).
+The boosters are XGBoost models behind the `Booster` port; the composition roots pass
+magic8.adapters.xgb_native.NativeBooster (the XGBoost library through its C API: the same
+prediction function as xgboost.Booster.inplace_predict, without importing the xgboost
+Python package and the scipy it imports at cold start). Tooling may pass xgboost.Booster.
 
 Each row is answered by the most specific model the manifest holds for it:
 ``symbol_strategy:<SYMBOL>:<Strategy>`` -> ``symbol:<SYMBOL>`` -> ``strategy:<Strategy>``
@@ -14,16 +15,24 @@ strategy; an optional calibration map (JSON x/y arrays, isotonic) is applied whe
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from magic8.domain.xgb_native import NativeBooster
-
 MANIFEST = "manifest.json"
+
+
+class Booster(Protocol):
+    """What the hierarchy needs of a loaded XGBoost model."""
+
+    def set_param(self, params: dict[str, Any]) -> None: ...
+    def inplace_predict(self, x: np.ndarray) -> np.ndarray: ...
+
+
+BoosterLoader = Callable[[Path], Booster]
 
 
 class ModelAnswer(NamedTuple):
@@ -49,7 +58,7 @@ def model_keys(symbol: str, strategy: str) -> tuple[str, str, str, str]:
 @dataclass
 class _Entry:
     key: str
-    booster: NativeBooster
+    booster: Booster
     threshold: float
     thresholds_by_strategy: dict[str, float]
     calibration: tuple[np.ndarray, np.ndarray] | None = None
@@ -64,12 +73,14 @@ class ModelHierarchy:
     _route: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, model_dir: Path) -> ModelHierarchy:
+    def load(cls, model_dir: Path, load_booster: BoosterLoader) -> ModelHierarchy:
+        """The hierarchy in `model_dir` (manifest.json + native model files), each model
+        loaded by `load_booster` (e.g. magic8.adapters.xgb_native.NativeBooster)."""
         model_dir = Path(model_dir)
         manifest = json.loads((model_dir / MANIFEST).read_text())
         entries: dict[str, _Entry] = {}
         for key, spec in manifest["models"].items():
-            booster = NativeBooster(model_dir / spec["file"])
+            booster = load_booster(model_dir / spec["file"])
             booster.set_param({"nthread": 1})
             cal = spec.get("calibration")
             entries[key] = _Entry(

@@ -512,39 +512,3 @@ class PredictionService:
             "totals": self.totals.to_dict(),
             "caches": self.caches.stats(),
         }
-
-
-def build_default_service(settings: Any) -> PredictionService:
-    """Composition root: the service on the real adapters and the real model.
-
-    `settings` is an entry point's settings (ApiSettings, MonitorSettings, ...): it needs
-    market_table, history_table and model_dir; service_config() and history_ttl_days are
-    used when present. The adapters are imported here, when called, so that importing
-    magic8.domain never imports boto3.
-    """
-    from magic8.adapters.aws import client
-    from magic8.adapters.history_dynamo import DynamoHistoryRepository
-    from magic8.adapters.market_dynamo import DynamoMarketRepository
-    from magic8.domain.circuit import CircuitBreaker
-    from magic8.domain.model import ModelHierarchy
-    from magic8.domain.resilient_market import ResilientMarketRepository
-
-    make_config = getattr(settings, "service_config", None)
-    config = make_config() if callable(make_config) else ServiceConfig()
-    history = DynamoHistoryRepository(
-        settings.history_table, ttl_days=float(getattr(settings, "history_ttl_days", 14.0))
-    )
-    return PredictionService(
-        # a failing market table degrades answers to the last good (stale) snapshots
-        market_repo=ResilientMarketRepository(
-            DynamoMarketRepository(settings.market_table, ddb=client("dynamodb", fast=True)),
-            CircuitBreaker(
-                "market-data",
-                failure_threshold=int(getattr(settings, "market_circuit_failures", 3)),
-                reset_timeout_s=float(getattr(settings, "market_circuit_reset_s", 15.0)),
-            ),
-        ),
-        model=ModelHierarchy.load(settings.model_dir),
-        history_repo=history,
-        config=config,
-    )

@@ -28,7 +28,7 @@ DEFAULT_PSI_THRESHOLD = 0.25
 DEFAULT_MIN_SAMPLES = 50
 # Keys tried, in order, for the per-feature distributions in the manifest.
 MANIFEST_KEYS: tuple[str, ...] = (
-    "drift",  # magic8.ml.train.drift_summary: {name: {edges (inner), expected, nan_share}}
+    "drift",  # magic8_dev.ml.train.drift_summary: {name: {edges (inner), expected, nan_share}}
     "feature_distributions",
     "feature_bins",
     "drift_reference",
@@ -109,7 +109,7 @@ def parse_manifest(manifest: Mapping[str, Any]) -> dict[str, FeatureDistribution
         if edges is None or props is None or len(props) < 2:
             continue  # absent, or a constant feature (one bin): nothing to compare
         full = [float(e) for e in edges]
-        if len(full) == len(props) - 1:  # inner edges only (magic8.ml.train)
+        if len(full) == len(props) - 1:  # inner edges only (magic8_dev.ml.train)
             full = [-math.inf, *full, math.inf]
         nan_share = spec.get("nan_share")
         out[str(name)] = FeatureDistribution(

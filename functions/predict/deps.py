@@ -1,0 +1,56 @@
+"""Composition root of λ predict: settings -> the FastAPI app on the real adapters, behind
+Mangum, with the Powertools logger and metrics around it."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from mangum import Mangum
+
+from functions.predict.app import ServiceFactory, create_app
+from functions.predict.settings import ApiSettings
+from magic8.observability import get_logger, get_metrics
+
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+# batch_metrics key -> (metric name, unit)
+BATCH_METRICS: dict[str, tuple[str, MetricUnit]] = {
+    "prediction_hits": ("PredictionCacheHits", MetricUnit.Count),
+    "feature_hits": ("FeatureCacheHits", MetricUnit.Count),
+    "market_data_fetches": ("MarketDataReads", MetricUnit.Count),
+    "elapsed_ms": ("BatchLatency", MetricUnit.Milliseconds),
+}
+
+
+def build_handler(
+    settings: ApiSettings | None = None, service_factory: ServiceFactory | None = None
+) -> LambdaHandler:
+    """The decorated Lambda handler around a fresh app (service_factory: tests and
+    benchmarks inject one; default the real adapters)."""
+    settings = settings or ApiSettings()
+    logger = get_logger("predict")
+    metrics = get_metrics("predict")
+    # /health and rejected requests add no metrics: that is expected, not worth a warning
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+    def observe(n: int, batch_metrics: dict[str, Any]) -> None:
+        metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=n)
+        for key, (name, unit) in BATCH_METRICS.items():
+            metrics.add_metric(name=name, unit=unit, value=batch_metrics[key])
+        if batch_metrics.get("errors"):
+            metrics.add_metric(name="DegradedBatches", unit=MetricUnit.Count, value=1)
+            logger.warning("degraded batch", extra={"errors": batch_metrics["errors"]})
+
+    asgi = Mangum(create_app(settings, service_factory, observer=observe), lifespan="off")
+
+    def invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        # a plain function: Mangum objects have no __name__, which the decorators need
+        return asgi(event, context)
+
+    decorated: LambdaHandler = logger.inject_lambda_context(
+        metrics.log_metrics(invoke, raise_on_empty_metrics=False)
+    )
+    return decorated

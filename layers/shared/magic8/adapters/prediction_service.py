@@ -1,0 +1,39 @@
+"""The prediction service on the real adapters and the real model (the composition shared
+by the predict and monitor functions, which read the same tables)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from magic8.adapters.aws import client
+from magic8.adapters.circuit import CircuitBreaker
+from magic8.adapters.history_dynamo import DynamoHistoryRepository
+from magic8.adapters.market_dynamo import DynamoMarketRepository
+from magic8.adapters.resilient_market import ResilientMarketRepository
+from magic8.adapters.xgb_native import load_hierarchy
+from magic8.domain.service import PredictionService, ServiceConfig
+
+
+def build_prediction_service(settings: Any) -> PredictionService:
+    """`settings` is an entry point's settings (ApiSettings, MonitorSettings, ...): it needs
+    market_table, history_table and model_dir; service_config(), history_ttl_days and the
+    market circuit settings are used when present."""
+    make_config = getattr(settings, "service_config", None)
+    config = make_config() if callable(make_config) else ServiceConfig()
+    history = DynamoHistoryRepository(
+        settings.history_table, ttl_days=float(getattr(settings, "history_ttl_days", 14.0))
+    )
+    return PredictionService(
+        # a failing market table degrades answers to the last good (stale) snapshots
+        market_repo=ResilientMarketRepository(
+            DynamoMarketRepository(settings.market_table, ddb=client("dynamodb", fast=True)),
+            CircuitBreaker(
+                "market-data",
+                failure_threshold=int(getattr(settings, "market_circuit_failures", 3)),
+                reset_timeout_s=float(getattr(settings, "market_circuit_reset_s", 15.0)),
+            ),
+        ),
+        model=load_hierarchy(settings.model_dir),
+        history_repo=history,
+        config=config,
+    )

@@ -1,3 +1,0 @@
-from magic8.resilience.cli import main
-
-raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Tooling around NQ options flow: the labelled-session generator and the replay CLI."""

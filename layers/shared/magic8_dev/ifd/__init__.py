@@ -1,0 +1,1 @@
+"""Tooling around IFD: offline evaluation on labelled sessions and in-memory ports."""

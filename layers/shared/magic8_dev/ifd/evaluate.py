@@ -1,0 +1,332 @@
+"""`magic8 evaluate-ifd [SESSION_DIR...] [--signals OUT.jsonl]`: score IFD on labelled sessions.
+
+Each session (DESIGN.md labelled-session format: `day-YYYY-MM-DD/` folders of DBN files
+plus `truth.json`) is replayed day by day, in date order, through the gateway's own
+ingestion path (magic8.flow: FlowIngest + PressureAggregator over the real DBN files) and
+the IFD detector with in-memory stores; baselines carry over from day to day. Windows are
+handed to the detector grouped by window end, the way the gateway emits them when a
+5-minute window closes.
+
+Scoring (DESIGN.md): an alert is a hit when it names an episode's option type and one of
+its strikes, with the episode's direction, at a time (its window end) within
+[start - 5 min, end + 10 min]; every other alert is false. Recall counts episodes with at
+least one hit; latency is first hit time - episode start. Scenarios: each episode's
+(aggressor, calls/puts, single strike/cluster); a false alert is attributed to the
+episode it mis-named (wrong direction at its strikes and time), else to the market-maker
+bait it overlaps (mm_straddle, mm_strangle), else to "quiet".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+from magic8.domain.flow import PressureWindow
+from magic8.ifd.analysis import AnalysisConfig
+from magic8.ifd.detector import IfdConfig, IfdDetector
+from magic8.ifd.signals import AlertDispatcher, Signal, SignalPolicy
+from magic8.settings import REPO_ROOT
+from magic8_dev.ifd.memory import (
+    ListPublisher,
+    MemoryBaselineStore,
+    MemoryRateLimiter,
+    MemorySignalStore,
+    MemoryWindowStore,
+    OnceDispatch,
+)
+
+DEFAULT_SESSION = REPO_ROOT / "layers" / "shared" / "magic8_dev" / "data" / "sessions" / "sample"
+BEFORE = timedelta(minutes=5)
+AFTER = timedelta(minutes=10)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "sessions",
+        nargs="*",
+        type=Path,
+        help=f"labelled session folders (default: the shipped sample, {DEFAULT_SESSION})",
+    )
+    parser.add_argument("--signals", type=Path, help="write every signal as JSON lines here")
+    parser.add_argument("--store-threshold", type=float, default=SignalPolicy.store_threshold)
+    parser.add_argument("--alert-threshold", type=float, default=SignalPolicy.alert_threshold)
+    parser.add_argument("--max-alerts-per-hour", type=int, default=SignalPolicy.max_alerts_per_hour)
+
+
+# -- replay -----------------------------------------------------------------------------
+
+
+def day_dirs(session: Path) -> list[Path]:
+    days = sorted(p for p in session.iterdir() if p.is_dir() and p.name.startswith("day-"))
+    if not days:
+        raise FileNotFoundError(f"{session}: no day-YYYY-MM-DD folders")
+    return days
+
+
+def replay_day(day_dir: Path) -> list[PressureWindow]:
+    """The day's pressure windows, from its DBN files, by the gateway's aggregator."""
+    from magic8.flow.aggregator import PressureAggregator
+    from magic8.flow.ingest import FlowIngest
+    from magic8.flow.replay import replay
+
+    windows: list[PressureWindow] = []
+    ingest = FlowIngest(
+        PressureAggregator(source="replay", track_keys=False), on_windows=windows.extend
+    )
+    replay([day_dir], ingest, source="replay")
+    return windows
+
+
+def window_groups(windows: Iterable[PressureWindow]) -> list[list[PressureWindow]]:
+    """Windows grouped by window end (emission time), in time order."""
+    ordered = sorted(windows, key=lambda w: (w.window_end, w.instrument_id))
+    return [list(g) for _, g in groupby(ordered, key=lambda w: w.window_end)]
+
+
+@dataclass
+class Replayed:
+    signals: list[Signal] = field(default_factory=list)
+    windows: int = 0
+    alerts_published: int = 0
+    rate_limited: int = 0
+
+
+def make_detector(config: IfdConfig) -> tuple[IfdDetector, ListPublisher, MemoryRateLimiter]:
+    publisher = ListPublisher()
+    limiter = MemoryRateLimiter()
+    dispatcher = AlertDispatcher(publisher, limiter, config.policy)
+    detector = IfdDetector(
+        MemoryBaselineStore(),
+        MemoryWindowStore(),
+        MemorySignalStore(),
+        OnceDispatch(dispatcher.dispatch),
+        config,
+    )
+    return detector, publisher, limiter
+
+
+def run_windows(
+    detector: IfdDetector, groups: Iterable[Sequence[PressureWindow]], out: Replayed
+) -> None:
+    for group in groups:
+        detector.observe(group)
+        for w in group:
+            outcome = detector.handle(w)
+            out.windows += 1
+            if outcome.signal is not None:
+                out.signals.append(outcome.signal)
+
+
+def replay_session(session: Path, config: IfdConfig) -> Replayed:
+    detector, publisher, limiter = make_detector(config)
+    out = Replayed()
+    for day in day_dirs(session):
+        run_windows(detector, window_groups(replay_day(day)), out)
+    out.alerts_published = len(publisher.alerts)
+    out.rate_limited = sum(limiter.excess.values())
+    return out
+
+
+# -- scoring ------------------------------------------------------------------------------
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def episode_scenario(ep: dict[str, Any]) -> str:
+    kind = "calls" if ep["option_type"] == "C" else "puts"
+    shape = "single" if len(ep["strikes"]) == 1 else "cluster"
+    return f"{ep['aggressor']} {kind} {shape} ({ep['direction']})"
+
+
+def _near(ep: dict[str, Any], s: Signal) -> bool:
+    t = s.window_end
+    return _ts(ep["start"]) - BEFORE <= t <= _ts(ep["end"]) + AFTER and any(
+        abs(float(k) - s.strike) < 1e-6 for k in ep.get("strikes") or [ep.get("strike")]
+    )
+
+
+def is_hit(ep: dict[str, Any], s: Signal) -> bool:
+    return s.option_type == ep["option_type"] and s.direction == ep["direction"] and _near(ep, s)
+
+
+def score(truth: dict[str, Any], alerts: Sequence[Signal]) -> dict[str, Any]:
+    episodes = truth.get("episodes", [])
+    bait = truth.get("bait", [])
+    per: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"episodes": 0, "detected": 0, "alerts": 0, "hits": 0, "false": 0, "lat": []}
+    )
+    first_hit: dict[int, datetime] = {}
+    for ep in episodes:
+        per[episode_scenario(ep)]["episodes"] += 1
+    hits = 0
+    for s in alerts:
+        matched = [i for i, ep in enumerate(episodes) if is_hit(ep, s)]
+        if matched:
+            hits += 1
+            per[episode_scenario(episodes[matched[0]])]["alerts"] += 1
+            per[episode_scenario(episodes[matched[0]])]["hits"] += 1
+            for i in matched:
+                if i not in first_hit or s.window_end < first_hit[i]:
+                    first_hit[i] = s.window_end
+            continue
+        wrong = next(
+            (ep for ep in episodes if ep["option_type"] == s.option_type and _near(ep, s)), None
+        )
+        if wrong is not None:
+            scenario = episode_scenario(wrong)
+        else:
+            b = next(
+                (
+                    b
+                    for b in bait
+                    if s.option_type in b.get("option_types", ["C", "P"]) and _near(b, s)
+                ),
+                None,
+            )
+            scenario = b["kind"] if b is not None else "quiet"
+        per[scenario]["alerts"] += 1
+        per[scenario]["false"] += 1
+    for i, ep in enumerate(episodes):
+        if i in first_hit:
+            sc = per[episode_scenario(ep)]
+            sc["detected"] += 1
+            sc["lat"].append((first_hit[i] - _ts(ep["start"])).total_seconds())
+    for b in bait:
+        per[b["kind"]].setdefault("events", 0)
+        per[b["kind"]]["events"] = per[b["kind"]].get("events", 0) + 1
+
+    def finish(d: dict[str, Any]) -> dict[str, Any]:
+        lat = d.pop("lat")
+        out = dict(d)
+        if d["episodes"]:
+            out["recall"] = round(d["detected"] / d["episodes"], 4)
+        else:
+            for k in ("episodes", "detected"):
+                out.pop(k)
+        out["precision"] = round(d["hits"] / d["alerts"], 4) if d["alerts"] else None
+        out["false_alert_rate"] = round(d["false"] / d["alerts"], 4) if d["alerts"] else 0.0
+        if lat:
+            out["latency_s"] = {
+                "mean": round(statistics.fmean(lat), 1),
+                "median": round(statistics.median(lat), 1),
+                "max": round(max(lat), 1),
+            }
+        return out
+
+    all_lat = [x for d in per.values() for x in d["lat"]]
+    overall = {
+        "episodes": len(episodes),
+        "detected": len(first_hit),
+        "recall": round(len(first_hit) / len(episodes), 4) if episodes else None,
+        "alerts": len(alerts),
+        "hits": hits,
+        "false": len(alerts) - hits,
+        "precision": round(hits / len(alerts), 4) if alerts else None,
+        "false_alert_rate": round((len(alerts) - hits) / len(alerts), 4) if alerts else 0.0,
+        "latency_s": (
+            {
+                "mean": round(statistics.fmean(all_lat), 1),
+                "median": round(statistics.median(all_lat), 1),
+                "max": round(max(all_lat), 1),
+            }
+            if all_lat
+            else None
+        ),
+        "bait_events": len(bait),
+    }
+    return {"overall": overall, "scenarios": {k: finish(v) for k, v in sorted(per.items())}}
+
+
+def combine(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Overall counts across sessions (latency: episode-weighted mean, max)."""
+    keys = ("episodes", "detected", "alerts", "hits", "false", "bait_events")
+    tot = {k: sum(r["overall"][k] for r in reports) for k in keys}
+    lats = [r["overall"]["latency_s"] for r in reports if r["overall"]["latency_s"]]
+    return {
+        **tot,
+        "recall": round(tot["detected"] / tot["episodes"], 4) if tot["episodes"] else None,
+        "precision": round(tot["hits"] / tot["alerts"], 4) if tot["alerts"] else None,
+        "false_alert_rate": round(tot["false"] / tot["alerts"], 4) if tot["alerts"] else 0.0,
+        "latency_s": {
+            "mean": round(statistics.fmean(x["mean"] for x in lats), 1),
+            "max": max(x["max"] for x in lats),
+        }
+        if lats
+        else None,
+    }
+
+
+def evaluate(
+    sessions: Sequence[Path], config: IfdConfig | None = None
+) -> tuple[dict[str, Any], list[Signal]]:
+    config = config or IfdConfig()
+    reports: list[dict[str, Any]] = []
+    all_signals: list[Signal] = []
+    for session in sessions:
+        truth = json.loads((session / "truth.json").read_text())
+        replayed = replay_session(session, config)
+        alerts = [s for s in replayed.signals if s.alerted]
+        report = score(truth, alerts)
+        report["session"] = str(session)
+        report["windows"] = replayed.windows
+        report["signals_stored"] = len(replayed.signals)
+        report["alerts_rate_limited"] = replayed.rate_limited
+        report["alerts_continuation"] = sum(
+            1 for s in replayed.signals if s.alert_status == "continuation"
+        )
+        reports.append(report)
+        all_signals.extend(replayed.signals)
+    result: dict[str, Any] = {
+        "overall": combine(reports),
+        "sessions": reports,
+        "config": {
+            "store_threshold": config.policy.store_threshold,
+            "alert_threshold": config.policy.alert_threshold,
+            "max_alerts_per_hour": config.policy.max_alerts_per_hour,
+            "weights": dict(
+                zip(
+                    ("pressure", "baseline", "market_making", "coordination"),
+                    config.analysis.weights(),
+                    strict=True,
+                )
+            ),
+        },
+    }
+    return result, all_signals
+
+
+def run(args: argparse.Namespace) -> int:
+    sessions = list(args.sessions) or [DEFAULT_SESSION]
+    for s in sessions:
+        if not (s / "truth.json").is_file():
+            print(
+                f"magic8 evaluate-ifd: {s}: no truth.json (not a labelled session)", file=sys.stderr
+            )
+            return 2
+    config = IfdConfig(
+        analysis=AnalysisConfig(),
+        policy=SignalPolicy(
+            store_threshold=args.store_threshold,
+            alert_threshold=args.alert_threshold,
+            max_alerts_per_hour=args.max_alerts_per_hour,
+        ),
+    )
+    result, signals = evaluate(sessions, config)
+    if args.signals:
+        args.signals.parent.mkdir(parents=True, exist_ok=True)
+        with args.signals.open("w", encoding="utf-8") as f:
+            for s in signals:
+                f.write(json.dumps(s.summary()) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0

@@ -1,0 +1,3 @@
+from magic8_dev.resilience.cli import main
+
+raise SystemExit(main())
