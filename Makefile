@@ -49,7 +49,7 @@ test: $(STAMP) $(NODE_STAMP) lint typecheck
 	$(VENV)/bin/pytest -n 2 --dist loadgroup tests
 
 unit: $(STAMP)
-	$(VENV)/bin/pytest tests/unit
+	$(VENV)/bin/pytest tests/unit tests/tooling tests/packaging
 
 bench: $(STAMP)
 	$(VENV)/bin/magic8 bench

@@ -57,6 +57,8 @@ class FlowDetection(Construct):
             memory_size=512,
             timeout=Duration.seconds(60),
             description="magic8 ifd: pressure windows -> baselines -> signals -> SNS alerts",
+            writes=[signals_table, state_table, idempotency_table],
+            publishes=[topic],
         )
         self.event_source = sources.KinesisEventSource(
             stream,
@@ -71,6 +73,3 @@ class FlowDetection(Construct):
             on_failure=sources.SqsDlq(failure_queue),
         )
         self.function.add_event_source(self.event_source)
-        for table in (signals_table, state_table, idempotency_table):
-            table.grant_read_write_data(self.function)
-        topic.grant_publish(self.function)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration
+from aws_cdk import aws_dynamodb as ddb
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.constructs.common import ack, log_group
@@ -47,7 +51,12 @@ def image_function(
     memory_size: int,
     timeout: Duration,
     description: str,
+    reads: Sequence[ddb.ITable] = (),
+    writes: Sequence[ddb.ITable] = (),
+    publishes: Sequence[sns.ITopic] = (),
 ) -> lambda_.DockerImageFunction:
+    """One function of the shared image, with exactly the data access it is given:
+    read-only tables, read/write tables, topics it publishes to."""
     fn = lambda_.DockerImageFunction(
         scope,
         construct_id,
@@ -61,4 +70,10 @@ def image_function(
         log_group=log_group(scope, f"{construct_id}Logs"),
     )
     acknowledge_function_role(fn)
+    for table in reads:
+        table.grant_read_data(fn)
+    for table in writes:
+        table.grant_read_write_data(fn)
+    for topic in publishes:
+        topic.grant_publish(fn)
     return fn

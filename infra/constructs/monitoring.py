@@ -42,14 +42,12 @@ class Monitoring(Construct):
             memory_size=2048,
             timeout=Duration.seconds(120),
             description="magic8 monitor: watchlist sweep, confidence crossings, stale gateway",
+            reads=read_tables,
+            writes=write_tables,
+            publishes=[topic],
         )
         # A late sweep is superseded by the next one: no async retries piling up.
         self.function.configure_async_invoke(retry_attempts=0, max_event_age=Duration.minutes(4))
-        for table in read_tables:
-            table.grant_read_data(self.function)
-        for table in write_tables:
-            table.grant_read_write_data(self.function)
-        topic.grant_publish(self.function)
 
         self.rule = events.Rule(
             self,

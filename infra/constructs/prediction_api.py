@@ -66,11 +66,9 @@ class PredictionApi(Construct):
             memory_size=2048,
             timeout=Duration.seconds(29),
             description="magic8 predict: FastAPI via Mangum, XGBoost hierarchy, 3-tier cache",
+            reads=read_tables,
+            writes=write_tables,
         )
-        for table in read_tables:
-            table.grant_read_data(self.function)
-        for table in write_tables:
-            table.grant_read_write_data(self.function)
 
         access_logs = log_group(self, "AccessLogs")
         self.api = apigw.RestApi(

@@ -76,8 +76,8 @@ class Push(Construct):
             memory_size=256,
             timeout=Duration.seconds(10),
             description="magic8 websocket: $connect/$disconnect/subscribe, connections in state",
+            writes=[state_table],
         )
-        state_table.grant_read_write_data(self.function)
 
         def integration(name: str) -> integrations.WebSocketLambdaIntegration:
             return integrations.WebSocketLambdaIntegration(name, self.function)

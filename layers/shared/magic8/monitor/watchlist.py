@@ -7,17 +7,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from magic8.domain.trades import (
-    Action,
-    FiniteNonNegative,
-    FinitePositive,
-    Strategy,
-    Symbol,
-    TradeRequest,
-    _case_insensitive,
-)
+from magic8.domain.trades import TradeRequest
 from magic8.monitor.calendar import end_of_trading_day
 
 
@@ -34,46 +26,17 @@ def _aware(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t
 
 
-class WatchlistAdd(BaseModel):
-    """What a client sends to POST /watchlist (the trade, optionally an explicit expiry)."""
+class WatchlistAdd(TradeRequest):
+    """What a client sends to POST /watchlist: a trade (the same fields and rules as
+    /predict, by inheritance, so the two cannot drift), optionally an expiry and a label."""
 
-    model_config = ConfigDict(extra="ignore", str_max_length=64, frozen=True)
-
-    symbol: Symbol
-    strategy: Strategy
-    strikes: Annotated[list[FinitePositive], Field(min_length=2, max_length=4)]
-    premium: FiniteNonNegative
-    predicted_price: FinitePositive
-    action: Action
-    quantity: Annotated[int, Field(ge=1, le=10_000)] = 1
     expiry: datetime | None = None
     label: Annotated[str, Field(max_length=64)] | None = None
 
-    @field_validator("strategy", mode="before")
-    @classmethod
-    def _strategy(cls, v: object) -> object:
-        return _case_insensitive(Strategy, v)
-
-    @field_validator("symbol", "action", mode="before")
-    @classmethod
-    def _upper(cls, v: object) -> object:
-        return v.strip().upper() if isinstance(v, str) else v
-
-    @model_validator(mode="after")
-    def _valid_trade(self) -> WatchlistAdd:
-        # The same rules as /predict (strike count per strategy, distinct strikes).
-        self.trade_request()
-        return self
-
     def trade_request(self) -> TradeRequest:
-        return TradeRequest(
-            strategy=self.strategy,
-            symbol=self.symbol,
-            premium=self.premium,
-            predicted_price=self.predicted_price,
-            strikes=list(self.strikes),
-            action=self.action,
-            quantity=self.quantity,
+        """The trade alone (what the sweep scores)."""
+        return TradeRequest.model_validate(
+            self.model_dump(exclude=set(WatchlistAdd.model_fields) - set(TradeRequest.model_fields))
         )
 
 

@@ -19,7 +19,6 @@ from magic8.adapters.xgb_native import NativeBooster, XGBoostNativeError, versio
 from magic8.domain import pricing
 from magic8.settings import DEFAULT_MODEL_DIR
 
-
 MAX_ULP = 8
 
 

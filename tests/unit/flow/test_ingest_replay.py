@@ -11,7 +11,7 @@ import pytest
 from magic8.flow.backfill import Backfiller, InMemoryBudgetLedger
 from magic8.flow.ingest import MBO_DTYPE, FlowIngest, SequenceGapDetector
 from magic8.flow.replay import Pacer, dbn_files
-from tests.unit.test_aggregator import T0, mbo
+from tests.unit.flow.test_aggregator import T0, mbo
 
 S = 1_000_000_000
 

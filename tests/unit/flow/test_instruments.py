@@ -21,7 +21,7 @@ from magic8.flow.instruments import (
     multiplier_of,
 )
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "databento"
+SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "databento"
 EXP_NS = 1_718_976_600_000_000_000  # 2024-06-21 13:30 UTC
 
 
