@@ -7,7 +7,6 @@ are scored against the session's truth.json."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from magic8_dev.ifd.evaluate import DEFAULT_SESSION, score
 from magic8_dev.local.gateway_component import GatewayReplayComponent
 from magic8_dev.local.kinesis_poller import KinesisPollerComponent
 from magic8_dev.local.runner import LocalStack
+from tests.progress import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("ifd-e2e")]
 
@@ -65,21 +65,30 @@ def test_sample_session_alerts_reach_the_sqs_subscription() -> None:
     try:
         poller = next(c for c in stack.components if isinstance(c, KinesisPollerComponent))
         gateway = next(c for c in stack.components if isinstance(c, GatewayReplayComponent))
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
+
+        def finished() -> bool:
             health = gateway.session.health()
-            sent = health["windows_sent"]
             stats = poller.emulator.stats if poller.emulator else None
-            if (
+            sent = health["windows_sent"]
+            return (
                 health["state"] == "done"
                 and sent == health["windows_emitted"]
                 and stats is not None
                 and stats.processed + stats.discarded >= sent > 0
-            ):
-                break
-            time.sleep(1.0)
-        else:
-            pytest.fail(f"pipeline did not finish: {[*stack.status_lines()]}")
+            )
+
+        def progress() -> tuple[object, ...]:
+            health = gateway.session.health()
+            stats = poller.emulator.stats if poller.emulator else None
+            return (health["windows_sent"], stats.processed if stats else 0, health["state"])
+
+        wait_for(
+            finished,
+            progress,
+            "the replayed session fully processed",
+            describe=lambda: "\n".join(stack.status_lines()),
+        )
+        sent = gateway.session.health()["windows_sent"]
         print("\n".join(stack.status_lines()))
         assert poller.emulator is not None
         assert poller.emulator.stats.discarded == 0  # nothing went to the on-failure queue
