@@ -7,8 +7,11 @@ without importing the xgboost Python package and the scipy it imports at cold st
 Each row is answered by the most specific model the manifest holds for it:
 ``symbol_strategy:<SYMBOL>:<Strategy>`` -> ``symbol:<SYMBOL>`` -> ``strategy:<Strategy>``
 -> ``default``. Training keeps a specific model only when it had enough samples and beat
-its fallback on validation. Each model carries an F1-optimised threshold, overall and per
-strategy; an optional calibration map (JSON x/y arrays, isotonic) is applied when present.
+its fallback and the option-math baseline on its own selection days. Each model carries
+a calibration map (JSON x/y knots of an isotonic or Platt fit on the calibration days),
+per strategy where training had enough rows, applied here so that served probabilities
+equal the offline ones, and an F1-optimised threshold (the old decision rule; the service
+answers with the trade's expected-value threshold instead, see magic8.domain.service).
 """
 
 from __future__ import annotations
@@ -53,6 +56,15 @@ class _Entry:
     threshold: float
     thresholds_by_strategy: dict[str, float]
     calibration: tuple[np.ndarray, np.ndarray] | None = None
+    calibration_by_strategy: dict[str, tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict
+    )
+
+
+def _knots(spec: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    if not spec:
+        return None
+    return np.asarray(spec["x"], dtype=np.float64), np.asarray(spec["y"], dtype=np.float64)
 
 
 @dataclass
@@ -71,7 +83,6 @@ class ModelHierarchy:
         for key, spec in manifest["models"].items():
             booster = NativeBooster(model_dir / spec["file"])
             booster.set_param({"nthread": 1})
-            cal = spec.get("calibration")
             entries[key] = _Entry(
                 key=key,
                 booster=booster,
@@ -79,11 +90,12 @@ class ModelHierarchy:
                 thresholds_by_strategy={
                     k: float(v) for k, v in spec.get("thresholds_by_strategy", {}).items()
                 },
-                calibration=(
-                    (np.asarray(cal["x"], dtype=np.float64), np.asarray(cal["y"], dtype=np.float64))
-                    if cal
-                    else None
-                ),
+                calibration=_knots(spec.get("calibration")),
+                calibration_by_strategy={
+                    k: knots
+                    for k, v in (spec.get("calibration_by_strategy") or {}).items()
+                    if (knots := _knots(v)) is not None
+                },
             )
         if "default" not in entries:
             raise ValueError(f"{model_dir / MANIFEST}: no default model")
@@ -123,7 +135,19 @@ class ModelHierarchy:
             entry = self.entries[key]
             x = x32 if len(rows) == n else x32[rows]
             p = entry.booster.inplace_predict(x).astype(np.float64)
-            if entry.calibration is not None:
+            if entry.calibration_by_strategy:
+                strat = [str(strategies[i]) for i in rows]
+                out_p = (
+                    np.interp(p, entry.calibration[0], entry.calibration[1])
+                    if entry.calibration is not None
+                    else p.copy()
+                )
+                for name, (kx, ky) in entry.calibration_by_strategy.items():
+                    sel = np.fromiter((s == name for s in strat), dtype=bool, count=len(rows))
+                    if sel.any():
+                        out_p[sel] = np.interp(p[sel], kx, ky)
+                p = out_p
+            elif entry.calibration is not None:
                 p = np.interp(p, entry.calibration[0], entry.calibration[1])
             probs[rows] = p
         probs = np.clip(np.nan_to_num(probs, nan=0.5, posinf=1.0, neginf=0.0), 0.0, 1.0)
