@@ -85,8 +85,17 @@ def test_manifest_is_complete_and_native(hierarchy: ModelHierarchy) -> None:
     assert test["model"]["auc"] > test["logistic_regression"]["auc"] > 0.5
     assert test["model"]["brier"] < test["logistic_regression"]["brier"]
     assert test["model"]["brier"] < test["majority"]["brier"]
-    for block in manifest["metrics"]["test_per_strategy"].values():
-        assert block["model"]["auc"] > block["logistic_regression"]["auc"]
+    # the shipped model beats the calibrated option-math baseline on Brier and log loss,
+    # overall and per strategy, at every information level trained
+    assert manifest["information_level"]["name"] == "default"
+    assert set(manifest["levels"]) >= {"default", "none"}
+    for level in manifest["levels"].values():
+        assert level["ece_test"] <= 0.03
+        for block in [level["test"], *level["test_per_strategy"].values()]:
+            assert block["model"]["brier"] < block["option_math"]["brier"]
+            assert block["model"]["logloss"] < block["option_math"]["logloss"]
+    for spec in manifest["models"].values():
+        assert not spec["hit_round_cap"]
     assert set(manifest["drift"]) == set(F.FEATURE_NAMES)
     size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir())
     assert size < 5 * 1024 * 1024

@@ -56,9 +56,7 @@ class _Entry:
     threshold: float
     thresholds_by_strategy: dict[str, float]
     calibration: tuple[np.ndarray, np.ndarray] | None = None
-    calibration_by_strategy: dict[str, tuple[np.ndarray, np.ndarray]] = field(
-        default_factory=dict
-    )
+    calibration_by_strategy: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def _knots(spec: Any) -> tuple[np.ndarray, np.ndarray] | None:
@@ -105,6 +103,13 @@ class ModelHierarchy:
             entries=entries,
             manifest=manifest,
         )
+
+    @property
+    def payoff(self) -> dict[str, dict[str, float]]:
+        """Per strategy: the mean share of max profit a win makes and of max loss a loss
+        loses, measured on the training days (the service's expected value uses them)."""
+        out: dict[str, dict[str, float]] = self.manifest.get("payoff") or {}
+        return out
 
     def route(self, symbol: str, strategy: str) -> str:
         """The key of the model that serves (symbol, strategy)."""

@@ -284,9 +284,10 @@ def expected_value(
 ) -> Any:
     """Expected profit at win probability p, in the units of max_profit / max_loss."""
     pr = np.asarray(p, dtype=np.float64)
-    out = pr * np.asarray(max_profit, dtype=np.float64) * fractions.win_fraction - (
-        1.0 - pr
-    ) * np.asarray(max_loss, dtype=np.float64) * fractions.loss_fraction
+    out = (
+        pr * np.asarray(max_profit, dtype=np.float64) * fractions.win_fraction
+        - (1.0 - pr) * np.asarray(max_loss, dtype=np.float64) * fractions.loss_fraction
+    )
     return out if out.ndim else float(out)
 
 
@@ -320,9 +321,13 @@ def max_profit_loss(
         legs = (("P", ks[0], -1), ("P", ks[1], 1), ("C", ks[2], 1), ("C", ks[3], -1))
     else:
         otype = _normalise_type(option_type) or infer_vertical_type(action, ks, predicted_price)
-        legs = (("C", ks[0], 1), ("C", ks[1], -1)) if otype == "call" else (
-            ("P", ks[1], 1),
-            ("P", ks[0], -1),
+        legs = (
+            (("C", ks[0], 1), ("C", ks[1], -1))
+            if otype == "call"
+            else (
+                ("P", ks[1], 1),
+                ("P", ks[0], -1),
+            )
         )
     sign = 1 if action == Action.BUY else -1
     net = -premium if sign == 1 else premium

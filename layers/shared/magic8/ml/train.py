@@ -568,6 +568,12 @@ def _train_level(
     option_math = fit_option_math(ds.X[tr], ds.y[tr], strat_names[tr])
     prior = float(ds.y[tr].mean())
     p_om = option_math_predict(option_math, ds.X, strat_names, prior)
+    # a stronger comparator for the report: the same map fitted on the calibration days
+    # (the days the model's own calibration sees, closest to the test days)
+    option_math_recent = fit_option_math(ds.X[cal], ds.y[cal], strat_names[cal])
+    p_om_recent = option_math_predict(
+        option_math_recent, ds.X, strat_names, float(ds.y[cal].mean())
+    )
 
     t1 = time.perf_counter()
     served = np.full(len(ds.y), np.nan)  # raw prediction of the current hierarchy (es+sel)
@@ -771,7 +777,9 @@ def _train_level(
     # test: the hierarchy as served vs the baselines on the same features and days
     bar.set_postfix_str(f"{level}: evaluate")
     t2 = time.perf_counter()
-    evaluation = evaluate(ds, sp, strat_names, out_dir, p_om, w_all, l_all, payoff, cfg)
+    evaluation = evaluate(
+        ds, sp, strat_names, out_dir, p_om, w_all, l_all, payoff, cfg, p_om_recent
+    )
     manifest["metrics"] = evaluation["metrics"]
     t_eval = time.perf_counter() - t2
     manifest["elapsed_s"] = {
@@ -798,6 +806,7 @@ def evaluate(
     l_all: np.ndarray,
     payoff: dict[str, dict[str, float]],
     cfg: Config,
+    p_om_recent_all: np.ndarray | None = None,
 ) -> dict[str, Any]:
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -813,6 +822,7 @@ def evaluate(
     thr_f1 = np.array([a.threshold for a in answers])
     routes = np.array([a.model_type for a in answers])
     p_om = p_om_all[te]
+    p_omr = p_om_recent_all[te] if p_om_recent_all is not None else p_om
 
     lr = make_pipeline(
         SimpleImputer(strategy="median", keep_empty_features=True),
@@ -870,6 +880,7 @@ def evaluate(
                 "ece": reliability(y, p_model[mask])["ece"],
             },
             "option_math": scores(y, p_om[mask]),
+            "option_math_recalibrated": scores(y, p_omr[mask]),
             "logistic_regression": scores(y, p_lr[mask]),
             "majority": {
                 "auc": 0.5,
