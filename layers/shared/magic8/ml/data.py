@@ -429,7 +429,7 @@ def generate_trades(
     is_call = infer_vertical_call(sell, strikes, predicted)
     fair = structure_value(strat, strikes, is_call, spot, t_years, sigma)
     vmin, vmax = structure_extremes(strat, strikes, is_call)
-    premium = fair * np.exp(rng.normal(0.0, 0.15, n)) + rng.normal(0.0, 0.01, n) * (vmax - vmin)
+    premium = fair * np.exp(rng.normal(0.0, 0.25, n)) + rng.normal(0.0, 0.02, n) * (vmax - vmin)
     premium = np.clip(_rnd(premium, tick), tick, np.maximum(vmax - vmin - tick, tick))
     option_call = np.where(ve & (rng.random(n) < 0.5), is_call, np.nan)
     has_st = rng.random(n) < 0.5

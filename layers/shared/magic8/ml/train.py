@@ -310,10 +310,18 @@ def fit_calibration(p: np.ndarray, y: np.ndarray, method: str = "auto") -> dict[
     if method == "isotonic":
         from sklearn.isotonic import IsotonicRegression
 
+        # centred isotonic regression: knots at each block's mean input, so the map is
+        # strictly increasing between them (a plain isotonic step function would give
+        # trades that differ only in premium the same probability), and from (0, ~0)
+        # to (1, ~1) beyond them
         ir = IsotonicRegression(out_of_bounds="clip", y_min=1e-3, y_max=1 - 1e-3)
-        ir.fit(p, y)
-        xs = np.asarray(ir.X_thresholds_, dtype=np.float64)
-        ys = np.asarray(ir.y_thresholds_, dtype=np.float64)
+        fitted = ir.fit_transform(p, y)
+        levels, block = np.unique(fitted, return_inverse=True)
+        centres = np.bincount(block, weights=p) / np.bincount(block)
+        xs = np.concatenate([[0.0], centres, [1.0]])
+        ys = np.concatenate([[min(1e-4, levels[0])], levels, [max(1 - 1e-4, levels[-1])]])
+        keep = np.concatenate([[True], np.diff(xs) > 1e-12])
+        xs, ys = xs[keep], ys[keep]
     else:
         from sklearn.linear_model import LogisticRegression
 
