@@ -141,14 +141,14 @@ class ModelHierarchy:
             x = x32 if len(rows) == n else x32[rows]
             p = entry.booster.inplace_predict(x).astype(np.float64)
             if entry.calibration_by_strategy:
-                strat = [str(strategies[i]) for i in rows]
+                row_strategy = np.array([str(strategies[i]) for i in rows])
                 out_p = (
                     np.interp(p, entry.calibration[0], entry.calibration[1])
                     if entry.calibration is not None
                     else p.copy()
                 )
                 for name, (kx, ky) in entry.calibration_by_strategy.items():
-                    sel = np.fromiter((s == name for s in strat), dtype=bool, count=len(rows))
+                    sel = row_strategy == name
                     if sel.any():
                         out_p[sel] = np.interp(p[sel], kx, ky)
                 p = out_p

@@ -314,6 +314,7 @@ def max_profit_loss(
     legs_for, as plain tuples) at a fraction of its cost: the service computes it for
     every prediction."""
     ks = sorted(strikes)
+    legs: tuple[tuple[str, float, int], ...]
     if strategy == Strategy.BUTTERFLY:
         kind = "P" if (_normalise_type(option_type) == "put") else "C"
         legs = ((kind, ks[0], 1), (kind, ks[1], -2), (kind, ks[2], 1))

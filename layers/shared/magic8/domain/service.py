@@ -239,6 +239,7 @@ class PredictionService:
                 f"model has {len(model.feature_names)}, module builds {len(names)}"
             )
         self._contexts: dict[tuple[object, ...], Any] = {}
+        self._extremes: dict[object, tuple[float, float]] = {}
         payoff = getattr(model, "payoff", None)
         self._fractions: dict[str, PayoffFractions] = {
             str(k): PayoffFractions(float(v["win_fraction"]), float(v["loss_fraction"]))
@@ -446,7 +447,7 @@ class PredictionService:
         for i in range(n):
             ans = answers[i]
             p = float(ans.win_probability)
-            thr, ev = self._ev(requests[i], strategies[i], p, float(ans.threshold))
+            thr, ev = self._ev(requests[i], strategies[i], p, float(ans.threshold), pkeys[i])
             source, age = sources[symbols[i]]
             out.append(
                 Prediction(
@@ -471,23 +472,37 @@ class PredictionService:
         return out, metrics.to_dict()
 
     def _ev(
-        self, trade: TradeRequest, strategy: str, p: float, model_threshold: float
+        self,
+        trade: TradeRequest,
+        strategy: str,
+        p: float,
+        model_threshold: float,
+        key: object = None,
     ) -> tuple[float, float | None]:
         """(threshold, expected value in dollars) of one trade at win probability p: the
         EV-breakeven win probability + ServiceConfig.ev_margin, from the trade's max profit
         and max loss and the model's payoff fractions (manifest `payoff`). A trade whose
         profit or loss is unbounded keeps the model's threshold and has no EV."""
-        try:
-            w, loss = max_profit_loss(
-                trade.strategy,
-                trade.action,
-                trade.strikes,
-                trade.premium,
-                trade.option_type,
-                trade.predicted_price,
-            )
-        except (ValueError, IndexError):
-            return model_threshold, None
+        # the trade's max profit / loss, remembered per prediction key (which holds every
+        # field of the trade): a cached answer costs a dict lookup, not the payoff walk
+        wl = self._extremes.get(key) if key is not None else None
+        if wl is None:
+            try:
+                wl = max_profit_loss(
+                    trade.strategy,
+                    trade.action,
+                    trade.strikes,
+                    trade.premium,
+                    trade.option_type,
+                    trade.predicted_price,
+                )
+            except (ValueError, IndexError):
+                wl = (math.nan, math.nan)
+            if key is not None:
+                if len(self._extremes) >= 50_000:
+                    self._extremes.clear()
+                self._extremes[key] = wl
+        w, loss = wl
         if not (math.isfinite(w) and math.isfinite(loss)):
             return model_threshold, None
         frac = self._fractions.get(strategy, _ALL_OR_NOTHING)

@@ -905,18 +905,16 @@ def evaluate(
         lvl = r.split(":")[0]
         per_level[lvl] = per_level.get(lvl, 0) + 1
     rel = reliability(yt, p_model)
+    rules: dict[str, dict[str, Any]] = {}
+    for name, take in (("take_all", everything), ("f1_rule", take_f1), ("ev_rule", take_ev)):
+        rules[name] = {"all": pnl(everything, take)}
+        for s in per_strategy:
+            rules[name][s] = pnl(st == s, take)
     pnl_rules = {
         "unit": "dollars per trade, 1 contract (x100)" if per_share else "the export's profit",
-        "rules": {
-            "take_all": {"all": pnl(everything, everything)},
-            "f1_rule": {"all": pnl(everything, take_f1)},
-            "ev_rule": {"all": pnl(everything, take_ev)},
-        },
+        "rules": rules,
         "ev_margin": cfg.ev_margin,
     }
-    for name, take in (("take_all", everything), ("f1_rule", take_f1), ("ev_rule", take_ev)):
-        for s in per_strategy:
-            pnl_rules["rules"][name][s] = pnl(st == s, take)
     metrics = {
         "test": block(everything),
         "test_per_strategy": per_strategy,
