@@ -57,13 +57,23 @@ class PredictionOut(BaseModel):
     symbol: str
     strategy: str
     win_probability: float
-    prediction: str = Field(description="WIN when win_probability >= threshold, else LOSS")
-    threshold: float
+    prediction: str = Field(
+        description="WIN when win_probability >= threshold (positive expected value), else LOSS"
+    )
+    threshold: float = Field(
+        description="the win probability at which this trade's expected value is zero (from"
+        " its max profit and max loss), plus the configured margin"
+    )
     model_type: str = Field(description="the level of the model hierarchy that answered")
     model_version: str
     data_source: str = Field(description="gateway | seed | replay | stale | unavailable")
     data_age_s: float | None
     n_features: int
+    expected_value: float | None = Field(
+        default=None,
+        description="expected profit in dollars at win_probability (points x 100 x quantity);"
+        " null when the trade's profit or loss is unbounded",
+    )
 
 
 class SinglePredictionOut(PredictionOut):

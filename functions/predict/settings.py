@@ -37,8 +37,12 @@ class ApiSettings(AwsSettings):
     # the key the local HTTP front requires in x-api-key (API Gateway enforces it in AWS)
     api_key: str = "local-dev-key"
 
+    # a prediction's threshold = its expected-value breakeven win probability + this margin
+    ev_margin: float = Field(default=0.0, ge=0.0, le=0.5)
+
     def service_config(self) -> ServiceConfig:
         return ServiceConfig(
+            ev_margin=self.ev_margin,
             caches=CacheConfig(
                 market_ttl_s=self.cache_market_ttl_s,
                 features_ttl_s=self.cache_features_ttl_s,

@@ -235,7 +235,9 @@ def test_crossing_alerts_fire_once_per_crossing_through_sns_to_sqs(rig: dict[str
     (msg,) = _drain(rig)
     assert msg["symbol"] == "SPX" and msg["alert"]["payload"]["entry_id"] == fly["id"]
     assert msg["alert"]["payload"]["reasons"] == ["crossed_below", "moved"]
-    assert "crossed below 0.55" in msg["subject"]
+    # the threshold is the butterfly's EV breakeven, not the model's: a 24.8 debit on a
+    # 50-wide fly (max profit 25.2, max loss 24.8) breaks even at 24.8 / 50 = 0.496
+    assert "crossed below 0.50" in msg["subject"]
     assert condor["id"] not in json.dumps(msg)
     # confidence history was written by the service for the sweeps
     points = DynamoHistoryRepository(rig["settings"].history_table).query("SPX#Butterfly", 0, 2**53)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,19 +17,26 @@ from magic8.domain import features as F
 from magic8.domain.pricing import STRATEGY_ORDER
 from magic8_dev.ml import data as D
 from magic8_dev.ml import train as T
-from magic8_dev.ml.magic8_csv import load_csv_dataset
+from magic8_dev.ml.magic8_csv import MissingColumnError, load_csv_dataset
 
 pytestmark = pytest.mark.xdist_group("training")
 
 
-def test_split_is_by_whole_days_in_time_order() -> None:
-    day = np.repeat(np.arange(40), 7)
-    tr, va, te = T.split_days(day)
-    assert (tr ^ va ^ te).all() and not (tr & va).any() and not (va & te).any()
-    assert day[tr].max() < day[va].min() <= day[va].max() < day[te].min()
-    for d in range(40):  # a day never straddles two splits
-        assert len({int(tr[day == d][0]), int(va[day == d][0]), int(te[day == d][0])}) >= 1
-        assert tr[day == d].all() or va[day == d].all() or te[day == d].all()
+@pytest.mark.parametrize("n_days", [5, 40, 333])
+def test_split_is_by_whole_days_in_time_order(n_days: int) -> None:
+    day = np.repeat(np.arange(n_days), 7)
+    parts = T.split_days(day)
+    assert len(parts) == len(T.SPLIT) == 5
+    assert (np.sum(parts, axis=0) == 1).all()  # every row in exactly one part
+    for a, b in itertools.pairwise(parts):  # each part non-empty, in time order
+        assert a.any() and b.any() and day[a].max() < day[b].min()
+    for d in range(n_days):  # a day never straddles two parts
+        assert sum(bool(m[day == d].all()) for m in parts) == 1
+    if n_days == 333:
+        shares = [m.sum() / len(day) for m in parts]
+        np.testing.assert_allclose(shares, [s for _, s in T.SPLIT], atol=0.01)
+    with pytest.raises(ValueError, match="at least 5"):
+        T.split_days(np.repeat(np.arange(4), 3))
 
 
 def test_fast_training_via_cli_writes_native_artifacts(tmp_path: Path) -> None:
@@ -46,13 +54,20 @@ def test_fast_training_via_cli_writes_native_artifacts(tmp_path: Path) -> None:
     m = manifest["metrics"]["test"]
     assert m["model"]["auc"] > 0.6
     assert m["model"]["brier"] < m["majority"]["brier"]
-    assert {"auc", "brier"} <= set(m["logistic_regression"])
+    for baseline in ("logistic_regression", "option_math", "majority"):
+        assert {"auc", "brier", "logloss"} <= set(m[baseline])
+    assert manifest["information_level"]["name"] == "default"
+    assert 0 <= manifest["metrics"]["ece_test"] < 0.2
+    assert manifest["payoff"] and set(manifest["payoff"]) <= {s.value for s in STRATEGY_ORDER}
+    for frac in manifest["payoff"].values():
+        assert 0 < frac["win_fraction"] <= 1 and 0 < frac["loss_fraction"] <= 1
     assert set(manifest["metrics"]["test_per_strategy"]) == {s.value for s in STRATEGY_ORDER}
     for spec in manifest["models"].values():
         assert 0 < spec["threshold"] < 1
     assert manifest["elapsed_s"]["total"] > 0
     report = (out / "report.md").read_text()
-    assert "logreg" in report and "Brier" in report
+    assert "logreg" in report and "Brier" in report and "option math" in report
+    assert "EV rule" in report and "F1 rule" in report
     h = load_hierarchy(out)
     assert h.version == manifest["version"]
 
@@ -84,6 +99,7 @@ def _export(ds: D.Dataset, path: Path) -> pd.DataFrame:
             "short_term": t.short_term,
             "long_term": t.long_term,
             "action": np.where(t.action_sell > 0.5, "SELL", "BUY"),
+            "vix": 17.5,
         }
     )
     df.to_csv(path, index=False)
@@ -114,8 +130,24 @@ def test_csv_export_trains_through_the_same_pipeline(tmp_path: Path) -> None:
     out = tmp_path / "csv_models"
     manifest = T.train(out, csv=csv, cfg=T.Config.fast(), report=False, progress=False)
     assert manifest["data"]["source"] == "csv:magic8_export.csv"
+    assert manifest["data"]["vix"].startswith("from the export's vix column")
     assert (out / "default.ubj").exists()
     assert load_hierarchy(out).feature_names == F.FEATURE_NAMES
+
+    # without a vix column: refused, unless allowed, and then said loudly and recorded
+    no_vix = tmp_path / "no_vix.csv"
+    df.drop(columns=["vix"]).to_csv(no_vix, index=False)
+    with pytest.raises(MissingColumnError, match="no `vix` column"):
+        load_csv_dataset(no_vix)
+    parser = argparse.ArgumentParser()
+    T.add_arguments(parser)
+    args = parser.parse_args(["--fast", "--csv", str(no_vix), "--out", str(tmp_path / "nv")])
+    assert T.run(args) == 2 and not (tmp_path / "nv" / "manifest.json").exists()
+    with pytest.warns(UserWarning, match="no vix column"):
+        loaded = load_csv_dataset(no_vix, allow_missing_vix=True)
+    assert "no vix column" in loaded.notes["vix"]
+    vix_level = loaded.X[:, F.FEATURE_NAMES.index("vix_level")]
+    np.testing.assert_array_equal(vix_level, F.VIX_DEFAULT_LEVEL)
 
 
 def test_csv_bars_use_only_the_past() -> None:

@@ -74,8 +74,17 @@ def test_manifest_is_complete_and_native(hierarchy: ModelHierarchy) -> None:
     assert test["model"]["auc"] > test["logistic_regression"]["auc"] > 0.5
     assert test["model"]["brier"] < test["logistic_regression"]["brier"]
     assert test["model"]["brier"] < test["majority"]["brier"]
-    for block in manifest["metrics"]["test_per_strategy"].values():
-        assert block["model"]["auc"] > block["logistic_regression"]["auc"]
+    # the shipped model beats the calibrated option-math baseline on Brier and log loss,
+    # overall and per strategy, at every information level trained
+    assert manifest["information_level"]["name"] == "default"
+    assert set(manifest["levels"]) >= {"default", "none"}
+    for level in manifest["levels"].values():
+        assert level["ece_test"] <= 0.03
+        for block in [level["test"], *level["test_per_strategy"].values()]:
+            assert block["model"]["brier"] < block["option_math"]["brier"]
+            assert block["model"]["logloss"] < block["option_math"]["logloss"]
+    for spec in manifest["models"].values():
+        assert not spec["hit_round_cap"]
     assert set(manifest["drift"]) == set(F.FEATURE_NAMES)
     size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir())
     assert size < 5 * 1024 * 1024
@@ -191,3 +200,25 @@ def test_bad_shapes_are_rejected(hierarchy: ModelHierarchy) -> None:
         hierarchy.predict(np.zeros((1, 3)), ["SPX"], ["Butterfly"])
     with pytest.raises(ValueError, match="one symbol"):
         hierarchy.predict(np.zeros((2, len(F.FEATURE_NAMES))), ["SPX"], ["Butterfly"])
+
+
+def test_served_probability_is_the_booster_through_its_calibration_map(
+    hierarchy: ModelHierarchy, spx: F.MarketContext
+) -> None:
+    """Serve-time calibration equals the offline map: the per-strategy knots of the model
+    that answers, applied to its raw booster output (the manifest holds no pickled
+    calibrator, only x/y knots)."""
+    manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
+    trades = [BUTTERFLY, IRON_CONDOR]
+    x = F.build_features(trades, [spx] * len(trades))
+    answers = hierarchy.predict(x, ["SPX", "SPX"], ["Butterfly", "Iron Condor"])
+    for row, (req, ans) in enumerate(zip(trades, answers, strict=True)):
+        spec = manifest["models"][ans.model_type]
+        knots = spec["calibration_by_strategy"].get(req.strategy.value) or spec["calibration"]
+        assert knots, ans.model_type
+        raw = hierarchy.entries[ans.model_type].booster.inplace_predict(
+            np.ascontiguousarray(x[row : row + 1], dtype=np.float32)
+        )
+        expected = float(np.interp(float(raw[0]), knots["x"], knots["y"]))
+        assert ans.win_probability == pytest.approx(expected, rel=1e-12, abs=1e-12)
+        assert np.all(np.diff(knots["x"]) > 0) and np.all(np.diff(knots["y"]) >= 0)

@@ -240,6 +240,7 @@ def test_batch_answers_in_request_order_with_every_field() -> None:
             "data_source",
             "data_age_s",
             "n_features",
+            "expected_value",
         }
         assert 0.0 <= p.win_probability <= 1.0
         assert p.prediction == ("WIN" if p.win_probability >= p.threshold else "LOSS")

@@ -8,8 +8,11 @@ Python package and the scipy it imports at cold start). Tooling may pass xgboost
 Each row is answered by the most specific model the manifest holds for it:
 ``symbol_strategy:<SYMBOL>:<Strategy>`` -> ``symbol:<SYMBOL>`` -> ``strategy:<Strategy>``
 -> ``default``. Training keeps a specific model only when it had enough samples and beat
-its fallback on validation. Each model carries an F1-optimised threshold, overall and per
-strategy; an optional calibration map (JSON x/y arrays, isotonic) is applied when present.
+its fallback and the option-math baseline on its own selection days. Each model carries
+a calibration map (JSON x/y knots of an isotonic or Platt fit on the calibration days),
+per strategy where training had enough rows, applied here so that served probabilities
+equal the offline ones, and an F1-optimised threshold (the old decision rule; the service
+answers with the trade's expected-value threshold instead, see magic8.domain.service).
 """
 
 from __future__ import annotations
@@ -62,6 +65,13 @@ class _Entry:
     threshold: float
     thresholds_by_strategy: dict[str, float]
     calibration: tuple[np.ndarray, np.ndarray] | None = None
+    calibration_by_strategy: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+def _knots(spec: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    if not spec:
+        return None
+    return np.asarray(spec["x"], dtype=np.float64), np.asarray(spec["y"], dtype=np.float64)
 
 
 @dataclass
@@ -82,7 +92,6 @@ class ModelHierarchy:
         for key, spec in manifest["models"].items():
             booster = load_booster(model_dir / spec["file"])
             booster.set_param({"nthread": 1})
-            cal = spec.get("calibration")
             entries[key] = _Entry(
                 key=key,
                 booster=booster,
@@ -90,11 +99,12 @@ class ModelHierarchy:
                 thresholds_by_strategy={
                     k: float(v) for k, v in spec.get("thresholds_by_strategy", {}).items()
                 },
-                calibration=(
-                    (np.asarray(cal["x"], dtype=np.float64), np.asarray(cal["y"], dtype=np.float64))
-                    if cal
-                    else None
-                ),
+                calibration=_knots(spec.get("calibration")),
+                calibration_by_strategy={
+                    k: knots
+                    for k, v in (spec.get("calibration_by_strategy") or {}).items()
+                    if (knots := _knots(v)) is not None
+                },
             )
         if "default" not in entries:
             raise ValueError(f"{model_dir / MANIFEST}: no default model")
@@ -104,6 +114,13 @@ class ModelHierarchy:
             entries=entries,
             manifest=manifest,
         )
+
+    @property
+    def payoff(self) -> dict[str, dict[str, float]]:
+        """Per strategy: the mean share of max profit a win makes and of max loss a loss
+        loses, measured on the training days (the service's expected value uses them)."""
+        out: dict[str, dict[str, float]] = self.manifest.get("payoff") or {}
+        return out
 
     def route(self, symbol: str, strategy: str) -> str:
         """The key of the model that serves (symbol, strategy)."""
@@ -134,7 +151,19 @@ class ModelHierarchy:
             entry = self.entries[key]
             x = x32 if len(rows) == n else x32[rows]
             p = entry.booster.inplace_predict(x).astype(np.float64)
-            if entry.calibration is not None:
+            if entry.calibration_by_strategy:
+                row_strategy = np.array([str(strategies[i]) for i in rows])
+                out_p = (
+                    np.interp(p, entry.calibration[0], entry.calibration[1])
+                    if entry.calibration is not None
+                    else p.copy()
+                )
+                for name, (kx, ky) in entry.calibration_by_strategy.items():
+                    sel = row_strategy == name
+                    if sel.any():
+                        out_p[sel] = np.interp(p[sel], kx, ky)
+                p = out_p
+            elif entry.calibration is not None:
                 p = np.interp(p, entry.calibration[0], entry.calibration[1])
             probs[rows] = p
         probs = np.clip(np.nan_to_num(probs, nan=0.5, posinf=1.0, neginf=0.0), 0.0, 1.0)

@@ -245,3 +245,105 @@ def risk_reward_for(trade: TradeRequest, multiplier: int = CONTRACT_MULTIPLIER) 
         quantity=trade.quantity,
         multiplier=multiplier,
     )
+
+
+# ---------------------------------------------------------------- expected value
+#
+# A trade that wins makes on average `win_fraction` of its max profit and, when it loses,
+# loses on average `loss_fraction` of its max loss (both 1.0 = the all-or-nothing reading
+# of max profit / max loss; training measures them per strategy on its training days and
+# writes them to manifest.json under `payoff`). With win probability p:
+#     EV = p * win_fraction * max_profit - (1 - p) * loss_fraction * max_loss
+# which is zero at
+#     p* = loss_fraction * max_loss / (win_fraction * max_profit + loss_fraction * max_loss).
+# The served `threshold` is p* + margin, so `win_probability >= threshold` means the trade
+# has positive expected value with `margin` to spare.
+
+
+@dataclass(frozen=True)
+class PayoffFractions:
+    win_fraction: float = 1.0
+    loss_fraction: float = 1.0
+
+
+def ev_breakeven(
+    max_profit: Any, max_loss: Any, fractions: PayoffFractions = PayoffFractions()
+) -> Any:
+    """The win probability at which the trade's expected value is zero (scalar or array).
+    NaN when neither side is positive or either is unbounded."""
+    w = np.asarray(max_profit, dtype=np.float64) * fractions.win_fraction
+    loss = np.asarray(max_loss, dtype=np.float64) * fractions.loss_fraction
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ok = np.isfinite(w) & np.isfinite(loss) & (w + loss > _EPS) & (w >= 0) & (loss >= 0)
+        out = np.where(ok, loss / np.where(ok, w + loss, 1.0), np.nan)
+    return out if out.ndim else float(out)
+
+
+def expected_value(
+    p: Any, max_profit: Any, max_loss: Any, fractions: PayoffFractions = PayoffFractions()
+) -> Any:
+    """Expected profit at win probability p, in the units of max_profit / max_loss."""
+    pr = np.asarray(p, dtype=np.float64)
+    out = (
+        pr * np.asarray(max_profit, dtype=np.float64) * fractions.win_fraction
+        - (1.0 - pr) * np.asarray(max_loss, dtype=np.float64) * fractions.loss_fraction
+    )
+    return out if out.ndim else float(out)
+
+
+def ev_threshold(
+    max_profit: Any,
+    max_loss: Any,
+    fractions: PayoffFractions = PayoffFractions(),
+    margin: float = 0.0,
+) -> Any:
+    """ev_breakeven + margin, clipped to [0, 1] (NaN stays NaN)."""
+    out = np.clip(np.asarray(ev_breakeven(max_profit, max_loss, fractions)) + margin, 0.0, 1.0)
+    return out if out.ndim else float(out)
+
+
+def max_profit_loss(
+    strategy: Strategy,
+    action: Action,
+    strikes: Sequence[float],
+    premium: float,
+    option_type: str | None = None,
+    predicted_price: float | None = None,
+) -> tuple[float, float]:
+    """(max profit, max loss) per share, the same numbers as analyze() (the legs of
+    legs_for, as plain tuples) at a fraction of its cost: the service computes it for
+    every prediction."""
+    ks = sorted(strikes)
+    legs: tuple[tuple[str, float, int], ...]
+    if strategy == Strategy.BUTTERFLY:
+        kind = "P" if (_normalise_type(option_type) == "put") else "C"
+        legs = ((kind, ks[0], 1), (kind, ks[1], -2), (kind, ks[2], 1))
+    elif strategy in (Strategy.IRON_CONDOR, Strategy.SONAR):
+        legs = (("P", ks[0], -1), ("P", ks[1], 1), ("C", ks[2], 1), ("C", ks[3], -1))
+    else:
+        otype = _normalise_type(option_type) or infer_vertical_type(action, ks, predicted_price)
+        legs = (
+            (("C", ks[0], 1), ("C", ks[1], -1))
+            if otype == "call"
+            else (
+                ("P", ks[1], 1),
+                ("P", ks[0], -1),
+            )
+        )
+    sign = 1 if action == Action.BUY else -1
+    net = -premium if sign == 1 else premium
+    lo = hi = 0.0
+    first = True
+    for x in (0.0, *ks):
+        total = net
+        for kind, k, q in legs:
+            intrinsic = x - k if kind == "C" else k - x
+            if intrinsic > 0:
+                total += sign * q * intrinsic
+        if first:
+            lo = hi = total
+            first = False
+        else:
+            lo, hi = min(lo, total), max(hi, total)
+    tail_slope = sign * sum(q for kind, _, q in legs if kind == "C")
+    return (math.inf if tail_slope > 0 else hi), (math.inf if tail_slope < 0 else -lo)

@@ -19,6 +19,7 @@ Missing or old market data never fails a batch: the answer says data_source
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,12 +42,18 @@ from magic8.domain.cache import (
 from magic8.domain.confidence import ConfidencePoint, Trend, epoch_ms, series_name
 from magic8.domain.market import MarketSnapshot
 from magic8.domain.ports import HistoryRepository, MarketDataRepository
+from magic8.domain.risk_reward import (
+    CONTRACT_MULTIPLIER,
+    PayoffFractions,
+    max_profit_loss,
+)
 from magic8.domain.trades import TradeRequest
 
 log = logging.getLogger(__name__)
 
 VIX = "VIX"
 MAX_BATCH = 100
+_ALL_OR_NOTHING = PayoffFractions()
 
 
 def _value(member: object) -> str:
@@ -138,6 +145,9 @@ class Prediction:
     data_source: str
     data_age_s: float | None
     n_features: int
+    # dollars: p * wf * max_profit - (1 - p) * lf * max_loss, x multiplier x quantity
+    # (None when the trade's max profit or loss is unbounded)
+    expected_value: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,6 +162,7 @@ class Prediction:
             "data_source": self.data_source,
             "data_age_s": self.data_age_s,
             "n_features": self.n_features,
+            "expected_value": self.expected_value,
         }
 
 
@@ -192,6 +203,9 @@ class ServiceConfig:
     # then it is part of the keys.
     feature_time_bucket_s: int = 300
     record_history: bool = True
+    # a prediction's threshold is its expected-value breakeven win probability plus this
+    # margin (probability points): win_probability >= threshold means EV > 0 with room
+    ev_margin: float = 0.0
 
 
 def _utc_now() -> datetime:
@@ -225,6 +239,12 @@ class PredictionService:
                 f"model has {len(model.feature_names)}, module builds {len(names)}"
             )
         self._contexts: dict[tuple[object, ...], Any] = {}
+        self._extremes: dict[object, tuple[float, float]] = {}
+        payoff = getattr(model, "payoff", None)
+        self._fractions: dict[str, PayoffFractions] = {
+            str(k): PayoffFractions(float(v["win_fraction"]), float(v["loss_fraction"]))
+            for k, v in (payoff if isinstance(payoff, dict) else {}).items()
+        }
         self.started_at = clock()
         self.totals = BatchMetrics()
         self.batches = 0
@@ -427,7 +447,7 @@ class PredictionService:
         for i in range(n):
             ans = answers[i]
             p = float(ans.win_probability)
-            thr = float(ans.threshold)
+            thr, ev = self._ev(requests[i], strategies[i], p, float(ans.threshold), pkeys[i])
             source, age = sources[symbols[i]]
             out.append(
                 Prediction(
@@ -442,6 +462,7 @@ class PredictionService:
                     source,
                     age,
                     nf,
+                    ev,
                 )
             )
         if fresh and self.history_repo is not None and self.config.record_history:
@@ -449,6 +470,49 @@ class PredictionService:
         metrics.elapsed_ms = (time.perf_counter() - started) * 1000.0
         self._add_totals(metrics)
         return out, metrics.to_dict()
+
+    def _ev(
+        self,
+        trade: TradeRequest,
+        strategy: str,
+        p: float,
+        model_threshold: float,
+        key: object = None,
+    ) -> tuple[float, float | None]:
+        """(threshold, expected value in dollars) of one trade at win probability p: the
+        EV-breakeven win probability + ServiceConfig.ev_margin, from the trade's max profit
+        and max loss and the model's payoff fractions (manifest `payoff`). A trade whose
+        profit or loss is unbounded keeps the model's threshold and has no EV."""
+        # the trade's max profit / loss, remembered per prediction key (which holds every
+        # field of the trade): a cached answer costs a dict lookup, not the payoff walk
+        wl = self._extremes.get(key) if key is not None else None
+        if wl is None:
+            try:
+                wl = max_profit_loss(
+                    trade.strategy,
+                    trade.action,
+                    trade.strikes,
+                    trade.premium,
+                    trade.option_type,
+                    trade.predicted_price,
+                )
+            except (ValueError, IndexError):
+                wl = (math.nan, math.nan)
+            if key is not None:
+                if len(self._extremes) >= 50_000:
+                    self._extremes.clear()
+                self._extremes[key] = wl
+        w, loss = wl
+        if not (math.isfinite(w) and math.isfinite(loss)):
+            return model_threshold, None
+        frac = self._fractions.get(strategy, _ALL_OR_NOTHING)
+        # scalar arithmetic of risk_reward.ev_breakeven / expected_value (no numpy here)
+        gain, lose = w * frac.win_fraction, loss * frac.loss_fraction
+        if gain < 0 or lose < 0 or gain + lose <= 1e-9:
+            return model_threshold, None
+        thr = min(1.0, max(0.0, lose / (gain + lose) + self.config.ev_margin))
+        ev = (p * gain - (1.0 - p) * lose) * CONTRACT_MULTIPLIER * trade.quantity
+        return thr, round(ev, 2)
 
     def _record(self, preds: list[Prediction], now: datetime, metrics: BatchMetrics) -> None:
         assert self.history_repo is not None

@@ -12,7 +12,11 @@ risk, reward, profit, strike1..strike4, short_term, long_term; optional: action
   `price` observations form 5-minute bars (first/max/min/last per bucket; empty buckets
   carry the last close forward within a session) and a row sees only bars that closed at
   or before its time, with `price` as the last price; a `vix` column forms VIX bars the
-  same way, otherwise the documented VIX defaults apply.
+  same way. Without a `vix` column the export cannot give the VIX features: loading
+  refuses (MissingColumnError) unless allow_missing_vix, and then it warns on stderr,
+  trains with the documented no-VIX defaults of magic8.domain.features on every row
+  (vix_level 17, vix_vs_sma20 0, vix_change_1h 0; the expected move uses VIX 17) and
+  records that in the dataset notes (manifest.json `data.vix`).
 - Rows whose strikes do not fit their strategy, or with an unknown strategy/symbol, are
   dropped and counted.
 
@@ -22,6 +26,8 @@ assemble), so training and serving agree.
 
 from __future__ import annotations
 
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -96,13 +102,46 @@ def _windows(bars: np.ndarray, upto_ts: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def load_csv_dataset(path: Path) -> Dataset:
+class MissingColumnError(ValueError):
+    """The export lacks a column the features need."""
+
+
+VIX_MISSING_NOTE = (
+    "no vix column: every row uses the documented no-VIX defaults (vix_level ="
+    f" {F.VIX_DEFAULT_LEVEL:g}, vix_vs_sma20 = 0, vix_change_1h = 0; expected move and"
+    " probability-of-profit features computed at that VIX), so the model cannot see"
+    " the volatility regime"
+)
+
+
+def load_csv_dataset(path: Path, allow_missing_vix: bool = False) -> Dataset:
     raw = pd.read_csv(path)
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     missing = {"date", "time", "symbol", "strategy", "price", "premium", "predicted", "profit"}
     missing -= set(raw.columns)
     if missing:
         raise ValueError(f"{path}: missing columns {sorted(missing)}")
+    notes: dict[str, object] = {}
+    if "vix" not in raw.columns:
+        if not allow_missing_vix:
+            raise MissingColumnError(
+                f"{path}: no `vix` column. The features need the VIX at each trade's time;"
+                " add a vix column (the VIX level when the trade was entered), or pass"
+                f" --allow-missing-vix to train anyway ({VIX_MISSING_NOTE})."
+            )
+        warnings.warn(f"{path}: {VIX_MISSING_NOTE}", stacklevel=2)
+        print(f"WARNING magic8 train: {path}: {VIX_MISSING_NOTE}", file=sys.stderr)
+        notes["vix"] = VIX_MISSING_NOTE
+    else:
+        vix_values = pd.to_numeric(raw["vix"], errors="coerce")
+        n_bad = int((~np.isfinite(vix_values.to_numpy(dtype=np.float64))).sum())
+        notes["vix"] = f"from the export's vix column ({n_bad} rows without a value)"
+        if n_bad:
+            print(
+                f"WARNING magic8 train: {path}: {n_bad} of {len(raw)} rows have no vix value;"
+                " their VIX bars carry the last known value forward within the session",
+                file=sys.stderr,
+            )
     df = raw.copy()
     df["strategy_name"] = df["strategy"].map(_strategy)
     df["symbol"] = df["symbol"].astype(str).str.strip().str.upper()
@@ -206,5 +245,5 @@ def load_csv_dataset(path: Path) -> Dataset:
         profit=numeric["profit"],
         dates=uniq,
         trades=trades,
-        notes={"rows_read": len(raw), "rows_dropped": int(len(raw) - n)},
+        notes={"rows_read": len(raw), "rows_dropped": int(len(raw) - n), **notes},
     )
