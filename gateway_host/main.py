@@ -23,7 +23,7 @@ from typing import Any
 
 from gateway_host.health import HealthServer
 from gateway_host.heartbeat import HeartbeatWriter
-from gateway_host.ib_session import IbSession
+from gateway_host.ib.session import IbSession
 from gateway_host.settings import GatewaySettings
 from magic8.domain.heartbeat import GatewayHeartbeat
 from magic8.domain.ports import MarketDataRepository
@@ -69,8 +69,8 @@ def default_market_repository(settings: GatewaySettings) -> MarketDataRepository
 
 
 def default_databento_session(settings: GatewaySettings) -> Any:
-    """The Databento half (gateway_host.databento_session), built from the settings."""
-    from gateway_host.databento_session import from_settings
+    """The Databento half (gateway_host.databento.session), built from the settings."""
+    from gateway_host.databento.session import from_settings
 
     return from_settings(settings)
 

@@ -22,7 +22,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 
-from gateway_host.ib_session import IbSessionConfig
+from gateway_host.ib.config import IbSessionConfig
 from magic8.settings import AwsSettings
 
 

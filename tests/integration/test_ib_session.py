@@ -16,12 +16,17 @@ from typing import Any, TypeVar
 import pytest
 from ib_async import IB
 
-from gateway_host.ib_session import IbSession, IbSessionConfig
+from gateway_host.ib import IbSession, IbSessionConfig
+from gateway_host.ib.pacing import (
+    HistoricalPacingGuard,
+    PacingLimits,
+    SimulatedClock,
+    max_in_any_window,
+)
 from magic8.adapters.aws import resource
 from magic8.domain.market import SNAPSHOT_BAR_WINDOW, Bar, MarketSnapshot
 from magic8.local.provision import LocalResources
 from magic8.market_hours import ET, MarketHoursPolicy
-from magic8.pacing import HistoricalPacingGuard, PacingLimits, SimulatedClock, max_in_any_window
 from tests.fakes.fake_tws import FakeTws
 
 pytestmark = pytest.mark.xdist_group("ib_gateway")

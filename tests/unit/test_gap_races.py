@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gateway_host.databento_session import DatabentoConfig, DatabentoSession
+from gateway_host.databento.session import DatabentoConfig, DatabentoSession
 from magic8.domain.flow import PressureWindow
 from magic8.flow.aggregator import PressureAggregator
 from magic8.flow.backfill import Backfiller, DbnFileHistoricalSource

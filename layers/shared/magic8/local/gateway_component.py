@@ -54,7 +54,7 @@ class GatewayReplayComponent:
     def start(self, ctx: LocalContext) -> None:
         from magic8.adapters.kinesis_flow import KinesisFlowProducer
 
-        module = importlib.import_module("gateway_host.databento_session")
+        module = importlib.import_module("gateway_host.databento.session")
         speed = self.speed if self.speed is not None else (DEMO_SPEED if ctx.demo else REAL_SPEED)
         config = module.DatabentoConfig(
             mode="replay",

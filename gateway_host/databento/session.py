@@ -27,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
+from gateway_host.databento.config import DEFAULT_PARENTS, NS, DatabentoConfig, iso_ns
+from gateway_host.databento.gaps import GapHandling
 from magic8.domain.flow import PressureWindow
 from magic8.domain.ports import FlowProducer
 from magic8.flow.aggregator import PressureAggregator
@@ -38,45 +38,10 @@ from magic8.flow.replay import Pacer, replay
 
 log = logging.getLogger("magic8.databento")
 
-NS = 1_000_000_000
-# NQ options: quarterly/serial (NQ.OPT) + weeklies Mon-Thu (Q1A..Q5D), Friday (QN1..QN4),
-# end of month (QNE). Weekly products have their own parent symbols.
-WEEKLY_PRODUCTS: tuple[str, ...] = (
-    *(f"Q{w}{d}" for d in "ABCD" for w in range(1, 6)),
-    *("QN1", "QN2", "QN3", "QN4", "QNE"),
-)
-DEFAULT_PARENTS: tuple[str, ...] = ("NQ.OPT", *(f"{p}.OPT" for p in WEEKLY_PRODUCTS))
-
 State = Literal["idle", "connecting", "streaming", "reconnecting", "replaying", "done", "error"]
 
 
-class DatabentoConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    api_key: SecretStr | None = None  # never logged (SecretStr masks repr/str)
-    dataset: str = "GLBX.MDP3"
-    parents: tuple[str, ...] = DEFAULT_PARENTS
-    mode: Literal["live", "replay"] = "live"
-    replay_paths: tuple[str, ...] = ()
-    speed: float = Field(default=0.0, ge=0)  # replay: 0 = as fast as possible
-    loop_replay: bool = False
-    max_idle_seconds: float = 1.0  # replay pacing: cap on overnight waits
-    gateway: str | None = None  # live gateway override (tests: the fake gateway)
-    port: int = 13000
-    lateness_seconds: float = 30.0
-    idle_advance_seconds: float | None = 5.0  # live: quiet feed -> close windows by wall time
-    batch_records: int = 512
-    pump_interval_s: float = 0.2
-    sequence_gap_threshold: int | None = None
-    heartbeat_interval_s: int | None = None
-    stale_after_s: float = 120.0  # live: no record for this long -> unhealthy
-
-
-def _iso(ns: int) -> str | None:
-    return datetime.fromtimestamp(ns / NS, tz=UTC).isoformat() if ns else None
-
-
-class DatabentoSession:
+class DatabentoSession(GapHandling):
     def __init__(
         self,
         config: DatabentoConfig,
@@ -278,14 +243,6 @@ class DatabentoSession:
             self._stop.wait(backoff)
             backoff = min(backoff * 2, 60.0)
 
-    _restart_gap_from: int | None = None
-    _session_id: str | None = None
-    # the session whose first record pre-held windows, waiting for its reconnect callback
-    _pre_held_session: str | None = None
-    _awaiting_reconnect_since: float | None = None
-    # the session whose reconnect callback has reported its gap
-    _reported_session: str | None = None
-
     def _on_record(self, record: Any) -> None:
         self._last_record_wall = time.monotonic()
         live = self._live
@@ -303,80 +260,6 @@ class DatabentoSession:
     def _on_callback_error(self, exc: Exception) -> None:
         self.last_error = f"callback: {type(exc).__name__}: {exc}"
         log.error("databento: %s", self.last_error)
-
-    def _on_new_connection(self, session_id: str | None) -> None:
-        """First record of a reconnected session (new session id): hold windows now.
-
-        The order of the two is up to TCP segmentation: when the new session's Metadata
-        and first records arrive in one segment, the client dispatches the records before
-        its reconnect callback, so without this a window could close before the gap is
-        known; when the Metadata arrives alone, the callback runs first and has already
-        counted (and maybe backfilled) this session's gap: nothing to hold then.
-        """
-        with self.ingest.lock, self._gap_lock:
-            if session_id is not None and session_id == self._reported_session:
-                return
-            self._gaps_outstanding += 1
-            self._pre_held_session = session_id
-            self._awaiting_reconnect_since = time.monotonic()
-            self.ingest.hold(self.ingest.last_mbo_ts_ns)
-
-    def _on_reconnect(self, gap_start: Any, gap_end: Any) -> None:
-        """databento reconnect callback: (last ts_event, new session's start) as Timestamps.
-
-        Runs after the new session authenticated, so the client's session id is the new
-        session's: a pre-hold taken for that session already counted this gap.
-        """
-        live = self._live
-        sid = getattr(live, "session_id", None) if live is not None else None
-        with self.ingest.lock, self._gap_lock:
-            pre_held = self._awaiting_reconnect_since is not None and (
-                sid is None or self._pre_held_session in (None, sid)
-            )
-            if pre_held:
-                self._awaiting_reconnect_since = None
-                self._pre_held_session = None
-            self._reported_session = sid
-        self._report_gap(int(gap_start.value), int(gap_end.value), "reconnect", pre_held)
-
-    def _on_sequence_gap(self, start_ns: int, end_ns: int, reason: str) -> None:
-        self._report_gap(start_ns, end_ns, reason)
-
-    def _report_gap(self, start_ns: int, end_ns: int, reason: str, pre_held: bool = False) -> None:
-        log.warning("databento: gap (%s) %s .. %s", reason, _iso(start_ns), _iso(end_ns))
-        self.gaps.append((start_ns, end_ns, reason))
-        # count and hold together, ordered with _gap_done's release (ingest lock first)
-        with self.ingest.lock, self._gap_lock:
-            if not pre_held:
-                self._gaps_outstanding += 1
-            self.ingest.hold(start_ns)
-        try:
-            self._backfill_pool.submit(self._backfill, start_ns, end_ns)
-        except RuntimeError:  # shutting down: nothing more to backfill
-            self._gap_done()
-
-    def _backfill(self, start_ns: int, end_ns: int) -> None:
-        try:
-            if self.backfiller is None:
-                self.backfills["skipped_no_source"] = self.backfills.get("skipped_no_source", 0) + 1
-                return
-            result = self.backfiller.backfill(start_ns, end_ns)
-            self.backfills[result.status] = self.backfills.get(result.status, 0) + 1
-            for array in result.arrays:
-                self.ingest.on_mbo(array, source="backfill", dedupe=True)
-        except Exception as exc:
-            self.last_error = f"backfill: {exc}"
-            log.exception("databento: backfill failed")
-        finally:
-            self._gap_done()
-
-    def _gap_done(self) -> None:
-        # release under the same locks as the count: a gap reported meanwhile either
-        # counted first (no release) or holds again after the release
-        with self.ingest.lock, self._gap_lock:
-            self._gaps_outstanding = max(self._gaps_outstanding - 1, 0)
-            if self._gaps_outstanding == 0:
-                self.ingest.release()
 
     def _pump(self) -> None:
         """Aggregate buffered live records regularly; advance time when the feed is quiet."""
@@ -427,7 +310,7 @@ class DatabentoSession:
             "state": self.state,
             "healthy": self.healthy,
             "mode": self.config.mode,
-            "last_mbo_at": _iso(self.ingest.last_mbo_ts_ns),
+            "last_mbo_at": iso_ns(self.ingest.last_mbo_ts_ns),
             "last_window_end": self._last_window_end.isoformat() if self._last_window_end else None,
             "records_seen": sum(counts["seen"].values()),
             "records": counts,
