@@ -36,6 +36,7 @@ class DatabentoConfig(BaseModel):
     pump_interval_s: float = 0.2
     sequence_gap_threshold: int | None = None
     heartbeat_interval_s: int | None = None
+    outbox_max_windows: int = Field(default=10_000, ge=1)  # then the feed waits
     stale_after_s: float = 120.0  # live: no record for this long -> unhealthy
 
 

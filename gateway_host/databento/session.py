@@ -11,15 +11,18 @@ dedupe, so nothing is counted twice), then the windows are released.
 Replay: DBN files or folders through the same FlowIngest path, at a speed factor or as fast
 as possible, optionally looping (the aggregator starts over each loop).
 
-Closed windows go to the FlowProducer on a sender thread, so a slow PutRecords never stalls
-the feed. `stop()` ends the feed; `flush()` closes open windows and delivers every pending
-record. `health()` gives the heartbeat its facts.
+Closed windows go through a bounded Outbox to the FlowProducer on one sender thread, so a
+slow PutRecords never stalls the feed until `outbox_max_windows` are waiting (then the feed
+waits: backpressure; the production producer spills to disk long before that). The sender
+thread is the producer's only owner. `stop()` ends the feed (intake); `flush()` closes
+open windows, hands them to the sender, and waits while the sender delivers what is left
+(the producer's own flush deadline bounds it) and exits. `health()` gives the heartbeat
+its facts.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +32,7 @@ from typing import Any, Literal
 
 from gateway_host.databento.config import DEFAULT_PARENTS, NS, DatabentoConfig, iso_ns
 from gateway_host.databento.gaps import GapHandling
+from gateway_host.databento.outbox import Outbox
 from magic8.domain.flow import PressureWindow
 from magic8.domain.ports import FlowProducer
 from magic8.flow.aggregator import PressureAggregator
@@ -77,7 +81,10 @@ class DatabentoSession(GapHandling):
         self.backfills: dict[str, int] = {}
         self.last_error = ""
         self._stop = threading.Event()
-        self._outbox: queue.Queue[list[PressureWindow] | None] = queue.Queue()
+        self._outbox: Outbox[PressureWindow] = Outbox(
+            config.outbox_max_windows, should_wait=self._outbox_should_wait
+        )
+        self._sender_thread: threading.Thread | None = None
         self._threads: list[threading.Thread] = []
         self._backfill_pool = ThreadPoolExecutor(1, thread_name_prefix="db-backfill")
         self._gaps_outstanding = 0
@@ -91,7 +98,7 @@ class DatabentoSession(GapHandling):
     def start(self) -> None:
         """Start the feed on background threads; returns at once."""
         self._stop.clear()
-        self._spawn("db-sender", self._sender)
+        self._sender_thread = self._spawn("db-sender", self._sender)
         if self.config.mode == "live":
             self._spawn("db-live", self._run_live)
             self._spawn("db-pump", self._pump)
@@ -99,8 +106,12 @@ class DatabentoSession(GapHandling):
             self._spawn("db-replay", self._run_replay)
 
     def stop(self) -> None:
-        """Stop the feed (flush() then delivers what is open and pending)."""
+        """Stop intake: end the feed (flush() then delivers what is open and pending)."""
         self._stop.set()
+        interrupt = getattr(self.producer, "interrupt", None)
+        if callable(interrupt):  # a sender waiting for Kinesis room stops waiting
+            interrupt()
+        self._outbox.wake()
         live = self._live
         if live is not None:
             try:
@@ -109,22 +120,34 @@ class DatabentoSession(GapHandling):
             except Exception as exc:
                 log.info("databento: live stop: %s", type(exc).__name__)
         for t in self._threads:
-            if t.name != "db-sender":
+            if t is not self._sender_thread:
                 t.join(timeout=10)
         if self.state not in ("error",):
             self.state = "done" if self.config.mode == "replay" else "idle"
 
     def flush(self) -> None:
-        """Close every open window and deliver all pending records to the producer."""
+        """Close every open window; the sender delivers them and all pending records, exits.
+
+        The sender thread stays the producer's only owner: this thread hands over and waits.
+        """
         self._backfill_pool.shutdown(wait=True, cancel_futures=False)
         self.ingest.flush()
-        self._outbox.put(None)
-        for t in self._threads:
-            if t.name == "db-sender":
-                t.join(timeout=30)
-        self._drain_outbox()
-        if self.producer is not None:
-            self.producer.flush()
+        sender = self._sender_thread
+        self._outbox.close()
+        if sender is not None and sender.is_alive():
+            limit = float(getattr(self.producer, "flush_timeout_s", 15.0)) + 10.0
+            sender.join(timeout=limit)
+            if sender.is_alive():
+                log.error("databento: sender still delivering after %.0fs; leaving it", limit)
+        else:  # never started: this thread is the only owner
+            self._finish_sending()
+        stats = getattr(self.producer, "stats", None) or {}
+        log.info(
+            "databento: flushed: windows emitted=%d sent=%d pending=%s",
+            self.windows_emitted,
+            self.windows_sent,
+            stats.get("pending", "?"),
+        )
 
     def wait_replay(self, timeout: float | None = None) -> bool:
         for t in self._threads:
@@ -133,12 +156,18 @@ class DatabentoSession(GapHandling):
                 return not t.is_alive()
         return True
 
-    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+    def _spawn(self, name: str, target: Callable[[], None]) -> threading.Thread:
         t = threading.Thread(target=target, name=name, daemon=True)
         self._threads.append(t)
         t.start()
+        return t
 
     # -- windows -> producer -----------------------------------------------------------
+
+    def _outbox_should_wait(self) -> bool:
+        """Backpressure only while the feed runs and a sender is there to make room."""
+        sender = self._sender_thread
+        return not self._stop.is_set() and sender is not None and sender.is_alive()
 
     def _enqueue(self, windows: list[PressureWindow]) -> None:
         self.windows_emitted += len(windows)
@@ -155,21 +184,36 @@ class DatabentoSession(GapHandling):
             self.last_error = f"producer: {exc}"
             log.exception("databento: producer.send failed")
 
-    def _sender(self) -> None:
-        while True:
-            item = self._outbox.get()
-            if item is None:
-                return
-            self._send(item)
+    def _producer_pending(self) -> int:
+        return int(getattr(self.producer, "pending", 0) or 0)
 
-    def _drain_outbox(self) -> None:
+    def _sender(self) -> None:
+        """The producer's one owner: send what the feed closed; retry pending when quiet."""
         while True:
-            try:
-                item = self._outbox.get_nowait()
-            except queue.Empty:
+            windows, closed = self._outbox.take(timeout=self.config.pump_interval_s * 5)
+            if windows or self._producer_pending():
+                self._send(windows)
+            if closed:
+                self._finish_sending()
                 return
-            if item:
-                self._send(item)
+
+    def _finish_sending(self) -> None:
+        while True:
+            windows, _ = self._outbox.take(timeout=0)
+            if not windows:
+                break
+            self._send(windows)
+        if self.producer is None:
+            return
+        stats = getattr(self.producer, "stats", None)
+        before = stats.get("sent", 0) if stats is not None else 0
+        try:
+            self.producer.flush()
+        except Exception as exc:
+            self.last_error = f"producer flush: {exc}"
+            log.error("databento: producer flush failed: %s", exc)
+        if stats is not None:
+            self.windows_sent += stats.get("sent", 0) - before
 
     # -- replay ------------------------------------------------------------------------
 

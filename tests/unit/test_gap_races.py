@@ -185,6 +185,5 @@ def test_reconnect_gap_counted_once_in_either_order(first: str) -> None:
         session._backfill_pool.shutdown(wait=True)
     # every window, as last emitted, equals the uninterrupted run's
     emitted: list[PressureWindow] = []
-    while not session._outbox.empty():
-        emitted.extend(session._outbox.get_nowait() or [])
+    emitted.extend(session._outbox.take(timeout=0)[0])
     assert _windows(emitted) == _uninterrupted()
