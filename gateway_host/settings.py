@@ -11,8 +11,11 @@ Env vars (prefix MAGIC8_, plus the AwsSettings table/stream names):
   MAGIC8_DATABENTO_REPLAY_PATH, MAGIC8_DATABENTO_REPLAY_SPEED (0 = as fast as possible),
   MAGIC8_DATABENTO_PARENTS (comma list; empty = the session's default),
   MAGIC8_DATABENTO_DATASET (GLBX.MDP3), MAGIC8_BACKFILL_DAILY_BUDGET_USD (5.0),
+  MAGIC8_FLOW_MAX_BUFFERED (20000 windows in memory), MAGIC8_FLOW_SPILL_DIR ("" = none:
+  backpressure; the ECS task sets /tmp/magic8-flow-outbox), MAGIC8_FLOW_FLUSH_TIMEOUT_S (12),
   MAGIC8_HEALTH_HOST (0.0.0.0), MAGIC8_HEALTH_PORT (8080), MAGIC8_HEARTBEAT_INTERVAL_S (10),
-  MAGIC8_HEARTBEAT_TTL_S (86400), MAGIC8_SHUTDOWN_TIMEOUT_S (20), MAGIC8_LOG_LEVEL (INFO).
+  MAGIC8_HEARTBEAT_TTL_S (86400), MAGIC8_SHUTDOWN_TIMEOUT_S (25; the ECS stop timeout is 30),
+  MAGIC8_LOG_LEVEL (INFO).
 Secrets are SecretStr: their repr, str and JSON dump are masked.
 """
 
@@ -52,11 +55,16 @@ class GatewaySettings(AwsSettings):
     databento_dataset: str = "GLBX.MDP3"
     backfill_daily_budget_usd: float = 5.0
 
+    # the Kinesis producer: bounded memory, spill to disk, flush deadline at shutdown
+    flow_max_buffered: int = Field(default=20_000, ge=1)
+    flow_spill_dir: str = ""
+    flow_flush_timeout_s: float = Field(default=12.0, ge=0)
+
     health_host: str = "0.0.0.0"
     health_port: int = 8080
     heartbeat_interval_s: float = 10.0
     heartbeat_ttl_s: int = 86400
-    shutdown_timeout_s: float = 20.0
+    shutdown_timeout_s: float = 25.0
     log_level: str = "INFO"
 
     @property

@@ -143,7 +143,7 @@ class DatabentoSession(GapHandling):
             self._finish_sending()
         stats = getattr(self.producer, "stats", None) or {}
         log.info(
-            "databento: flushed: windows emitted=%d sent=%d pending=%s",
+            "databento: flushed: emitted=%d sent=%d pending=%s",
             self.windows_emitted,
             self.windows_sent,
             stats.get("pending", "?"),
@@ -397,6 +397,10 @@ def from_settings(settings: Any) -> DatabentoSession:
             DynamoBudgetLedger(settings.state_table),
             daily_budget_usd=settings.backfill_daily_budget_usd,
         )
-    return DatabentoSession(
-        config, producer=KinesisFlowProducer(settings.flow_stream), backfiller=backfiller
+    producer = KinesisFlowProducer(
+        settings.flow_stream,
+        max_buffered=settings.flow_max_buffered,
+        spill_dir=settings.flow_spill_dir or None,
+        flush_timeout_s=settings.flow_flush_timeout_s,
     )
+    return DatabentoSession(config, producer=producer, backfiller=backfiller)

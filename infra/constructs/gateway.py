@@ -135,6 +135,8 @@ class GatewayHost(Construct):
                 "MAGIC8_HEALTH_PORT": str(HEALTH_PORT),
                 "MAGIC8_DATABENTO_ENABLED": "true",
                 "MAGIC8_DATABENTO_MODE": "live",
+                "MAGIC8_FLOW_SPILL_DIR": "/tmp/magic8-flow-outbox",
+                "MAGIC8_SHUTDOWN_TIMEOUT_S": "25",
                 "POWERTOOLS_SERVICE_NAME": "gateway",
                 "POWERTOOLS_METRICS_NAMESPACE": "magic8",
             },
@@ -154,7 +156,9 @@ class GatewayHost(Construct):
                 retries=3,
                 start_period=Duration.seconds(120),
             ),
-            stop_timeout=Duration.seconds(60),  # SIGTERM flush of open windows and Kinesis
+            # SIGTERM: stop intake, flush open windows and Kinesis (MAGIC8_FLOW_FLUSH_TIMEOUT_S),
+            # spill what Kinesis did not take; the process exits within SHUTDOWN_TIMEOUT_S < 30
+            stop_timeout=Duration.seconds(30),
             logging=ecs.LogDriver.aws_logs(stream_prefix="gateway-host", log_group=logs),
         )
         self.container.add_container_dependencies(

@@ -309,3 +309,67 @@ def test_databento_health_in_the_container_status(
     healthy, facts = gw.status()
     assert healthy is expected
     assert facts["databento"]["state"] == state and facts["ib"]["state"] == "disabled"
+
+
+def test_sigterm_mid_stream_stops_intake_flushes_and_exits_within_30s(
+    aws_resources: LocalResources, tmp_path: Path
+) -> None:
+    """SIGTERM while the replay is streaming: exit 0 in <= 30 s, no traceback, no window lost."""
+    health_port = free_port()
+    env = {
+        **os.environ,
+        **gateway_env(0, health_port),
+        "MAGIC8_IB_ENABLED": "false",
+        "MAGIC8_LOG_LEVEL": "INFO",
+        "MAGIC8_DATABENTO_ENABLED": "true",
+        "MAGIC8_DATABENTO_MODE": "replay",
+        "MAGIC8_DATABENTO_REPLAY_PATH": str(SAMPLE_DAY),
+        # 6.5 session hours in ~80 s: the signal lands mid-stream
+        "MAGIC8_DATABENTO_REPLAY_SPEED": "300",
+        "MAGIC8_FLOW_MAX_BUFFERED": "500",
+    }
+    log_path = tmp_path / "gateway.log"
+    log_file = log_path.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway_host.main"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        health: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{health_port}/health", timeout=2).json()
+            except (httpx.TransportError, ValueError):
+                health = {}
+            if health.get("databento", {}).get("windows_emitted", 0) > 0:
+                break
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            time.sleep(0.2)
+        assert health["databento"]["state"] == "replaying", health
+        proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        proc.wait(timeout=40)
+        took = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log_file.close()
+    output = log_path.read_text()
+    assert proc.returncode == 0, output[-3000:]
+    print(f"SIGTERM mid-stream: stopped in {took:.2f} s, {len(output.splitlines())} log lines")
+    assert took <= 30, f"stopped in {took:.1f} s"
+    assert "Traceback" not in output and "KeyError" not in output, output[-3000:]
+    line = next(ln for ln in output.splitlines() if "databento: flushed:" in ln)
+    counts = dict(part.split("=") for part in line.split("flushed:")[1].split())
+    emitted, sent = int(counts["emitted"]), int(counts["sent"])
+    records = kinesis_records(aws_resources.settings.flow_stream)
+    assert emitted > 0 and sent == emitted and counts["pending"] == "0"
+    assert len(records) == emitted, "every window emitted before the stop reached Kinesis"
+    final = GatewayHeartbeat.from_item(heartbeat_item(aws_resources.settings.state_table) or {})
+    assert final.final
+    assert "gateway stopped cleanly" in output
