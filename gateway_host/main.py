@@ -24,6 +24,7 @@ from typing import Any
 from gateway_host.health import HealthServer
 from gateway_host.heartbeat import HeartbeatWriter
 from gateway_host.ib.session import IbSession
+from gateway_host.metrics import GatewayMetrics
 from gateway_host.settings import GatewaySettings
 from magic8.domain.heartbeat import GatewayHeartbeat
 from magic8.domain.ports import MarketDataRepository
@@ -100,6 +101,7 @@ class Gateway:
             ttl_seconds=settings.heartbeat_ttl_s,
         )
         self.health = HealthServer(self.status, settings.health_host, settings.health_port)
+        self.metrics = GatewayMetrics(lambda: self.status()[1], settings.metrics_interval_s)
         self._last_ok: dict[str, float] = {}
 
     # ------------------------------------------------------------------ facts
@@ -132,7 +134,7 @@ class Gateway:
         if facts.get("healthy"):
             return True
         # a connected live feed that is quiet while CME Globex is closed (daily halt,
-        # weekend) is not a fault: restarting the task would not bring data
+        # weekend, holiday) is not a fault: restarting the task would not bring data
         return facts.get("state") == "streaming" and not cme_globex_equity_open(self.clock())
 
     def status(self) -> tuple[bool, dict[str, Any]]:
@@ -169,6 +171,8 @@ class Gateway:
         if self.databento is not None:
             await _call(self.databento.start)
         await self.heartbeat.start()
+        if self.settings.metrics_enabled:
+            await self.metrics.start()
         log.info(
             "gateway started: ib=%s databento=%s health=:%d",
             "on" if self.ib else "off",
@@ -183,6 +187,8 @@ class Gateway:
         if self.databento is not None:
             await _call(self.databento.stop)  # ends the feed
             await _call(self.databento.flush)  # open windows + pending Kinesis records
+        if self.settings.metrics_enabled:
+            await self.metrics.stop()
         await self.heartbeat.stop(final=True)
         await self.health.stop()
         log.info("gateway stopped cleanly")

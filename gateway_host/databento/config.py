@@ -37,7 +37,8 @@ class DatabentoConfig(BaseModel):
     sequence_gap_threshold: int | None = None
     heartbeat_interval_s: int | None = None
     outbox_max_windows: int = Field(default=10_000, ge=1)  # then the feed waits
-    stale_after_s: float = 120.0  # live: no record for this long -> unhealthy
+    window_poll_s: float = 60.0  # outside the window: re-check this often
+    stale_after_s: float = 120.0  # live: no MBO record for this long -> unhealthy
 
 
 def iso_ns(ns: int) -> str | None:

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gateway_host.databento.config import iso_ns
+from gateway_host.databento.spend import SpendTracker
 from magic8.flow.backfill import Backfiller
 from magic8.flow.ingest import FlowIngest
 
@@ -29,6 +30,7 @@ class GapHandling:
     ingest: FlowIngest
     backfiller: Backfiller | None
     backfills: dict[str, int]
+    spend: SpendTracker | None
     gaps: list[tuple[int, int, str]]
     last_error: str
     _live: Any
@@ -99,6 +101,13 @@ class GapHandling:
         try:
             if self.backfiller is None:
                 self.backfills["skipped_no_source"] = self.backfills.get("skipped_no_source", 0) + 1
+                return
+            spend = self.spend
+            if spend is not None and not spend.backfill_allowed():
+                # the streaming budget is reached: backfill (the optional part) stops first
+                key = "skipped_streaming_budget"
+                self.backfills[key] = self.backfills.get(key, 0) + 1
+                log.warning("databento: gap not backfilled: the streaming budget is reached")
                 return
             result = self.backfiller.backfill(start_ns, end_ns)
             self.backfills[result.status] = self.backfills.get(result.status, 0) + 1

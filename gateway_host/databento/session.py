@@ -33,16 +33,28 @@ from typing import Any, Literal
 from gateway_host.databento.config import DEFAULT_PARENTS, NS, DatabentoConfig, iso_ns
 from gateway_host.databento.gaps import GapHandling
 from gateway_host.databento.outbox import Outbox
+from gateway_host.databento.spend import SpendTracker
 from magic8.domain.flow import PressureWindow
 from magic8.domain.ports import FlowProducer
 from magic8.flow.aggregator import PressureAggregator
 from magic8.flow.backfill import Backfiller
 from magic8.flow.ingest import FlowIngest
 from magic8.flow.replay import Pacer, replay
+from magic8.market_hours import StreamingWindow
 
 log = logging.getLogger("magic8.databento")
 
-State = Literal["idle", "connecting", "streaming", "reconnecting", "replaying", "done", "error"]
+State = Literal[
+    "idle",
+    "outside_window",
+    "over_budget",
+    "connecting",
+    "streaming",
+    "reconnecting",
+    "replaying",
+    "done",
+    "error",
+]
 
 
 class DatabentoSession(GapHandling):
@@ -54,11 +66,16 @@ class DatabentoSession(GapHandling):
         aggregator: PressureAggregator | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         live_factory: Callable[..., Any] | None = None,
+        window: StreamingWindow | None = None,
+        spend: SpendTracker | None = None,
     ) -> None:
         self.config = config
         self.producer = producer
         self.backfiller = backfiller
         self.clock = clock
+        # live only: stream inside the window (None: whenever connected)
+        self.window = window
+        self.spend = spend
         self._live_factory = live_factory
         source = "live" if config.mode == "live" else "replay"
         self.aggregator = aggregator or PressureAggregator(
@@ -91,6 +108,14 @@ class DatabentoSession(GapHandling):
         self._gap_lock = threading.Lock()
         self._live: Any = None
         self._last_record_wall = 0.0
+        # wall time (epoch s) of the last MBO record per instrument id: stream health that
+        # Databento's heartbeat/system records cannot reset
+        self._last_mbo_wall = 0.0
+        self._mbo_wall_by_iid: dict[int, float] = {}
+        self._closed_for_window = False
+        self.window_opens = 0
+        self.window_closes = 0
+        self.reconnects = 0
         self._last_window_end: datetime | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -253,11 +278,30 @@ class DatabentoSession(GapHandling):
             kwargs["heartbeat_interval_s"] = self.config.heartbeat_interval_s
         return db.Live(**kwargs)
 
+    def _seconds_until_allowed(self) -> tuple[float, State]:
+        """0 when the live stream may run now; else how long to wait, and why."""
+        if self.spend is not None and not self.spend.streaming_allowed():
+            return 60.0, "over_budget"
+        if self.window is not None:
+            wait = self.window.seconds_until_open(self.clock())
+            if wait > 0:
+                return wait, "outside_window"
+        return 0.0, "streaming"
+
     def _run_live(self) -> None:
         backoff = 1.0
         restart_gap_from: int | None = None
         while not self._stop.is_set():
+            wait, why = self._seconds_until_allowed()
+            if wait > 0:
+                if self.state != why:
+                    log.info("databento: %s; not streaming for %.0fs", why, wait)
+                self.state = why
+                restart_gap_from = None  # a planned pause is no gap
+                self._stop.wait(min(wait, self.config.window_poll_s))
+                continue
             self.state = "connecting"
+            self._closed_for_window = False
             try:
                 live = self._make_live()
                 self._session_id = None
@@ -270,12 +314,17 @@ class DatabentoSession(GapHandling):
                 self._live = live
                 live.start()
                 self.state = "streaming"
+                self.window_opens += 1
                 backoff = 1.0
                 if restart_gap_from is not None:
                     self._restart_gap_from = restart_gap_from
                 live.block_for_close()
                 if self._stop.is_set():
                     break
+                if self._closed_for_window:
+                    self._end_of_window()
+                    restart_gap_from = None
+                    continue
                 log.warning("databento: live session closed; reconnecting")
             except Exception as exc:
                 if self._stop.is_set():
@@ -283,12 +332,35 @@ class DatabentoSession(GapHandling):
                 self.last_error = f"live: {type(exc).__name__}: {exc}"
                 log.warning("databento: live session error: %s", self.last_error)
             self.state = "reconnecting"
+            self.reconnects += 1
             restart_gap_from = self.ingest.last_mbo_ts_ns or None
             self._stop.wait(backoff)
             backoff = min(backoff * 2, 60.0)
 
+    def _close_for_window(self, why: str) -> None:
+        """The window ended (or the budget stops streaming): end the live session."""
+        live = self._live
+        if live is None or self._closed_for_window:
+            return
+        self._closed_for_window = True
+        log.info("databento: %s; closing the live session", why)
+        try:
+            live.stop()
+        except Exception as exc:
+            log.info("databento: live stop: %s", type(exc).__name__)
+
+    def _end_of_window(self) -> None:
+        """After a planned close: close every open window so the day's last ones go out."""
+        self.window_closes += 1
+        self.ingest.flush()
+        self._live = None
+
     def _on_record(self, record: Any) -> None:
         self._last_record_wall = time.monotonic()
+        if type(record).__name__ == "MBOMsg":
+            now = time.time()
+            self._last_mbo_wall = now
+            self._mbo_wall_by_iid[record.instrument_id] = now
         live = self._live
         if live is not None:
             sid = live.session_id
@@ -328,9 +400,22 @@ class DatabentoSession(GapHandling):
                     and not self.aggregator.held
                 ):
                     self.ingest.advance(self.ingest.last_mbo_ts_ns + int(quiet * NS))
+                self._check_window_and_spend()
             except Exception as exc:
                 self.last_error = f"pump: {exc}"
                 log.exception("databento: pump failed")
+
+    def _check_window_and_spend(self) -> None:
+        if self.spend is not None:
+            with self.ingest.lock:
+                seen = dict(self.ingest.seen)
+            self.spend.observe(seen)
+        if self.state != "streaming":
+            return
+        if self.spend is not None and not self.spend.streaming_allowed():
+            self._close_for_window("streaming budget reached")
+        elif self.window is not None and not self.window.is_open(self.clock()):
+            self._close_for_window("streaming window closed")
 
     # -- health ------------------------------------------------------------------------
 
@@ -340,21 +425,58 @@ class DatabentoSession(GapHandling):
             return False
         if self.config.mode == "replay":
             return True
+        if self.state in ("outside_window", "over_budget"):
+            return True  # a planned pause
         if self.state != "streaming":
             return False
-        if not self._last_record_wall:
-            return True
-        return time.monotonic() - self._last_record_wall < self.config.stale_after_s
+        age = self.mbo_age_s()
+        if age is None:  # no MBO yet in this session: give it stale_after_s from the start
+            return time.monotonic() - self._streaming_since() < self.config.stale_after_s
+        return age < self.config.stale_after_s
+
+    def _streaming_since(self) -> float:
+        return self._last_record_wall or time.monotonic()
+
+    def mbo_age_s(self) -> float | None:
+        """Seconds since the last MBO record (not any record: heartbeats do not count)."""
+        return max(0.0, time.time() - self._last_mbo_wall) if self._last_mbo_wall else None
+
+    def mbo_age_by_product(self) -> dict[str, float]:
+        """Seconds since the last MBO record of each product seen (NQ, Q1A, ...)."""
+        now = time.time()
+        latest: dict[str, float] = {}
+        for iid, t in list(self._mbo_wall_by_iid.items()):
+            product = product_of(self.ingest.instruments.get(iid))
+            if t > latest.get(product, 0.0):
+                latest[product] = t
+        return {p: round(max(0.0, now - t), 1) for p, t in sorted(latest.items())}
+
+    def window_facts(self) -> dict[str, Any]:
+        if self.window is None:
+            return {"configured": False, "open": True}
+        now = self.clock()
+        start, end = self.window.current_or_next(now)
+        return {
+            "configured": True,
+            "open": start <= now < end,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "opens": self.window_opens,
+            "closes": self.window_closes,
+        }
 
     def health(self) -> dict[str, Any]:
         counts = self.ingest.counts()
         budget = self.backfiller.budget_used() if self.backfiller else 0.0
         stats = getattr(self.producer, "stats", {}) or {}
+        age = self.mbo_age_s()
         return {
             "state": self.state,
             "healthy": self.healthy,
             "mode": self.config.mode,
             "last_mbo_at": iso_ns(self.ingest.last_mbo_ts_ns),
+            "mbo_age_s": None if age is None else round(age, 1),
+            "mbo_age_by_product": self.mbo_age_by_product(),
             "last_window_end": self._last_window_end.isoformat() if self._last_window_end else None,
             "records_seen": sum(counts["seen"].values()),
             "records": counts,
@@ -363,12 +485,31 @@ class DatabentoSession(GapHandling):
             "windows_emitted": self.windows_emitted,
             "windows_sent": self.windows_sent,
             "kinesis": {k: v for k, v in dict(stats).items() if isinstance(v, int | float)},
+            "producer_backlog": int(getattr(self.producer, "pending", 0) or 0),
+            "producer_oldest_age_s": round(
+                float(getattr(self.producer, "oldest_age_s", 0.0) or 0.0), 1
+            ),
+            "outbox": len(self._outbox),
+            "reconnects": self.reconnects,
             "gaps": len(self.gaps),
             "backfills": dict(self.backfills),
+            "backfilled_records": self.ingest.backfill_records,
             "backfill_budget_used": budget if budget == budget else 0.0,
+            "window": self.window_facts(),
+            "spend": self.spend.facts() if self.spend is not None else None,
             "loops": self.loops,
             "last_error": self.last_error,
         }
+
+
+def product_of(instrument: Any) -> str:
+    """The product root of an instrument: "NQZ5 C21000" -> "NQ", "Q1AZ5 P20000" -> "Q1A"."""
+    if instrument is None:
+        return "unknown"
+    raw = str(getattr(instrument, "raw_symbol", "") or "").split(" ")[0]
+    if len(raw) > 2 and raw[-1].isdigit() and raw[-2].isalpha():
+        return raw[:-2]
+    return raw or str(getattr(instrument, "underlying", "") or "unknown")
 
 
 def from_settings(settings: Any) -> DatabentoSession:
@@ -387,6 +528,19 @@ def from_settings(settings: Any) -> DatabentoSession:
         replay_paths=paths,
         speed=settings.databento_replay_speed,
     )
+    spend = None
+    window = None
+    ledger: Any = None
+    if config.mode == "live":
+        ledger = DynamoBudgetLedger(settings.state_table)
+        window = settings.streaming_window()
+        spend = SpendTracker(
+            ledger,
+            streaming_budget_usd=settings.streaming_daily_budget_usd,
+            backfill_budget_usd=settings.backfill_daily_budget_usd,
+            usd_per_gb=settings.databento_usd_per_gb,
+            stop_streaming_at_budget=settings.stop_streaming_at_budget,
+        )
     backfiller = None
     if config.mode == "live" and config.api_key is not None:
         import databento as db
@@ -394,7 +548,7 @@ def from_settings(settings: Any) -> DatabentoSession:
         historical = db.Historical(key=config.api_key.get_secret_value())
         backfiller = Backfiller(
             DatabentoHistoricalSource(historical, config.dataset, parents),
-            DynamoBudgetLedger(settings.state_table),
+            ledger,
             daily_budget_usd=settings.backfill_daily_budget_usd,
         )
     producer = KinesisFlowProducer(
@@ -403,4 +557,6 @@ def from_settings(settings: Any) -> DatabentoSession:
         spill_dir=settings.flow_spill_dir or None,
         flush_timeout_s=settings.flow_flush_timeout_s,
     )
-    return DatabentoSession(config, producer=producer, backfiller=backfiller)
+    return DatabentoSession(
+        config, producer=producer, backfiller=backfiller, window=window, spend=spend
+    )
