@@ -138,10 +138,18 @@ class Gateway:
         return facts.get("state") == "streaming" and not cme_globex_equity_open(self.clock())
 
     def status(self) -> tuple[bool, dict[str, Any]]:
+        """(healthy for the container check, facts). IB being unavailable (IB Gateway
+        restarting, waiting for the second factor, IBKR maintenance) is reported as
+        `degraded` but does not fail the check unless MAGIC8_IB_REQUIRED_FOR_HEALTH: a new
+        task would not log in any sooner, it would only crash-loop."""
         ib, db = self._ib_facts(), self._databento_facts()
-        ib_ok = self._graced("ib", bool(ib.get("healthy"))) if self.ib else True
-        db_ok = self._graced("databento", self._databento_ok(db)) if self.databento else True
-        return ib_ok and db_ok, {"ib": ib, "databento": db}
+        ib_now = bool(ib.get("healthy")) if self.ib else True
+        db_now = self._databento_ok(db) if self.databento else True
+        ib_ok = self._graced("ib", ib_now) if self.ib else True
+        db_ok = self._graced("databento", db_now) if self.databento else True
+        degraded = [name for name, ok in (("ib", ib_now), ("databento", db_now)) if not ok]
+        healthy = db_ok and (ib_ok or not self.settings.ib_required_for_health)
+        return healthy, {"ib": ib, "databento": db, "degraded": degraded}
 
     def collect_heartbeat(self, final: bool = False) -> GatewayHeartbeat:
         healthy, facts = self.status()

@@ -6,6 +6,7 @@ Env vars (prefix MAGIC8_, plus the AwsSettings table/stream names):
   3 delayed), MAGIC8_OUTSIDE_HOURS (false: no IB requests outside NYSE RTH),
   MAGIC8_SNAPSHOT_INTERVAL_S (1.0), MAGIC8_SNAPSHOT_TTL_S (3600),
   MAGIC8_IB_BACKOFF_INITIAL_S (1.0), MAGIC8_IB_BACKOFF_MAX_S (60),
+  MAGIC8_IB_REQUIRED_FOR_HEALTH (false: IB down -> /health 200 with "degraded": ["ib"]),
   MAGIC8_DATABENTO_ENABLED (false), MAGIC8_DATABENTO_API_KEY or DATABENTO_API_KEY (secret,
   injected by ECS from Secrets Manager), MAGIC8_DATABENTO_MODE (live | replay),
   MAGIC8_DATABENTO_REPLAY_PATH, MAGIC8_DATABENTO_REPLAY_SPEED (0 = as fast as possible),
@@ -48,6 +49,9 @@ class GatewaySettings(AwsSettings):
     ib_backoff_max_s: float = 60.0
     ib_connect_timeout_s: float = 5.0
     outside_hours: bool = False
+    # false: IB unavailable is reported (/health "degraded", IbConnected metric) but never
+    # fails the container health check (no crash loop while IB waits for the second factor)
+    ib_required_for_health: bool = False
     snapshot_interval_s: float = 1.0
     snapshot_ttl_s: int = 3600
 

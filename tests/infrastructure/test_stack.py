@@ -562,6 +562,23 @@ def test_alarms_to_alerts_topic(synth: Synth) -> None:
     assert len(errors) == 4  # predict, monitor, ifd, websocket
     for a in alarms:
         assert {"Ref": topic_id} in a["Properties"]["AlarmActions"], a
+    gateway = {
+        a["Properties"]["MetricName"]: a["Properties"]
+        for a in alarms
+        if a["Properties"].get("Dimensions") == [{"Name": "service", "Value": "gateway"}]
+    }
+    assert set(gateway) == {
+        "MboAgeSeconds",
+        "ProducerOldestAgeSeconds",
+        "Gaps",
+        "BudgetExceeded",
+    }
+    assert gateway["MboAgeSeconds"]["Threshold"] == 300
+    assert gateway["MboAgeSeconds"]["TreatMissingData"] == "notBreaching"  # outside the window
+    assert gateway["BudgetExceeded"]["Threshold"] == 1
+    from gateway_host.metrics import METRIC_NAMES
+
+    assert set(gateway) <= METRIC_NAMES  # the names the gateway emits
     stale = next(a for a in alarms if a["Properties"]["MetricName"] == "GatewayStale")
     assert stale["Properties"]["Dimensions"] == [{"Name": "service", "Value": "monitor"}]
     synth.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
