@@ -31,6 +31,10 @@ GATEWAY_MODULES = [
     "gateway_host.databento",  # the Databento half, when present
     "gateway_host.databento.config",
     "gateway_host.databento.gaps",
+    "gateway_host.databento.outbox",
+    "gateway_host.databento.spend",
+    "gateway_host.metrics",
+    "magic8.adapters.spill",
     "gateway_host.databento.session",
     "magic8.adapters.market_dynamo",  # imported by main at startup, when present
 ]
