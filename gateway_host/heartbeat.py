@@ -35,6 +35,7 @@ class HeartbeatWriter:
         self.ttl_seconds = ttl_seconds
         self._table = table
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self.writes = 0
         self.errors = 0
         self.last: GatewayHeartbeat | None = None
@@ -46,13 +47,20 @@ class HeartbeatWriter:
         return self._table
 
     async def start(self) -> None:
+        self._stopping = asyncio.Event()
         self._task = asyncio.create_task(self._loop(), name="heartbeat")
 
     async def stop(self, final: bool = True) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # let a write in flight finish (cancelling the await would not stop its thread,
+            # which could then overwrite the final heartbeat); cancel only if it hangs
+            self._stopping.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 10)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
         if final:
             await self.write_once(final=True)
 
@@ -69,6 +77,7 @@ class HeartbeatWriter:
         return True
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             await self.write_once()
-            await asyncio.sleep(self.interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval_s)

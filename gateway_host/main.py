@@ -23,7 +23,8 @@ from typing import Any
 
 from gateway_host.health import HealthServer
 from gateway_host.heartbeat import HeartbeatWriter
-from gateway_host.ib_session import IbSession
+from gateway_host.ib.session import IbSession
+from gateway_host.metrics import GatewayMetrics
 from gateway_host.settings import GatewaySettings
 from magic8.domain.heartbeat import GatewayHeartbeat
 from magic8.domain.ports import MarketDataRepository
@@ -69,8 +70,8 @@ def default_market_repository(settings: GatewaySettings) -> MarketDataRepository
 
 
 def default_databento_session(settings: GatewaySettings) -> Any:
-    """The Databento half (gateway_host.databento_session), built from the settings."""
-    from gateway_host.databento_session import from_settings
+    """The Databento half (gateway_host.databento.session), built from the settings."""
+    from gateway_host.databento.session import from_settings
 
     return from_settings(settings)
 
@@ -100,6 +101,7 @@ class Gateway:
             ttl_seconds=settings.heartbeat_ttl_s,
         )
         self.health = HealthServer(self.status, settings.health_host, settings.health_port)
+        self.metrics = GatewayMetrics(lambda: self.status()[1], settings.metrics_interval_s)
         self._last_ok: dict[str, float] = {}
 
     # ------------------------------------------------------------------ facts
@@ -132,14 +134,22 @@ class Gateway:
         if facts.get("healthy"):
             return True
         # a connected live feed that is quiet while CME Globex is closed (daily halt,
-        # weekend) is not a fault: restarting the task would not bring data
+        # weekend, holiday) is not a fault: restarting the task would not bring data
         return facts.get("state") == "streaming" and not cme_globex_equity_open(self.clock())
 
     def status(self) -> tuple[bool, dict[str, Any]]:
+        """(healthy for the container check, facts). IB being unavailable (IB Gateway
+        restarting, waiting for the second factor, IBKR maintenance) is reported as
+        `degraded` but does not fail the check unless MAGIC8_IB_REQUIRED_FOR_HEALTH: a new
+        task would not log in any sooner, it would only crash-loop."""
         ib, db = self._ib_facts(), self._databento_facts()
-        ib_ok = self._graced("ib", bool(ib.get("healthy"))) if self.ib else True
-        db_ok = self._graced("databento", self._databento_ok(db)) if self.databento else True
-        return ib_ok and db_ok, {"ib": ib, "databento": db}
+        ib_now = bool(ib.get("healthy")) if self.ib else True
+        db_now = self._databento_ok(db) if self.databento else True
+        ib_ok = self._graced("ib", ib_now) if self.ib else True
+        db_ok = self._graced("databento", db_now) if self.databento else True
+        degraded = [name for name, ok in (("ib", ib_now), ("databento", db_now)) if not ok]
+        healthy = db_ok and (ib_ok or not self.settings.ib_required_for_health)
+        return healthy, {"ib": ib, "databento": db, "degraded": degraded}
 
     def collect_heartbeat(self, final: bool = False) -> GatewayHeartbeat:
         healthy, facts = self.status()
@@ -169,6 +179,8 @@ class Gateway:
         if self.databento is not None:
             await _call(self.databento.start)
         await self.heartbeat.start()
+        if self.settings.metrics_enabled:
+            await self.metrics.start()
         log.info(
             "gateway started: ib=%s databento=%s health=:%d",
             "on" if self.ib else "off",
@@ -183,6 +195,8 @@ class Gateway:
         if self.databento is not None:
             await _call(self.databento.stop)  # ends the feed
             await _call(self.databento.flush)  # open windows + pending Kinesis records
+        if self.settings.metrics_enabled:
+            await self.metrics.stop()
         await self.heartbeat.stop(final=True)
         await self.health.stop()
         log.info("gateway stopped cleanly")

@@ -5,7 +5,8 @@ Context (cdk.json, cdk.context.json or `-c key=value`):
   region falling back to us-east-1). With an explicit account the VPC's AZs are looked up
   once and cached in cdk.context.json (committed, so synth stays offline).
 - alertEmails: e-mail addresses subscribed to the alerts topic (list or comma-separated).
-- ibGatewayImage: the IB Gateway container image; ibTradingMode: paper | live.
+- ibGatewayImage: the IB Gateway container image, pinned by digest (default: the pin in
+  infra/constructs/gateway.py); ibTradingMode: paper | live.
 
 cdk-nag (AwsSolutions) always runs: an unacknowledged finding fails synthesis.
 aws-cdk-lib's built-in CloudFormation template validation costs ~20 s of CPU per synth,
@@ -21,6 +22,7 @@ from typing import Any
 from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
+from infra.constructs.gateway import DEFAULT_IB_GATEWAY_IMAGE
 from infra.stack import Magic8Stack
 
 STACK_NAME = "Magic8"
@@ -45,7 +47,7 @@ def build_app(app: App | None = None, *, nag: bool = True) -> tuple[App, Magic8S
         env=Environment(account=account, region=region),
         description="magic8: 0DTE win-probability API and NQ options institutional flow alerts",
         alert_emails=_emails(ctx("alertEmails")),
-        ib_gateway_image=ctx("ibGatewayImage") or "ghcr.io/gnzsnz/ib-gateway:stable",
+        ib_gateway_image=ctx("ibGatewayImage") or DEFAULT_IB_GATEWAY_IMAGE,
         ib_trading_mode=ctx("ibTradingMode") or "paper",
     )
     if nag:

@@ -6,8 +6,9 @@
 - Network: public subnets with a public IP and no inbound rules, no NAT gateway. The task
   only makes outbound connections (IB, Databento, AWS APIs); a NAT gateway would cost
   ~$33/month + $0.045/GB for nothing but egress, a public IPv4 address costs ~$3.65/month.
-- Two containers in the task: the IB Gateway (sidecar, image from context `ibGatewayImage`,
-  logs in with the `magic8/ib` secret) and gateway_host (our image, from
+- Two containers in the task: the IB Gateway (sidecar, pinned by digest; IBC logs in with
+  the `magic8/ib` secret injected by ECS, restarts nightly, retries after a 2FA timeout; see
+  the README's ops runbook) and gateway_host (our image, from
   gateway_host/Dockerfile with the repository root as build context), which talks to the
   sidecar over the task's localhost and to Databento with the `magic8/databento` key.
 - Least privilege: read/write on exactly the market and state tables, write on the stream.
@@ -15,6 +16,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from aws_cdk import Duration
@@ -30,7 +32,46 @@ from infra.constructs.common import DOCKER_CONTEXT_EXCLUDE, ack, log_group
 
 IB_SECRET_NAME = "magic8/ib"  # {"username": "...", "password": "..."}
 DATABENTO_SECRET_NAME = "magic8/databento"  # {"api_key": "db-..."}
-DEFAULT_IB_GATEWAY_IMAGE = "ghcr.io/gnzsnz/ib-gateway:stable"
+# The IB Gateway sidecar image, pinned by digest (a tag moves; a digest is what was tested).
+# gnzsnz/ib-gateway (IB Gateway + IBC for the unattended login), release 10.45.1j: the OCI
+# index digest as pinned publicly for that release (it could not be re-resolved from this
+# build machine, which has no registry access; verify before the first deploy).
+# Refresh: pick a release from https://github.com/gnzsnz/ib-gateway-docker/releases, then
+#   docker buildx imagetools inspect ghcr.io/gnzsnz/ib-gateway:<release> \
+#       --format '{{json .Manifest.Digest}}'
+# (or `crane digest ghcr.io/gnzsnz/ib-gateway:<release>`), put the sha256 here, `make test`
+# (tests/infrastructure checks the pin), deploy on a weekend, watch the runbook's login
+# checks. A one-off override: `-c ibGatewayImage=ghcr.io/gnzsnz/ib-gateway@sha256:...`.
+IB_GATEWAY_RELEASE = "10.45.1j"
+IB_GATEWAY_DIGEST = "sha256:91165c0752ca534c0dad3c40683ae7c2745974d4d277651a90e90411ca609d8d"
+DEFAULT_IB_GATEWAY_IMAGE = f"ghcr.io/gnzsnz/ib-gateway@{IB_GATEWAY_DIGEST}"
+DIGEST_PINNED = re.compile(r"^[\w.\-/:]+@sha256:[0-9a-f]{64}$")
+# IBC settings (the image's documented environment variables) for an unattended session:
+# - the nightly restart at AUTO_RESTART_TIME reuses the week's authenticated session, so it
+#   needs no second factor; IBKR still requires a full login (with 2FA on live accounts)
+#   once a week, after its Sunday reset;
+# - when a 2FA prompt times out, IBC restarts the Gateway and tries the login again
+#   (TWOFA_TIMEOUT_ACTION + RELOGIN_AFTER_TWOFA_TIMEOUT) instead of exiting;
+# - READ_ONLY_API: magic8 reads market data only; the API cannot place orders.
+IBC_SETTINGS: dict[str, str] = {
+    "READ_ONLY_API": "yes",
+    "TWOFA_TIMEOUT_ACTION": "restart",
+    "RELOGIN_AFTER_TWOFA_TIMEOUT": "yes",
+    "TWOFA_EXIT_INTERVAL": "60",
+    "AUTO_RESTART_TIME": "11:45 PM",
+    "TIME_ZONE": "America/New_York",
+    "TZ": "America/New_York",
+    "EXISTING_SESSION_DETECTED_ACTION": "primary",
+    "BYPASS_WARNING": "yes",
+    "TWS_ACCEPT_INCOMING": "reject",
+    "ALLOW_BLIND_TRADING": "no",
+}
+# gateway_host container health check: generous start period (cold imports, the sidecar's
+# login), then 5 misses 30 s apart before ECS replaces the task; the ECS service scheduler
+# itself backs off exponentially between replacements of a task that keeps failing.
+HEALTH_START_PERIOD_S = 300
+HEALTH_INTERVAL_S = 30
+HEALTH_RETRIES = 5
 HEALTH_PORT = 8080
 IB_API_PORT = {"paper": 4002, "live": 4001}
 
@@ -53,6 +94,11 @@ class GatewayHost(Construct):
         super().__init__(scope, construct_id)
         if trading_mode not in IB_API_PORT:
             raise ValueError(f"trading_mode must be paper or live, not {trading_mode!r}")
+        if not DIGEST_PINNED.match(ib_gateway_image):
+            raise ValueError(
+                f"ib_gateway_image must be pinned by digest (name@sha256:...), not"
+                f" {ib_gateway_image!r}: a floating tag changes under a running system"
+            )
 
         self.vpc = ec2.Vpc(
             self,
@@ -106,11 +152,10 @@ class GatewayHost(Construct):
             image=ecs.ContainerImage.from_registry(ib_gateway_image),
             essential=True,
             memory_reservation_mib=1024,
-            environment={
-                "TRADING_MODE": trading_mode,
-                "READ_ONLY_API": "no",
-                "TWOFA_TIMEOUT_ACTION": "restart",
-            },
+            environment={"TRADING_MODE": trading_mode, **IBC_SETTINGS},
+            # no container health check here on purpose: an essential container marked
+            # unhealthy stops the task, and a new task cannot answer a pending 2FA prompt
+            # faster than IBC's own restart-and-relogin; gateway_host reports IB as degraded
             secrets={
                 "TWS_USERID": ecs.Secret.from_secrets_manager(ib_secret, field="username"),
                 "TWS_PASSWORD": ecs.Secret.from_secrets_manager(ib_secret, field="password"),
@@ -135,6 +180,8 @@ class GatewayHost(Construct):
                 "MAGIC8_HEALTH_PORT": str(HEALTH_PORT),
                 "MAGIC8_DATABENTO_ENABLED": "true",
                 "MAGIC8_DATABENTO_MODE": "live",
+                "MAGIC8_FLOW_SPILL_DIR": "/tmp/magic8-flow-outbox",
+                "MAGIC8_SHUTDOWN_TIMEOUT_S": "25",
                 "POWERTOOLS_SERVICE_NAME": "gateway",
                 "POWERTOOLS_METRICS_NAMESPACE": "magic8",
             },
@@ -149,12 +196,14 @@ class GatewayHost(Construct):
                     'python -c "import urllib.request; urllib.request.urlopen('
                     f"'http://127.0.0.1:{HEALTH_PORT}/health', timeout=3)\" || exit 1",
                 ],
-                interval=Duration.seconds(30),
+                interval=Duration.seconds(HEALTH_INTERVAL_S),
                 timeout=Duration.seconds(5),
-                retries=3,
-                start_period=Duration.seconds(120),
+                retries=HEALTH_RETRIES,
+                start_period=Duration.seconds(HEALTH_START_PERIOD_S),
             ),
-            stop_timeout=Duration.seconds(60),  # SIGTERM flush of open windows and Kinesis
+            # SIGTERM: stop intake, flush open windows and Kinesis (MAGIC8_FLOW_FLUSH_TIMEOUT_S),
+            # spill what Kinesis did not take; the process exits within SHUTDOWN_TIMEOUT_S < 30
+            stop_timeout=Duration.seconds(30),
             logging=ecs.LogDriver.aws_logs(stream_prefix="gateway-host", log_group=logs),
         )
         self.container.add_container_dependencies(

@@ -5,7 +5,10 @@
 - DLQ depth: the ifd on-failure queue and the alerts subscriber DLQ hold any message;
 - stale heartbeat: the monitor's `GatewayStale` metric (namespace magic8, dimension
   service=monitor) >= 1, and the monitor not running at all for 15 minutes;
-- API: 5XXError >= 5 in 5 minutes.
+- API: 5XXError >= 5 in 5 minutes;
+- gateway (its EMF metrics, dimension service=gateway): no MBO record for 5 minutes inside
+  the streaming window, the oldest Kinesis-pending window older than 5 minutes, 5+ gaps in
+  15 minutes, a Databento daily budget reached (spend and budgets on the dashboard).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from constructs import Construct
 STALE_METRIC_NAMESPACE = "magic8"
 STALE_METRIC_NAME = "GatewayStale"
 STALE_METRIC_DIMENSIONS = {"service": "monitor"}
+GATEWAY_METRIC_NAMESPACE = "magic8"
+GATEWAY_METRIC_DIMENSIONS = {"service": "gateway"}
 FIVE_MIN = Duration.minutes(5)
 
 
@@ -128,6 +133,52 @@ class Observability(Construct):
         api_5xx = watched.api.metric_server_error(period=FIVE_MIN, statistic="Sum")
         alarm("Api5xx", api_5xx, 5, "magic8 API answered 5xx")
 
+        # the gateway's own EMF metrics (gateway_host/metrics.py; service=gateway)
+        def gw(name: str, statistic: str = "Maximum", period: Duration = FIVE_MIN) -> cw.Metric:
+            return cw.Metric(
+                namespace=GATEWAY_METRIC_NAMESPACE,
+                metric_name=name,
+                dimensions_map=GATEWAY_METRIC_DIMENSIONS,
+                period=period,
+                statistic=statistic,
+            )
+
+        mbo_age = gw("MboAgeSeconds")
+        alarm(
+            "GatewayNoMboData",
+            mbo_age,
+            300,
+            "magic8 gateway: no NQ options MBO record for 5 minutes inside the streaming"
+            " window (only emitted in the window, so missing data outside it is fine)",
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            periods=2,
+        )
+        backlog_age = gw("ProducerOldestAgeSeconds")
+        alarm(
+            "GatewayProducerBacklogAge",
+            backlog_age,
+            300,
+            "magic8 gateway: the oldest flow window waiting for Kinesis is over 5 minutes old",
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        )
+        gaps = gw("Gaps", statistic="Sum", period=Duration.minutes(15))
+        alarm("GatewayGapRate", gaps, 5, "magic8 gateway: 5+ Databento gaps in 15 minutes")
+        budget = gw("BudgetExceeded")
+        alarm(
+            "GatewayBudgetExceeded",
+            budget,
+            1,
+            "magic8 gateway: a Databento daily budget (streaming or backfill) is reached;"
+            " backfill is stopped for the day (see the gateway /health `spend`)",
+        )
+        self.dashboard_gateway_metrics = [mbo_age, backlog_age, gaps, budget]
+        self.spend_metrics = [
+            gw("StreamingSpendUsd", period=Duration.hours(1)),
+            gw("BackfillSpendUsd", period=Duration.hours(1)),
+            gw("StreamingBudgetUsd", period=Duration.hours(1)),
+            gw("BackfillBudgetUsd", period=Duration.hours(1)),
+        ]
+
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name="magic8")
         fn_items = list(watched.functions.items())
         self.dashboard.add_widgets(
@@ -174,6 +225,25 @@ class Observability(Construct):
                     q.metric_approximate_number_of_messages_visible(period=FIVE_MIN, label=n)
                     for n, q in watched.queues.items()
                 ],
+                width=8,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Gateway: MBO age / Kinesis backlog age (s)",
+                left=[mbo_age],
+                right=[backlog_age],
+                width=8,
+            ),
+            cw.GraphWidget(
+                title="Gateway: records/s, windows, gaps",
+                left=[gw("MboRecordsPerSecond", statistic="Average")],
+                right=[gw("WindowsSent", statistic="Sum"), gaps],
+                width=8,
+            ),
+            cw.GraphWidget(
+                title="Databento spend vs budget (USD, today)",
+                left=self.spend_metrics,
                 width=8,
             ),
         )

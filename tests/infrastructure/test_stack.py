@@ -478,6 +478,66 @@ def test_gateway_containers_secrets_health_logs(synth: Synth) -> None:
         assert lg["Properties"]["RetentionInDays"] == 30
 
 
+def test_gateway_ib_sidecar_pinned_unattended_read_only(synth: Synth) -> None:
+    from infra.constructs.gateway import (
+        DEFAULT_IB_GATEWAY_IMAGE,
+        DIGEST_PINNED,
+        HEALTH_RETRIES,
+        HEALTH_START_PERIOD_S,
+    )
+
+    (task,) = synth.resources("AWS::ECS::TaskDefinition").values()
+    containers = {c["Name"]: c for c in task["Properties"]["ContainerDefinitions"]}
+    host, ib = containers["GatewayHost"], containers["IbGateway"]
+    # pinned by digest, never a floating tag
+    assert ib["Image"] == DEFAULT_IB_GATEWAY_IMAGE and DIGEST_PINNED.match(ib["Image"])
+    assert "@sha256:" in ib["Image"] and ":stable" not in ib["Image"]
+    env = {e["Name"]: e["Value"] for e in ib["Environment"]}
+    assert env["TRADING_MODE"] == "paper"
+    assert env["READ_ONLY_API"] == "yes"
+    assert env["TWOFA_TIMEOUT_ACTION"] == "restart" and env["RELOGIN_AFTER_TWOFA_TIMEOUT"] == "yes"
+    assert env["AUTO_RESTART_TIME"]  # the nightly restart without a second factor
+    # credentials only from Secrets Manager, never in the environment
+    assert {s_["Name"] for s_ in ib["Secrets"]} == {"TWS_USERID", "TWS_PASSWORD"}
+    assert not any("PASSWORD" in k or "USERID" in k for k in env)
+    # no health check on the sidecar (unhealthy essential container = task stop = crash
+    # loop while a 2FA prompt waits); the host's check has a grace period and retries
+    assert "HealthCheck" not in ib
+    hc = host["HealthCheck"]
+    assert hc["StartPeriod"] == HEALTH_START_PERIOD_S and hc["Retries"] == HEALTH_RETRIES
+    assert host["StopTimeout"] == 30  # SIGTERM flush fits the ECS stop timeout
+    host_env = {e["Name"]: e["Value"] for e in host["Environment"]}
+    assert host_env["MAGIC8_FLOW_SPILL_DIR"].startswith("/tmp/")
+    assert float(host_env["MAGIC8_SHUTDOWN_TIMEOUT_S"]) < 30
+
+
+def test_gateway_refuses_a_floating_ib_image_tag() -> None:
+    from pathlib import Path
+
+    import aws_cdk as cdk
+    from aws_cdk import aws_dynamodb as ddb
+    from aws_cdk import aws_kinesis as kinesis
+
+    from infra.constructs.gateway import GatewayHost
+
+    stack = cdk.Stack(cdk.App(), "T")
+    table = ddb.Table(
+        stack, "Tb", partition_key=ddb.Attribute(name="pk", type=ddb.AttributeType.STRING)
+    )
+    with pytest.raises(ValueError, match="pinned by digest"):
+        GatewayHost(
+            stack,
+            "Gw",
+            build_context=Path("."),
+            dockerfile="gateway_host/Dockerfile",
+            environment={},
+            market_table=table,
+            state_table=table,
+            stream=kinesis.Stream(stack, "S"),
+            ib_gateway_image="ghcr.io/gnzsnz/ib-gateway:stable",
+        )
+
+
 def test_gateway_least_privilege(synth: Synth) -> None:
     (task,) = synth.resources("AWS::ECS::TaskDefinition").values()
     role_id = _ref_id(task["Properties"]["TaskRoleArn"])
@@ -562,6 +622,23 @@ def test_alarms_to_alerts_topic(synth: Synth) -> None:
     assert len(errors) == 4  # predict, monitor, ifd, websocket
     for a in alarms:
         assert {"Ref": topic_id} in a["Properties"]["AlarmActions"], a
+    gateway = {
+        a["Properties"]["MetricName"]: a["Properties"]
+        for a in alarms
+        if a["Properties"].get("Dimensions") == [{"Name": "service", "Value": "gateway"}]
+    }
+    assert set(gateway) == {
+        "MboAgeSeconds",
+        "ProducerOldestAgeSeconds",
+        "Gaps",
+        "BudgetExceeded",
+    }
+    assert gateway["MboAgeSeconds"]["Threshold"] == 300
+    assert gateway["MboAgeSeconds"]["TreatMissingData"] == "notBreaching"  # outside the window
+    assert gateway["BudgetExceeded"]["Threshold"] == 1
+    from gateway_host.metrics import METRIC_NAMES
+
+    assert set(gateway) <= METRIC_NAMES  # the names the gateway emits
     stale = next(a for a in alarms if a["Properties"]["MetricName"] == "GatewayStale")
     assert stale["Properties"]["Dimensions"] == [{"Name": "service", "Value": "monitor"}]
     synth.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)

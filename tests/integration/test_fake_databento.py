@@ -16,7 +16,7 @@ from pathlib import Path
 import databento as db
 import pytest
 
-from gateway_host.databento_session import DatabentoConfig, DatabentoSession
+from gateway_host.databento.session import DatabentoConfig, DatabentoSession
 from magic8.adapters.budget_dynamo import DynamoBudgetLedger
 from magic8.domain.flow import PressureWindow
 from magic8.flow.backfill import BUDGET_PK, Backfiller, DbnFileHistoricalSource

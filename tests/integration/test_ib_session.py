@@ -16,11 +16,16 @@ from typing import Any, TypeVar
 import pytest
 from ib_async import IB
 
-from gateway_host.ib_session import IbSession, IbSessionConfig
+from gateway_host.ib import IbSession, IbSessionConfig
+from gateway_host.ib.pacing import (
+    HistoricalPacingGuard,
+    PacingLimits,
+    SimulatedClock,
+    max_in_any_window,
+)
 from magic8.adapters.aws import resource
 from magic8.domain.market import SNAPSHOT_BAR_WINDOW, Bar, MarketSnapshot
 from magic8.market_hours import ET, MarketHoursPolicy
-from magic8.pacing import HistoricalPacingGuard, PacingLimits, SimulatedClock, max_in_any_window
 from magic8_dev.local.provision import LocalResources
 from tests.fakes.fake_tws import FakeTws
 

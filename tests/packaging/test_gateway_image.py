@@ -18,11 +18,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_MODULES = [
     "gateway_host.main",
-    "gateway_host.ib_session",
+    "gateway_host.ib",
+    "gateway_host.ib.config",
+    "gateway_host.ib.contracts",
+    "gateway_host.ib.errors",
+    "gateway_host.ib.pacing",
+    "gateway_host.ib.session",
+    "gateway_host.ib.snapshots",
     "gateway_host.heartbeat",
     "gateway_host.health",
     "gateway_host.settings",
-    "gateway_host.databento_session",  # the Databento half, when present
+    "gateway_host.databento",  # the Databento half, when present
+    "gateway_host.databento.config",
+    "gateway_host.databento.gaps",
+    "gateway_host.databento.outbox",
+    "gateway_host.databento.spend",
+    "gateway_host.metrics",
+    "magic8.adapters.spill",
+    "gateway_host.databento.session",
     "magic8.adapters.market_dynamo",  # imported by main at startup, when present
 ]
 FIRST_PARTY = {"magic8", "gateway_host"}

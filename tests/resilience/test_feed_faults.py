@@ -36,15 +36,15 @@ import databento as db
 import numpy as np
 import pytest
 
-from gateway_host.databento_session import DatabentoConfig, DatabentoSession
-from gateway_host.ib_session import IbSession
+from gateway_host.databento.session import DatabentoConfig, DatabentoSession
+from gateway_host.ib.pacing import SimulatedClock, max_in_any_window
+from gateway_host.ib.session import IbSession
 from magic8.adapters.budget_dynamo import DynamoBudgetLedger
 from magic8.adapters.kinesis_flow import KinesisFlowProducer
 from magic8.domain.flow import PressureWindow
 from magic8.domain.market import SNAPSHOT_BAR_WINDOW, Bar
 from magic8.domain.ports import FlowProducer
 from magic8.flow.backfill import Backfiller, DbnFileHistoricalSource
-from magic8.pacing import SimulatedClock, max_in_any_window
 from magic8_dev.local.provision import LocalResources
 from magic8_dev.resilience.table import ResilienceRow, budget, record
 from tests.fakes.fake_databento import FakeDatabentoGateway

@@ -69,7 +69,7 @@ def test_configured_secrets_never_appear_in_logs(
 ) -> None:
     """The API key travels in every request header, the Databento key in the gateway's
     config; neither may appear in anything the functions or the gateway log."""
-    from gateway_host.databento_session import DatabentoConfig, DatabentoSession
+    from gateway_host.databento.session import DatabentoConfig, DatabentoSession
 
     monkeypatch.setenv("MAGIC8_API_KEY", API_KEY)
     monkeypatch.setenv("DATABENTO_API_KEY", DATABENTO_KEY)

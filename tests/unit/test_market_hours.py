@@ -93,9 +93,14 @@ def test_policy_uses_injected_clock() -> None:
         (et(2026, 11, 23, 3, 0), True),  # overnight
         (et(2026, 11, 23, 17, 30), False),  # daily halt
         (et(2026, 11, 23, 18, 0), True),  # after the halt
-        (et(2026, 11, 27, 16, 59), True),  # Friday before the close
-        (et(2026, 11, 27, 17, 0), False),  # Friday close
+        (et(2026, 11, 20, 16, 59), True),  # Friday before the close
+        (et(2026, 11, 20, 17, 0), False),  # Friday close
         (et(2026, 11, 28, 12, 0), False),  # Saturday
+        (et(2026, 11, 27, 12, 59), True),  # Thanksgiving Friday: open until 12:00 CT
+        (et(2026, 11, 27, 13, 0), False),  # ... early close
+        (et(2026, 12, 25, 11, 0), False),  # Christmas: Globex closed
+        (et(2026, 12, 24, 19, 0), False),  # Christmas Eve evening: no session opens
+        (et(2026, 12, 27, 18, 30), True),  # Sunday after Christmas: open again
     ],
 )
 def test_cme_globex_equity_hours(when: datetime, is_open: bool) -> None:
@@ -115,3 +120,38 @@ def test_monitor_calendar_uses_the_exchange_calendar(utc: datetime, expected: bo
     from magic8.monitor.calendar import is_market_hours
 
     assert is_market_hours(utc) is expected
+
+
+@pytest.mark.parametrize(
+    ("day", "window"),
+    [
+        ((2026, 11, 23), ((9, 30), (16, 0))),  # a Monday: 09:30-16:00 ET
+        ((2026, 11, 27), ((9, 30), (13, 0))),  # Thanksgiving Friday: cut at the 12:00 CT close
+        ((2026, 12, 25), None),  # Christmas: no window
+        ((2026, 11, 21), None),  # Saturday
+    ],
+)
+def test_streaming_window_follows_the_cme_calendar(
+    day: tuple[int, int, int], window: tuple[tuple[int, int], tuple[int, int]] | None
+) -> None:
+    from datetime import date
+
+    from magic8.market_hours import StreamingWindow
+
+    got = StreamingWindow().window(date(*day))
+    if window is None:
+        assert got is None
+    else:
+        assert got == (et(*day, *window[0]), et(*day, *window[1]))
+
+
+def test_streaming_window_current_or_next() -> None:
+    from magic8.market_hours import StreamingWindow
+
+    w = StreamingWindow()
+    christmas_eve_evening = et(2026, 12, 24, 18, 0)
+    assert not w.is_open(christmas_eve_evening)
+    # the next window is Monday 2026-12-28 (Christmas Friday has none)
+    assert w.current_or_next(christmas_eve_evening)[0] == et(2026, 12, 28, 9, 30)
+    assert w.is_open(et(2026, 12, 28, 15, 59)) and not w.is_open(et(2026, 12, 28, 16, 0))
+    assert w.seconds_until_close(et(2026, 12, 28, 15, 0)) == 3600.0

@@ -2,15 +2,21 @@
 
 RTH 09:30-16:00 America/New_York, 13:00 on early-close days. The holiday table covers
 2025-2027 (NYSE published calendars); outside it only weekends are known to be closed and
-`covered()` says so. No library in the environment provides an exchange calendar, and
-this table is small enough to read at a glance.
+`covered()` says so. This table is small enough to read at a glance and keeps the Lambda
+images free of pandas.
+
+CME Globex (the NQ options feed): `CmeCalendar` uses exchange_calendars' maintained "CMES"
+calendar (holidays, early closes) plus the daily 16:00-17:00 CT halt; `StreamingWindow` is
+the gateway's Databento streaming window on top of it.
 """
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 ET = ZoneInfo("America/New_York")
@@ -149,17 +155,129 @@ class MarketHoursPolicy:
         return 0.0 if self.active(now) else self.calendar.seconds_until_open(now)
 
 
+# ----------------------------------------------------------------------------- CME Globex
+
+CT = ZoneInfo("America/Chicago")
+CME_DAILY_HALT = (time(16, 0), time(17, 0))  # CT: equity index maintenance halt
+CME_SESSION_OPEN = time(17, 0)  # CT, the evening before the session's day
+
+
+@functools.cache
+def _cmes_calendar() -> Any:
+    """exchange_calendars' CME Globex ("CMES": holidays, early closes), or None when the
+    package is not installed (the predict/monitor image: then NYSE holidays stand in)."""
+    try:
+        import exchange_calendars as xc
+    except ImportError:  # pragma: no cover - the gateway image and dev env have it
+        return None
+    with warnings.catch_warnings():  # pandas deprecations inside the package
+        warnings.simplefilter("ignore")
+        return xc.get_calendar("CMES")
+
+
+class CmeCalendar:
+    """CME Globex equity index sessions (NQ futures and options).
+
+    A session labelled D runs from 17:00 CT on the previous weekday evening to 16:00 CT on
+    D (the calendar's close, earlier on holiday-shortened days); days that are no session
+    (Christmas, New Year's Day, Good Friday, weekends) are closed. The calendar comes from
+    exchange_calendars (maintained; "CMES"); outside its range, or without the package, a
+    weekday rule with the NYSE holiday table stands in.
+    """
+
+    def __init__(self, calendar: Any = None) -> None:
+        self._cal = calendar if calendar is not None else _cmes_calendar()
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - a few days per process, bounded
+    def session(self, day: date) -> tuple[datetime, datetime] | None:
+        """(open, close) in UTC of the Globex session labelled `day`, None when closed."""
+        cal = self._cal
+        if cal is not None and cal.first_session.date() <= day <= cal.last_session.date():
+            if not cal.is_session(day.isoformat()):
+                return None
+            open_ = cal.session_open(day.isoformat()).to_pydatetime()
+            close = cal.session_close(day.isoformat()).to_pydatetime()
+            halt = datetime.combine(day, CME_DAILY_HALT[0], tzinfo=CT).astimezone(UTC)
+            return open_.astimezone(UTC), min(close.astimezone(UTC), halt)
+        if day.weekday() >= 5 or day in NYSE_HOLIDAYS:
+            return None
+        prev = day - timedelta(days=3 if day.weekday() == 0 else 1)
+        open_ = datetime.combine(prev, CME_SESSION_OPEN, tzinfo=CT).astimezone(UTC)
+        return open_, datetime.combine(day, CME_DAILY_HALT[0], tzinfo=CT).astimezone(UTC)
+
+    def session_day(self, now: datetime) -> date:
+        """The label of the session `now` belongs to (after 17:00 CT: the next weekday)."""
+        local = _aware(now).astimezone(CT)
+        day = local.date()
+        if local.time() >= CME_SESSION_OPEN:
+            day += timedelta(days=1)
+        while day.weekday() >= 5:
+            day += timedelta(days=1)
+        return day
+
+    def is_open(self, now: datetime) -> bool:
+        sess = self.session(self.session_day(now))
+        return sess is not None and sess[0] <= now < sess[1]
+
+
+class StreamingWindow:
+    """When the gateway streams: `start`-`end` local time (default 09:30-16:00 ET, the CME
+    equity options regular session) on CME Globex session days, cut at an early close.
+    `always=True` streams whenever Globex is open (no daily window)."""
+
+    def __init__(
+        self,
+        start: time = RTH_OPEN,
+        end: time = RTH_CLOSE,
+        tz: ZoneInfo = ET,
+        calendar: CmeCalendar | None = None,
+        always: bool = False,
+    ) -> None:
+        self.start, self.end, self.tz = start, end, tz
+        self.calendar = calendar or default_cme_calendar()
+        self.always = always
+
+    def window(self, day: date) -> tuple[datetime, datetime] | None:
+        """(start, end) in UTC on `day`, None when there is no window that day."""
+        sess = self.calendar.session(day)
+        if sess is None:
+            return None
+        if self.always:
+            return sess
+        start = max(datetime.combine(day, self.start, tzinfo=self.tz).astimezone(UTC), sess[0])
+        end = min(datetime.combine(day, self.end, tzinfo=self.tz).astimezone(UTC), sess[1])
+        return (start, end) if end > start else None
+
+    def current_or_next(self, now: datetime) -> tuple[datetime, datetime]:
+        """The window `now` is in, or the next one."""
+        day = _aware(now).astimezone(self.tz).date() - timedelta(days=1)
+        for _ in range(20):
+            w = self.window(day)
+            if w is not None and now < w[1]:
+                return w
+            day += timedelta(days=1)
+        raise RuntimeError("no streaming window within 20 days")  # pragma: no cover
+
+    def is_open(self, now: datetime) -> bool:
+        start, end = self.current_or_next(now)
+        return start <= now < end
+
+    def seconds_until_open(self, now: datetime) -> float:
+        start, _ = self.current_or_next(now)
+        return max(0.0, (start - now).total_seconds())
+
+    def seconds_until_close(self, now: datetime) -> float:
+        start, end = self.current_or_next(now)
+        return (end - now).total_seconds() if start <= now else 0.0
+
+
 def cme_globex_equity_open(now: datetime) -> bool:
-    """CME Globex equity index futures/options (NQ): Sunday 18:00 ET - Friday 17:00 ET with a
-    daily 17:00-18:00 ET halt. Exchange holidays are not modelled (a quiet feed on a holiday
-    looks like a stale one)."""
-    local = _aware(now).astimezone(ET)
-    wd, t = local.weekday(), local.time()
-    halt = time(17, 0) <= t < time(18, 0)
-    if wd == 5:  # Saturday
-        return False
-    if wd == 6:  # Sunday: opens 18:00
-        return t >= time(18, 0)
-    if wd == 4:  # Friday: closes 17:00
-        return t < time(17, 0)
-    return not halt
+    """CME Globex equity index futures/options (NQ): Sunday 17:00 CT - Friday 16:00 CT with a
+    daily 16:00-17:00 CT halt, exchange holidays and early closes from the CME calendar
+    (closed on Christmas; 12:00 CT close on Thanksgiving Friday)."""
+    return default_cme_calendar().is_open(now)
+
+
+@functools.cache
+def default_cme_calendar() -> CmeCalendar:
+    return CmeCalendar()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -43,7 +44,15 @@ def test_publishes_json_subject_and_filter_attributes() -> None:
     assert call["Subject"] == ALERT.subject
     assert call["MessageAttributes"]["kind"] == {"DataType": "String", "StringValue": "ifd_signal"}
     assert set(call["MessageAttributes"]) == {"kind", "symbol", "severity"}
-    assert Alert.model_validate_json(call["Message"]).dedupe_key == ALERT.dedupe_key
+    assert call["MessageStructure"] == "json"
+    bodies = json.loads(call["Message"])
+    # machines (SQS, Lambda, default) get the Alert JSON unchanged
+    for protocol in ("default", "sqs", "lambda"):
+        assert Alert.model_validate_json(bodies[protocol]).dedupe_key == ALERT.dedupe_key
+    # e-mail gets text a trader reads: the subject first, no JSON braces
+    text = bodies["email"]
+    assert text.splitlines()[0] == ALERT.subject
+    assert "{" not in text and "Severity:" in text and ALERT.dedupe_key in text
 
 
 def test_retries_transient_errors_then_gives_up() -> None:

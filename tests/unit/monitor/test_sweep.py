@@ -358,3 +358,59 @@ def test_entries_expire_at_the_end_of_their_trading_day() -> None:
     summer = datetime(2026, 7, 14, 15, 0, tzinfo=UTC)
     assert end_of_trading_day(summer) == datetime(2026, 7, 14, 20, 0, tzinfo=UTC)
     assert entry(1.0).expires_at == datetime(2026, 11, 17, 21, 0, tzinfo=UTC)
+
+
+class FullHeartbeat(FakeHeartbeat):
+    """A reader that also exposes the whole heartbeat (as StateHeartbeatReader does)."""
+
+    def __init__(self, beat: datetime | None, last_mbo_at: datetime | None, state: str) -> None:
+        super().__init__(beat)
+        self.mbo_at = last_mbo_at
+        self.state = state
+        self.last: Any = None
+
+    def last_beat(self) -> datetime | None:
+        from magic8.domain.heartbeat import GatewayHeartbeat
+
+        if self.beat is not None:
+            self.last = GatewayHeartbeat(
+                updated_at=self.beat, last_mbo_at=self.mbo_at, databento_state=self.state
+            )
+        return self.beat
+
+
+def test_a_live_heartbeat_over_a_feed_without_mbo_is_stale() -> None:
+    """Databento heartbeats keep the gateway's heartbeat fresh; the data's age does not lie."""
+    rig = Rig()
+    rig.hb = FullHeartbeat(MARKET - timedelta(seconds=10), MARKET - timedelta(minutes=20), "")
+    rig.hb.state = "streaming"
+    res = rig.sweep(fresh_heartbeat=False)
+    assert res.gateway is not None and res.gateway.stale and res.stale_alerts == 1
+    alert = res.alerts[0]
+    assert "no MBO data" in alert.subject and alert.payload["reason"] == "no_mbo_data"
+    assert alert.payload["mbo_age_s"] == pytest.approx(1200.0)
+    # MBO flowing again: fresh
+    rig.hb.mbo_at = MARKET - timedelta(seconds=5)
+    rig.clock.tick(0)
+    assert rig.sweep(fresh_heartbeat=False).gateway.stale is False
+    # an idle gateway (outside its window, not streaming) is not judged on MBO age
+    rig.hb.state = "outside_window"
+    rig.hb.mbo_at = MARKET - timedelta(hours=20)
+    assert rig.sweep(fresh_heartbeat=False).gateway.stale is False
+
+
+def test_gateway_stale_knows_the_cme_session() -> None:
+    """Christmas 2026 (Friday): CME Globex closed, no stale alert. Martin Luther King Day
+    2026: NYSE closed, but CME equity options trade until 12:00 CT, so at 10:00 ET the
+    gateway should be streaming and a missing heartbeat is stale (NYSE hours would not say)."""
+    rig = Rig(now=datetime(2026, 12, 25, 15, 0, tzinfo=UTC))
+    rig.hb.beat = None
+    res = rig.sweep(fresh_heartbeat=False)
+    assert res.gateway is not None and not res.gateway.market_hours and res.stale_alerts == 0
+    mlk = datetime(2026, 1, 19, 15, 0, tzinfo=UTC)
+    assert not is_market_hours(mlk)
+    rig.clock.now = mlk
+    assert rig.sweep(fresh_heartbeat=False).stale_alerts == 1
+    rig.clock.now = datetime(2026, 1, 19, 18, 30, tzinfo=UTC)  # 13:30 ET: after the close
+    rig.state.state.stale_incident = None
+    assert rig.sweep(fresh_heartbeat=False).gateway.market_hours is False

@@ -1,4 +1,5 @@
-"""AlertPublisher on SNS: JSON message, subject, message attributes kind/symbol/severity."""
+"""AlertPublisher on SNS: subject, message attributes kind/symbol/severity, and the message
+as MessageStructure=json (e-mail: readable text; SQS/Lambda/default: the Alert JSON)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ class SnsAlertPublisher:
             try:
                 out = self.sns.publish(
                     TopicArn=self.topic_arn,
-                    Message=alert.message_json(),
+                    Message=alert.sns_message(),
+                    MessageStructure="json",
                     Subject=clean_subject(alert.subject),
                     MessageAttributes=alert.message_attributes(),
                 )

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from magic8.domain.alerts import Alert
 from magic8.domain.ports import AlertPublisher
 from magic8.domain.trades import TradeRequest
+from magic8.market_hours import StreamingWindow
 from magic8.monitor.calendar import MARKET_CLOSE, MARKET_OPEN, is_market_hours, trading_day
 from magic8.monitor.drift import DriftAccumulator, DriftMonitor, DriftReport, drift_alert
 from magic8.monitor.push import ConfidenceUpdate, PushResult
@@ -94,6 +95,9 @@ class SweepConfig(BaseModel):
     market_open: time = MARKET_OPEN
     market_close: time = MARKET_CLOSE
     share_market_data: bool = True
+    # the gateway's session for stale checks: the CME Globex calendar (its streaming
+    # window) or NYSE regular hours
+    gateway_session: Literal["cme", "nyse"] = "cme"
     # keep an expired trade's last score this long (outcomes arrive after the close)
     retain_after_expiry_s: float = Field(default=36 * 3600, ge=0)
 
@@ -278,6 +282,14 @@ def _publish(publisher: AlertPublisher, alert: Alert, result: SweepResult) -> bo
     return True
 
 
+def gateway_session_open(now: datetime, config: SweepConfig) -> bool:
+    """Whether the gateway should be streaming now: the CME Globex calendar's window
+    (exchange_calendars when installed; NYSE holidays otherwise) or NYSE hours."""
+    if config.gateway_session == "nyse":
+        return is_market_hours(now, config.market_open, config.market_close)
+    return StreamingWindow(config.market_open, config.market_close).is_open(now)
+
+
 def check_gateway(
     heartbeat_reader: HeartbeatReader,
     state: SweepState,
@@ -286,7 +298,7 @@ def check_gateway(
     config: SweepConfig,
     result: SweepResult,
 ) -> GatewayCheck:
-    in_hours = is_market_hours(now, config.market_open, config.market_close)
+    in_hours = gateway_session_open(now, config)
     try:
         beat = heartbeat_reader.last_beat()
     except Exception as exc:  # cannot tell: say so, change nothing
@@ -296,6 +308,19 @@ def check_gateway(
         return check
     age = None if beat is None else max(0.0, (now - beat).total_seconds())
     stale = age is None or age > config.stale_after_s
+    # a live heartbeat over a feed that delivers no MBO (only Databento heartbeats) is stale
+    # too: the data's own age, not the process's, during the streaming window
+    full = getattr(heartbeat_reader, "last", None)
+    mbo_at = getattr(full, "last_mbo_at", None)
+    streaming = str(getattr(full, "databento_state", "")).startswith("streaming")
+    data_age = None if mbo_at is None else max(0.0, (now - mbo_at).total_seconds())
+    no_data = bool(
+        not stale
+        and in_hours
+        and streaming
+        and (data_age is None or data_age > config.stale_after_s)
+    )
+    stale = stale or no_data
     check = GatewayCheck(in_hours, beat, age, stale)
     if not stale:
         state.stale_incident = None  # fresh again: the incident (if any) is over
@@ -304,12 +329,19 @@ def check_gateway(
         incident = state.stale_incident
         if incident is None or incident.day != day:
             age_txt = "never" if age is None else f"{age:.0f}s ago"
+            if no_data:
+                mbo_txt = "never" if data_age is None else f"{data_age:.0f}s ago"
+                subject = f"magic8 gateway streaming but no MBO data (last {mbo_txt})"
+            else:
+                subject = f"magic8 gateway heartbeat stale (last {age_txt})"
             alert = Alert(
                 kind="gateway_stale",
                 symbol="GATEWAY",
                 severity="critical",
-                subject=f"magic8 gateway heartbeat stale (last {age_txt})",
+                subject=subject,
                 payload={
+                    "reason": "no_mbo_data" if no_data else "heartbeat",
+                    "mbo_age_s": data_age,
                     "last_beat": beat.isoformat() if beat else None,
                     "age_s": age,
                     "stale_after_s": config.stale_after_s,

@@ -30,6 +30,8 @@ HEARTBEAT_INTERVAL_S = 5.0
 SAMPLE_SESSION = Path(__file__).resolve().parents[1] / "data" / "sessions" / "sample"
 DEMO_SPEED = 2400.0  # one 6.5-hour session day in about 10 s
 REAL_SPEED = 1.0
+LOCAL_MAX_BUFFERED = 5_000  # windows in memory (producer) and in the session's outbox
+LOCAL_FLUSH_TIMEOUT_S = 3.0
 
 
 class GatewayReplayComponent:
@@ -54,7 +56,7 @@ class GatewayReplayComponent:
     def start(self, ctx: LocalContext) -> None:
         from magic8.adapters.kinesis_flow import KinesisFlowProducer
 
-        module = importlib.import_module("gateway_host.databento_session")
+        module = importlib.import_module("gateway_host.databento.session")
         speed = self.speed if self.speed is not None else (DEMO_SPEED if ctx.demo else REAL_SPEED)
         config = module.DatabentoConfig(
             mode="replay",
@@ -62,8 +64,15 @@ class GatewayReplayComponent:
             speed=speed,
             loop_replay=self.loop,
             max_idle_seconds=0.2,
+            outbox_max_windows=LOCAL_MAX_BUFFERED,
         )
-        producer = KinesisFlowProducer(AwsSettings().flow_stream)
+        # bounded: when moto cannot keep up, the replay waits (backpressure); Ctrl-C gives
+        # the sender LOCAL_FLUSH_TIMEOUT_S to deliver what is buffered (make run stops <= 5 s)
+        producer = KinesisFlowProducer(
+            AwsSettings().flow_stream,
+            max_buffered=LOCAL_MAX_BUFFERED,
+            flush_timeout_s=LOCAL_FLUSH_TIMEOUT_S,
+        )
         self.session = module.DatabentoSession(config, producer=producer)
         self.session.start()
         ctx.facts["flow_replay"] = ", ".join(self.paths)
@@ -115,7 +124,8 @@ class GatewayReplayComponent:
         reached = (h.get("last_mbo_at") or "-")[:16].replace("T", " ")
         return (
             f"{h['state']} {h['mode']} loop {h['loops'] + 1}: {h['records_seen']:,} records, "
-            f"{h['windows_sent']:,}/{h['windows_emitted']:,} windows sent, "
+            f"{h['windows_sent']:,}/{h['windows_emitted']:,} windows sent"
+            f" (backlog {h.get('kinesis', {}).get('pending', 0):,}), "
             f"session time {reached} UTC"
             + (f" (error: {h['last_error']})" if h.get("last_error") else "")
             + f"; {self.heartbeats} heartbeats"

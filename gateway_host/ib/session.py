@@ -24,158 +24,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from ib_async import IB, Contract, Index, Stock
+from ib_async import IB, Contract
 from ib_async.ib import StartupFetchNONE
-from pydantic import BaseModel, ConfigDict, Field
 
-from magic8.domain.market import SNAPSHOT_BAR_WINDOW, Bar, MarketSnapshot
+from gateway_host.ib import errors
+from gateway_host.ib.config import IbSessionConfig
+from gateway_host.ib.errors import ClientIdInUse, HistoricalDataError
+from gateway_host.ib.pacing import HistoricalPacingGuard, PacingLimits, PacingViolation
+from gateway_host.ib.snapshots import SymbolState, finite_price
+from magic8.domain.market import Bar
 from magic8.domain.ports import MarketDataRepository
-from magic8.market_hours import HoursPolicy, MarketHoursPolicy
-from magic8.pacing import HistoricalPacingGuard, PacingLimits, PacingViolation
+from magic8.market_hours import MarketHoursPolicy
 
 log = logging.getLogger("magic8.gateway.ib")
 
-BAR_SECONDS = 300
-
 SessionState = Literal["stopped", "idle", "connecting", "connected", "degraded", "backoff"]
-
-
-class IbSymbol(BaseModel):
-    """One instrument as IB expects it (index on its listing exchange, or a stock)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    symbol: str
-    sec_type: Literal["IND", "STK"]
-    exchange: str
-    currency: str = "USD"
-    primary_exchange: str = ""
-
-    def contract(self) -> Contract:
-        if self.sec_type == "IND":
-            return Index(self.symbol, self.exchange, self.currency)
-        return Stock(
-            self.symbol, self.exchange, self.currency, primaryExchange=self.primary_exchange
-        )
-
-
-DEFAULT_SYMBOLS: tuple[IbSymbol, ...] = (
-    IbSymbol(symbol="SPX", sec_type="IND", exchange="CBOE"),
-    IbSymbol(symbol="NDX", sec_type="IND", exchange="NASDAQ"),
-    IbSymbol(symbol="RUT", sec_type="IND", exchange="RUSSELL"),
-    IbSymbol(symbol="VIX", sec_type="IND", exchange="CBOE"),
-    IbSymbol(symbol="XSP", sec_type="IND", exchange="CBOE"),
-    IbSymbol(symbol="SPY", sec_type="STK", exchange="SMART", primary_exchange="ARCA"),
-    IbSymbol(symbol="QQQ", sec_type="STK", exchange="SMART", primary_exchange="NASDAQ"),
-)
-
-
-class IbSessionConfig(BaseModel):
-    """Everything IbSession needs; frozen. The IB API socket itself carries no password."""
-
-    model_config = ConfigDict(frozen=True)
-
-    host: str = "127.0.0.1"
-    port: int = 4002
-    client_id: int = 11
-    client_id_range: int = Field(default=10, ge=1)  # 326 -> client_id + 1 ... + range - 1
-    account: str = ""
-    symbols: tuple[IbSymbol, ...] = DEFAULT_SYMBOLS
-    bar_size: str = "5 mins"
-    history_duration: str = "2 D"  # initial load: >= SNAPSHOT_BAR_WINDOW RTH bars
-    refresh_duration: str = "3600 S"  # periodic refresh / after reconnect
-    what_to_show: str = "TRADES"
-    use_rth: bool = True
-    market_data_type: int = Field(default=1, ge=1, le=4)  # 1 live, 3 delayed
-    hours_policy: HoursPolicy = "rth"
-    snapshot_interval_s: float = 1.0
-    snapshot_ttl_s: int = 3600
-    history_refresh_s: float = 300.0
-    history_cache_ttl_s: float = 60.0
-    history_timeout_s: float = 60.0
-    connect_timeout_s: float = 5.0
-    backoff_initial_s: float = 1.0
-    backoff_max_s: float = 60.0
-    backoff_jitter: float = Field(default=0.3, ge=0, le=1)
-    connectivity_grace_s: float = 30.0
-    idle_poll_s: float = 60.0
-
-
-class HistoricalDataError(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(f"historical data error {code}: {message}")
-        self.code = code
-
-
-class ClientIdInUse(Exception):
-    pass
-
-
-@dataclass
-class _SymbolState:
-    spec: IbSymbol
-    contract: Contract | None = None
-    last: float | None = None
-    bid: float | None = None
-    ask: float | None = None
-    bars: dict[int, Bar] = field(default_factory=dict)
-    last_quote_at: datetime | None = None
-    dirty: bool = False
-    history_loaded: bool = False
-
-    def merge_bars(self, new: Sequence[Bar]) -> None:
-        for bar in new:
-            self.bars[bar.ts] = bar
-        if len(self.bars) > 2 * SNAPSHOT_BAR_WINDOW:
-            for ts in sorted(self.bars)[: len(self.bars) - 2 * SNAPSHOT_BAR_WINDOW]:
-                del self.bars[ts]
-        self.dirty = True
-
-    def apply_trade(self, price: float, now: datetime) -> None:
-        ts = int(now.timestamp()) // BAR_SECONDS * BAR_SECONDS
-        bar = self.bars.get(ts)
-        if bar is None:
-            self.bars[ts] = Bar(ts=ts, open=price, high=price, low=price, close=price)
-        else:
-            self.bars[ts] = Bar(
-                ts=ts,
-                open=bar.open,
-                high=max(bar.high, price),
-                low=min(bar.low, price),
-                close=price,
-                volume=bar.volume,
-            )
-
-    def snapshot(self, now: datetime) -> MarketSnapshot | None:
-        ordered = [self.bars[ts] for ts in sorted(self.bars)][-SNAPSHOT_BAR_WINDOW:]
-        last = self.last if self.last is not None else (ordered[-1].close if ordered else None)
-        if last is None:
-            return None
-        return MarketSnapshot(
-            symbol=self.spec.symbol,
-            last=last,
-            bid=self.bid,
-            ask=self.ask,
-            bars=tuple(ordered),
-            updated_at=now,
-            source="gateway",
-        )
-
-
-def _finite(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) and v > 0 else None
 
 
 def _utcnow() -> datetime:
@@ -203,8 +72,8 @@ class IbSession:
         self.hours = hours or MarketHoursPolicy(config.hours_policy, clock=clock)
         self.ib_factory = ib_factory
         self.rng = rng or random.Random()
-        self.symbols = {s.symbol: _SymbolState(s) for s in config.symbols}
-        self.by_con_id: dict[int, _SymbolState] = {}
+        self.symbols = {s.symbol: SymbolState(s) for s in config.symbols}
+        self.by_con_id: dict[int, SymbolState] = {}
         self.ib: IB | None = None
         self.client_id = config.client_id
         self.state: SessionState = "stopped"
@@ -467,7 +336,7 @@ class IbSession:
 
     # ------------------------------------------------------------------ history
 
-    async def _fetch_history(self, st: _SymbolState, duration: str) -> tuple[Bar, ...]:
+    async def _fetch_history(self, st: SymbolState, duration: str) -> tuple[Bar, ...]:
         ib = self.ib
         if ib is None or not ib.isConnected() or st.contract is None:
             raise ConnectionError("IB not connected")
@@ -484,7 +353,7 @@ class IbSession:
         )
         err = self._hist_errors.pop(bars.reqId, None)
         if err is not None:
-            if err[0] == 162:
+            if err[0] in errors.PACING_VIOLATION:
                 raise PacingViolation(err[1])
             raise HistoricalDataError(*err)
         out = []
@@ -508,7 +377,7 @@ class IbSession:
             *(self._load_history(st) for st in self.symbols.values() if st.contract is not None)
         )
 
-    async def _load_history(self, st: _SymbolState, max_age: float | None = None) -> None:
+    async def _load_history(self, st: SymbolState, max_age: float | None = None) -> None:
         duration = (
             self.config.refresh_duration if st.history_loaded else self.config.history_duration
         )
@@ -540,14 +409,14 @@ class IbSession:
             st = self.by_con_id.get(t.contract.conId) if t.contract else None
             if st is None:
                 continue
-            last = _finite(t.last)
+            last = finite_price(t.last)
             if last is None and st.last is None:
-                last = _finite(t.close)
+                last = finite_price(t.close)
             if last is not None:
                 if last != st.last:
                     st.apply_trade(last, now)
                 st.last = last
-            bid, ask = _finite(t.bid), _finite(t.ask)
+            bid, ask = finite_price(t.bid), finite_price(t.ask)
             if bid is not None:
                 st.bid = bid
             if ask is not None:
@@ -565,15 +434,15 @@ class IbSession:
     def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
         self.errors_seen[code] = self.errors_seen.get(code, 0) + 1
         ib = self.ib
-        if req_id >= 0 and code not in (2104, 2106, 2158, 2103, 2105, 2107, 2108):
+        if req_id >= 0 and code not in errors.FARM_STATUS:
             self._hist_errors[req_id] = (code, message)
             if len(self._hist_errors) > 1000:
                 self._hist_errors.pop(next(iter(self._hist_errors)))
-        if code == 326:
+        if code in errors.CLIENT_ID_IN_USE:
             self._client_id_rejected.set()
-        elif code == 162 and req_id < 0:
+        elif code in errors.PACING_VIOLATION and req_id < 0:
             self.guard.note_violation()
-        elif code == 1100:
+        elif code in errors.CONNECTIVITY_LOST:
             self.state = "degraded"
             self.last_error = "1100 connectivity lost"
             if self._watchdog is None:
@@ -581,31 +450,31 @@ class IbSession:
                 self._watchdog = loop.call_later(
                     self.config.connectivity_grace_s, self._connectivity_timeout
                 )
-        elif code in (1101, 1102):
+        elif code in errors.CONNECTIVITY_RESTORED:
             if self._watchdog:
                 self._watchdog.cancel()
                 self._watchdog = None
             self.state = "connected"
             if ib is not None:
                 self._subscribe(ib, reason=f"{code} connectivity restored")
-                if code == 1101:
+                if code in errors.CONNECTIVITY_RESTORED_DATA_LOST:
                     self._spawn(self._load_all_history(), "history-1101")
-        elif code in (2103, 2105):
+        elif code in errors.FARM_BROKEN:
             self._broken_farms.add(f"{code}:{message.rsplit(':', 1)[-1]}")
             self.state = "degraded"
-        elif code in (2104, 2106):
-            kind = 2103 if code == 2104 else 2105
+        elif code in errors.FARM_OK:
+            kind = errors.FARM_OK_CLEARS[code]
             was_broken = {f for f in self._broken_farms if f.startswith(f"{kind}:")}
             if was_broken:
                 self._broken_farms -= was_broken
                 if not self._broken_farms and self.state == "degraded":
                     self.state = "connected"
                 if ib is not None:
-                    if code == 2104:
+                    if code in errors.MARKET_DATA_FARM_OK:
                         self._subscribe(ib, reason="2104 market data farm OK")
                     else:
                         self._spawn(self._load_all_history(), "history-2106")
-        if code >= 2100 and code < 2200:
+        if errors.is_notice(code):
             log.info("IB notice %d: %s", code, message)
         else:
             self.last_error = f"{code}: {message}"

@@ -11,15 +11,18 @@ dedupe, so nothing is counted twice), then the windows are released.
 Replay: DBN files or folders through the same FlowIngest path, at a speed factor or as fast
 as possible, optionally looping (the aggregator starts over each loop).
 
-Closed windows go to the FlowProducer on a sender thread, so a slow PutRecords never stalls
-the feed. `stop()` ends the feed; `flush()` closes open windows and delivers every pending
-record. `health()` gives the heartbeat its facts.
+Closed windows go through a bounded Outbox to the FlowProducer on one sender thread, so a
+slow PutRecords never stalls the feed until `outbox_max_windows` are waiting (then the feed
+waits: backpressure; the production producer spills to disk long before that). The sender
+thread is the producer's only owner. `stop()` ends the feed (intake); `flush()` closes
+open windows, hands them to the sender, and waits while the sender delivers what is left
+(the producer's own flush deadline bounds it) and exits. `health()` gives the heartbeat
+its facts.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -27,56 +30,34 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
+from gateway_host.databento.config import DEFAULT_PARENTS, NS, DatabentoConfig, iso_ns
+from gateway_host.databento.gaps import GapHandling
+from gateway_host.databento.outbox import Outbox
+from gateway_host.databento.spend import SpendTracker
 from magic8.domain.flow import PressureWindow
 from magic8.domain.ports import FlowProducer
 from magic8.flow.aggregator import PressureAggregator
 from magic8.flow.backfill import Backfiller
 from magic8.flow.ingest import FlowIngest
 from magic8.flow.replay import Pacer, replay
+from magic8.market_hours import StreamingWindow
 
 log = logging.getLogger("magic8.databento")
 
-NS = 1_000_000_000
-# NQ options: quarterly/serial (NQ.OPT) + weeklies Mon-Thu (Q1A..Q5D), Friday (QN1..QN4),
-# end of month (QNE). Weekly products have their own parent symbols.
-WEEKLY_PRODUCTS: tuple[str, ...] = (
-    *(f"Q{w}{d}" for d in "ABCD" for w in range(1, 6)),
-    *("QN1", "QN2", "QN3", "QN4", "QNE"),
-)
-DEFAULT_PARENTS: tuple[str, ...] = ("NQ.OPT", *(f"{p}.OPT" for p in WEEKLY_PRODUCTS))
-
-State = Literal["idle", "connecting", "streaming", "reconnecting", "replaying", "done", "error"]
-
-
-class DatabentoConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    api_key: SecretStr | None = None  # never logged (SecretStr masks repr/str)
-    dataset: str = "GLBX.MDP3"
-    parents: tuple[str, ...] = DEFAULT_PARENTS
-    mode: Literal["live", "replay"] = "live"
-    replay_paths: tuple[str, ...] = ()
-    speed: float = Field(default=0.0, ge=0)  # replay: 0 = as fast as possible
-    loop_replay: bool = False
-    max_idle_seconds: float = 1.0  # replay pacing: cap on overnight waits
-    gateway: str | None = None  # live gateway override (tests: the fake gateway)
-    port: int = 13000
-    lateness_seconds: float = 30.0
-    idle_advance_seconds: float | None = 5.0  # live: quiet feed -> close windows by wall time
-    batch_records: int = 512
-    pump_interval_s: float = 0.2
-    sequence_gap_threshold: int | None = None
-    heartbeat_interval_s: int | None = None
-    stale_after_s: float = 120.0  # live: no record for this long -> unhealthy
+State = Literal[
+    "idle",
+    "outside_window",
+    "over_budget",
+    "connecting",
+    "streaming",
+    "reconnecting",
+    "replaying",
+    "done",
+    "error",
+]
 
 
-def _iso(ns: int) -> str | None:
-    return datetime.fromtimestamp(ns / NS, tz=UTC).isoformat() if ns else None
-
-
-class DatabentoSession:
+class DatabentoSession(GapHandling):
     def __init__(
         self,
         config: DatabentoConfig,
@@ -85,11 +66,16 @@ class DatabentoSession:
         aggregator: PressureAggregator | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         live_factory: Callable[..., Any] | None = None,
+        window: StreamingWindow | None = None,
+        spend: SpendTracker | None = None,
     ) -> None:
         self.config = config
         self.producer = producer
         self.backfiller = backfiller
         self.clock = clock
+        # live only: stream inside the window (None: whenever connected)
+        self.window = window
+        self.spend = spend
         self._live_factory = live_factory
         source = "live" if config.mode == "live" else "replay"
         self.aggregator = aggregator or PressureAggregator(
@@ -112,13 +98,24 @@ class DatabentoSession:
         self.backfills: dict[str, int] = {}
         self.last_error = ""
         self._stop = threading.Event()
-        self._outbox: queue.Queue[list[PressureWindow] | None] = queue.Queue()
+        self._outbox: Outbox[PressureWindow] = Outbox(
+            config.outbox_max_windows, should_wait=self._outbox_should_wait
+        )
+        self._sender_thread: threading.Thread | None = None
         self._threads: list[threading.Thread] = []
         self._backfill_pool = ThreadPoolExecutor(1, thread_name_prefix="db-backfill")
         self._gaps_outstanding = 0
         self._gap_lock = threading.Lock()
         self._live: Any = None
         self._last_record_wall = 0.0
+        # wall time (epoch s) of the last MBO record per instrument id: stream health that
+        # Databento's heartbeat/system records cannot reset
+        self._last_mbo_wall = 0.0
+        self._mbo_wall_by_iid: dict[int, float] = {}
+        self._closed_for_window = False
+        self.window_opens = 0
+        self.window_closes = 0
+        self.reconnects = 0
         self._last_window_end: datetime | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -126,7 +123,7 @@ class DatabentoSession:
     def start(self) -> None:
         """Start the feed on background threads; returns at once."""
         self._stop.clear()
-        self._spawn("db-sender", self._sender)
+        self._sender_thread = self._spawn("db-sender", self._sender)
         if self.config.mode == "live":
             self._spawn("db-live", self._run_live)
             self._spawn("db-pump", self._pump)
@@ -134,8 +131,12 @@ class DatabentoSession:
             self._spawn("db-replay", self._run_replay)
 
     def stop(self) -> None:
-        """Stop the feed (flush() then delivers what is open and pending)."""
+        """Stop intake: end the feed (flush() then delivers what is open and pending)."""
         self._stop.set()
+        interrupt = getattr(self.producer, "interrupt", None)
+        if callable(interrupt):  # a sender waiting for Kinesis room stops waiting
+            interrupt()
+        self._outbox.wake()
         live = self._live
         if live is not None:
             try:
@@ -144,22 +145,34 @@ class DatabentoSession:
             except Exception as exc:
                 log.info("databento: live stop: %s", type(exc).__name__)
         for t in self._threads:
-            if t.name != "db-sender":
+            if t is not self._sender_thread:
                 t.join(timeout=10)
         if self.state not in ("error",):
             self.state = "done" if self.config.mode == "replay" else "idle"
 
     def flush(self) -> None:
-        """Close every open window and deliver all pending records to the producer."""
+        """Close every open window; the sender delivers them and all pending records, exits.
+
+        The sender thread stays the producer's only owner: this thread hands over and waits.
+        """
         self._backfill_pool.shutdown(wait=True, cancel_futures=False)
         self.ingest.flush()
-        self._outbox.put(None)
-        for t in self._threads:
-            if t.name == "db-sender":
-                t.join(timeout=30)
-        self._drain_outbox()
-        if self.producer is not None:
-            self.producer.flush()
+        sender = self._sender_thread
+        self._outbox.close()
+        if sender is not None and sender.is_alive():
+            limit = float(getattr(self.producer, "flush_timeout_s", 15.0)) + 10.0
+            sender.join(timeout=limit)
+            if sender.is_alive():
+                log.error("databento: sender still delivering after %.0fs; leaving it", limit)
+        else:  # never started: this thread is the only owner
+            self._finish_sending()
+        stats = getattr(self.producer, "stats", None) or {}
+        log.info(
+            "databento: flushed: emitted=%d sent=%d pending=%s",
+            self.windows_emitted,
+            self.windows_sent,
+            stats.get("pending", "?"),
+        )
 
     def wait_replay(self, timeout: float | None = None) -> bool:
         for t in self._threads:
@@ -168,12 +181,18 @@ class DatabentoSession:
                 return not t.is_alive()
         return True
 
-    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+    def _spawn(self, name: str, target: Callable[[], None]) -> threading.Thread:
         t = threading.Thread(target=target, name=name, daemon=True)
         self._threads.append(t)
         t.start()
+        return t
 
     # -- windows -> producer -----------------------------------------------------------
+
+    def _outbox_should_wait(self) -> bool:
+        """Backpressure only while the feed runs and a sender is there to make room."""
+        sender = self._sender_thread
+        return not self._stop.is_set() and sender is not None and sender.is_alive()
 
     def _enqueue(self, windows: list[PressureWindow]) -> None:
         self.windows_emitted += len(windows)
@@ -190,21 +209,36 @@ class DatabentoSession:
             self.last_error = f"producer: {exc}"
             log.exception("databento: producer.send failed")
 
-    def _sender(self) -> None:
-        while True:
-            item = self._outbox.get()
-            if item is None:
-                return
-            self._send(item)
+    def _producer_pending(self) -> int:
+        return int(getattr(self.producer, "pending", 0) or 0)
 
-    def _drain_outbox(self) -> None:
+    def _sender(self) -> None:
+        """The producer's one owner: send what the feed closed; retry pending when quiet."""
         while True:
-            try:
-                item = self._outbox.get_nowait()
-            except queue.Empty:
+            windows, closed = self._outbox.take(timeout=self.config.pump_interval_s * 5)
+            if windows or self._producer_pending():
+                self._send(windows)
+            if closed:
+                self._finish_sending()
                 return
-            if item:
-                self._send(item)
+
+    def _finish_sending(self) -> None:
+        while True:
+            windows, _ = self._outbox.take(timeout=0)
+            if not windows:
+                break
+            self._send(windows)
+        if self.producer is None:
+            return
+        stats = getattr(self.producer, "stats", None)
+        before = stats.get("sent", 0) if stats is not None else 0
+        try:
+            self.producer.flush()
+        except Exception as exc:
+            self.last_error = f"producer flush: {exc}"
+            log.error("databento: producer flush failed: %s", exc)
+        if stats is not None:
+            self.windows_sent += stats.get("sent", 0) - before
 
     # -- replay ------------------------------------------------------------------------
 
@@ -244,11 +278,30 @@ class DatabentoSession:
             kwargs["heartbeat_interval_s"] = self.config.heartbeat_interval_s
         return db.Live(**kwargs)
 
+    def _seconds_until_allowed(self) -> tuple[float, State]:
+        """0 when the live stream may run now; else how long to wait, and why."""
+        if self.spend is not None and not self.spend.streaming_allowed():
+            return 60.0, "over_budget"
+        if self.window is not None:
+            wait = self.window.seconds_until_open(self.clock())
+            if wait > 0:
+                return wait, "outside_window"
+        return 0.0, "streaming"
+
     def _run_live(self) -> None:
         backoff = 1.0
         restart_gap_from: int | None = None
         while not self._stop.is_set():
+            wait, why = self._seconds_until_allowed()
+            if wait > 0:
+                if self.state != why:
+                    log.info("databento: %s; not streaming for %.0fs", why, wait)
+                self.state = why
+                restart_gap_from = None  # a planned pause is no gap
+                self._stop.wait(min(wait, self.config.window_poll_s))
+                continue
             self.state = "connecting"
+            self._closed_for_window = False
             try:
                 live = self._make_live()
                 self._session_id = None
@@ -261,12 +314,17 @@ class DatabentoSession:
                 self._live = live
                 live.start()
                 self.state = "streaming"
+                self.window_opens += 1
                 backoff = 1.0
                 if restart_gap_from is not None:
                     self._restart_gap_from = restart_gap_from
                 live.block_for_close()
                 if self._stop.is_set():
                     break
+                if self._closed_for_window:
+                    self._end_of_window()
+                    restart_gap_from = None
+                    continue
                 log.warning("databento: live session closed; reconnecting")
             except Exception as exc:
                 if self._stop.is_set():
@@ -274,20 +332,35 @@ class DatabentoSession:
                 self.last_error = f"live: {type(exc).__name__}: {exc}"
                 log.warning("databento: live session error: %s", self.last_error)
             self.state = "reconnecting"
+            self.reconnects += 1
             restart_gap_from = self.ingest.last_mbo_ts_ns or None
             self._stop.wait(backoff)
             backoff = min(backoff * 2, 60.0)
 
-    _restart_gap_from: int | None = None
-    _session_id: str | None = None
-    # the session whose first record pre-held windows, waiting for its reconnect callback
-    _pre_held_session: str | None = None
-    _awaiting_reconnect_since: float | None = None
-    # the session whose reconnect callback has reported its gap
-    _reported_session: str | None = None
+    def _close_for_window(self, why: str) -> None:
+        """The window ended (or the budget stops streaming): end the live session."""
+        live = self._live
+        if live is None or self._closed_for_window:
+            return
+        self._closed_for_window = True
+        log.info("databento: %s; closing the live session", why)
+        try:
+            live.stop()
+        except Exception as exc:
+            log.info("databento: live stop: %s", type(exc).__name__)
+
+    def _end_of_window(self) -> None:
+        """After a planned close: close every open window so the day's last ones go out."""
+        self.window_closes += 1
+        self.ingest.flush()
+        self._live = None
 
     def _on_record(self, record: Any) -> None:
         self._last_record_wall = time.monotonic()
+        if type(record).__name__ == "MBOMsg":
+            now = time.time()
+            self._last_mbo_wall = now
+            self._mbo_wall_by_iid[record.instrument_id] = now
         live = self._live
         if live is not None:
             sid = live.session_id
@@ -303,80 +376,6 @@ class DatabentoSession:
     def _on_callback_error(self, exc: Exception) -> None:
         self.last_error = f"callback: {type(exc).__name__}: {exc}"
         log.error("databento: %s", self.last_error)
-
-    def _on_new_connection(self, session_id: str | None) -> None:
-        """First record of a reconnected session (new session id): hold windows now.
-
-        The order of the two is up to TCP segmentation: when the new session's Metadata
-        and first records arrive in one segment, the client dispatches the records before
-        its reconnect callback, so without this a window could close before the gap is
-        known; when the Metadata arrives alone, the callback runs first and has already
-        counted (and maybe backfilled) this session's gap: nothing to hold then.
-        """
-        with self.ingest.lock, self._gap_lock:
-            if session_id is not None and session_id == self._reported_session:
-                return
-            self._gaps_outstanding += 1
-            self._pre_held_session = session_id
-            self._awaiting_reconnect_since = time.monotonic()
-            self.ingest.hold(self.ingest.last_mbo_ts_ns)
-
-    def _on_reconnect(self, gap_start: Any, gap_end: Any) -> None:
-        """databento reconnect callback: (last ts_event, new session's start) as Timestamps.
-
-        Runs after the new session authenticated, so the client's session id is the new
-        session's: a pre-hold taken for that session already counted this gap.
-        """
-        live = self._live
-        sid = getattr(live, "session_id", None) if live is not None else None
-        with self.ingest.lock, self._gap_lock:
-            pre_held = self._awaiting_reconnect_since is not None and (
-                sid is None or self._pre_held_session in (None, sid)
-            )
-            if pre_held:
-                self._awaiting_reconnect_since = None
-                self._pre_held_session = None
-            self._reported_session = sid
-        self._report_gap(int(gap_start.value), int(gap_end.value), "reconnect", pre_held)
-
-    def _on_sequence_gap(self, start_ns: int, end_ns: int, reason: str) -> None:
-        self._report_gap(start_ns, end_ns, reason)
-
-    def _report_gap(self, start_ns: int, end_ns: int, reason: str, pre_held: bool = False) -> None:
-        log.warning("databento: gap (%s) %s .. %s", reason, _iso(start_ns), _iso(end_ns))
-        self.gaps.append((start_ns, end_ns, reason))
-        # count and hold together, ordered with _gap_done's release (ingest lock first)
-        with self.ingest.lock, self._gap_lock:
-            if not pre_held:
-                self._gaps_outstanding += 1
-            self.ingest.hold(start_ns)
-        try:
-            self._backfill_pool.submit(self._backfill, start_ns, end_ns)
-        except RuntimeError:  # shutting down: nothing more to backfill
-            self._gap_done()
-
-    def _backfill(self, start_ns: int, end_ns: int) -> None:
-        try:
-            if self.backfiller is None:
-                self.backfills["skipped_no_source"] = self.backfills.get("skipped_no_source", 0) + 1
-                return
-            result = self.backfiller.backfill(start_ns, end_ns)
-            self.backfills[result.status] = self.backfills.get(result.status, 0) + 1
-            for array in result.arrays:
-                self.ingest.on_mbo(array, source="backfill", dedupe=True)
-        except Exception as exc:
-            self.last_error = f"backfill: {exc}"
-            log.exception("databento: backfill failed")
-        finally:
-            self._gap_done()
-
-    def _gap_done(self) -> None:
-        # release under the same locks as the count: a gap reported meanwhile either
-        # counted first (no release) or holds again after the release
-        with self.ingest.lock, self._gap_lock:
-            self._gaps_outstanding = max(self._gaps_outstanding - 1, 0)
-            if self._gaps_outstanding == 0:
-                self.ingest.release()
 
     def _pump(self) -> None:
         """Aggregate buffered live records regularly; advance time when the feed is quiet."""
@@ -401,9 +400,22 @@ class DatabentoSession:
                     and not self.aggregator.held
                 ):
                     self.ingest.advance(self.ingest.last_mbo_ts_ns + int(quiet * NS))
+                self._check_window_and_spend()
             except Exception as exc:
                 self.last_error = f"pump: {exc}"
                 log.exception("databento: pump failed")
+
+    def _check_window_and_spend(self) -> None:
+        if self.spend is not None:
+            with self.ingest.lock:
+                seen = dict(self.ingest.seen)
+            self.spend.observe(seen)
+        if self.state != "streaming":
+            return
+        if self.spend is not None and not self.spend.streaming_allowed():
+            self._close_for_window("streaming budget reached")
+        elif self.window is not None and not self.window.is_open(self.clock()):
+            self._close_for_window("streaming window closed")
 
     # -- health ------------------------------------------------------------------------
 
@@ -413,21 +425,58 @@ class DatabentoSession:
             return False
         if self.config.mode == "replay":
             return True
+        if self.state in ("outside_window", "over_budget"):
+            return True  # a planned pause
         if self.state != "streaming":
             return False
-        if not self._last_record_wall:
-            return True
-        return time.monotonic() - self._last_record_wall < self.config.stale_after_s
+        age = self.mbo_age_s()
+        if age is None:  # no MBO yet in this session: give it stale_after_s from the start
+            return time.monotonic() - self._streaming_since() < self.config.stale_after_s
+        return age < self.config.stale_after_s
+
+    def _streaming_since(self) -> float:
+        return self._last_record_wall or time.monotonic()
+
+    def mbo_age_s(self) -> float | None:
+        """Seconds since the last MBO record (not any record: heartbeats do not count)."""
+        return max(0.0, time.time() - self._last_mbo_wall) if self._last_mbo_wall else None
+
+    def mbo_age_by_product(self) -> dict[str, float]:
+        """Seconds since the last MBO record of each product seen (NQ, Q1A, ...)."""
+        now = time.time()
+        latest: dict[str, float] = {}
+        for iid, t in list(self._mbo_wall_by_iid.items()):
+            product = product_of(self.ingest.instruments.get(iid))
+            if t > latest.get(product, 0.0):
+                latest[product] = t
+        return {p: round(max(0.0, now - t), 1) for p, t in sorted(latest.items())}
+
+    def window_facts(self) -> dict[str, Any]:
+        if self.window is None:
+            return {"configured": False, "open": True}
+        now = self.clock()
+        start, end = self.window.current_or_next(now)
+        return {
+            "configured": True,
+            "open": start <= now < end,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "opens": self.window_opens,
+            "closes": self.window_closes,
+        }
 
     def health(self) -> dict[str, Any]:
         counts = self.ingest.counts()
         budget = self.backfiller.budget_used() if self.backfiller else 0.0
         stats = getattr(self.producer, "stats", {}) or {}
+        age = self.mbo_age_s()
         return {
             "state": self.state,
             "healthy": self.healthy,
             "mode": self.config.mode,
-            "last_mbo_at": _iso(self.ingest.last_mbo_ts_ns),
+            "last_mbo_at": iso_ns(self.ingest.last_mbo_ts_ns),
+            "mbo_age_s": None if age is None else round(age, 1),
+            "mbo_age_by_product": self.mbo_age_by_product(),
             "last_window_end": self._last_window_end.isoformat() if self._last_window_end else None,
             "records_seen": sum(counts["seen"].values()),
             "records": counts,
@@ -436,12 +485,31 @@ class DatabentoSession:
             "windows_emitted": self.windows_emitted,
             "windows_sent": self.windows_sent,
             "kinesis": {k: v for k, v in dict(stats).items() if isinstance(v, int | float)},
+            "producer_backlog": int(getattr(self.producer, "pending", 0) or 0),
+            "producer_oldest_age_s": round(
+                float(getattr(self.producer, "oldest_age_s", 0.0) or 0.0), 1
+            ),
+            "outbox": len(self._outbox),
+            "reconnects": self.reconnects,
             "gaps": len(self.gaps),
             "backfills": dict(self.backfills),
+            "backfilled_records": self.ingest.backfill_records,
             "backfill_budget_used": budget if budget == budget else 0.0,
+            "window": self.window_facts(),
+            "spend": self.spend.facts() if self.spend is not None else None,
             "loops": self.loops,
             "last_error": self.last_error,
         }
+
+
+def product_of(instrument: Any) -> str:
+    """The product root of an instrument: "NQZ5 C21000" -> "NQ", "Q1AZ5 P20000" -> "Q1A"."""
+    if instrument is None:
+        return "unknown"
+    raw = str(getattr(instrument, "raw_symbol", "") or "").split(" ")[0]
+    if len(raw) > 2 and raw[-1].isdigit() and raw[-2].isalpha():
+        return raw[:-2]
+    return raw or str(getattr(instrument, "underlying", "") or "unknown")
 
 
 def from_settings(settings: Any) -> DatabentoSession:
@@ -460,6 +528,19 @@ def from_settings(settings: Any) -> DatabentoSession:
         replay_paths=paths,
         speed=settings.databento_replay_speed,
     )
+    spend = None
+    window = None
+    ledger: Any = None
+    if config.mode == "live":
+        ledger = DynamoBudgetLedger(settings.state_table)
+        window = settings.streaming_window()
+        spend = SpendTracker(
+            ledger,
+            streaming_budget_usd=settings.streaming_daily_budget_usd,
+            backfill_budget_usd=settings.backfill_daily_budget_usd,
+            usd_per_gb=settings.databento_usd_per_gb,
+            stop_streaming_at_budget=settings.stop_streaming_at_budget,
+        )
     backfiller = None
     if config.mode == "live" and config.api_key is not None:
         import databento as db
@@ -467,9 +548,15 @@ def from_settings(settings: Any) -> DatabentoSession:
         historical = db.Historical(key=config.api_key.get_secret_value())
         backfiller = Backfiller(
             DatabentoHistoricalSource(historical, config.dataset, parents),
-            DynamoBudgetLedger(settings.state_table),
+            ledger,
             daily_budget_usd=settings.backfill_daily_budget_usd,
         )
+    producer = KinesisFlowProducer(
+        settings.flow_stream,
+        max_buffered=settings.flow_max_buffered,
+        spill_dir=settings.flow_spill_dir or None,
+        flush_timeout_s=settings.flow_flush_timeout_s,
+    )
     return DatabentoSession(
-        config, producer=KinesisFlowProducer(settings.flow_stream), backfiller=backfiller
+        config, producer=producer, backfiller=backfiller, window=window, spend=spend
     )

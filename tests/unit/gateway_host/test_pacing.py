@@ -10,7 +10,7 @@ from collections.abc import Hashable
 
 import pytest
 
-from magic8.pacing import (
+from gateway_host.ib.pacing import (
     HistoricalPacingGuard,
     PacingLimits,
     PacingViolation,

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gateway_host.databento_session import DatabentoConfig, DatabentoSession
+from gateway_host.databento.session import DatabentoConfig, DatabentoSession
 from magic8.domain.flow import PressureWindow
 from magic8.flow.aggregator import PressureAggregator
 from magic8.flow.backfill import Backfiller, DbnFileHistoricalSource
@@ -185,6 +185,5 @@ def test_reconnect_gap_counted_once_in_either_order(first: str) -> None:
         session._backfill_pool.shutdown(wait=True)
     # every window, as last emitted, equals the uninterrupted run's
     emitted: list[PressureWindow] = []
-    while not session._outbox.empty():
-        emitted.extend(session._outbox.get_nowait() or [])
+    emitted.extend(session._outbox.take(timeout=0)[0])
     assert _windows(emitted) == _uninterrupted()
