@@ -165,11 +165,13 @@ class WindowLite:
 class AnalysisConfig:
     # pressure: the run's directional z over the best of the last persistence_windows
     persistence_windows: int = 6
+    current_min_z: float = 1.0  # the current window's own z for the run to count
     # coordination: a neighbour pools in when it leans the same way with its own z >= this
     # and its volume is unusual against its own baseline (volume z >= coord_min_vz)
     coord_min_z: float = 1.0
     coord_min_vz: float = 1.0
     coord_saturation: float = 2.0  # neighbours for full coordination factor
+    pool_max_ratio: float = 1.5  # pooled z at most this times the strike's own run z
     # baseline: bonus = w_volume * clip(volume z - vol_z_mid, 0, vol_bonus_cap)
     w_volume: float = 0.5
     vol_z_mid: float = 1.0
@@ -182,8 +184,8 @@ class AnalysisConfig:
     neighbour_pct: float = 0.004
     strangle_pct: float = 0.006  # call and put legs this far apart count as a strangle
     strangle_weight: float = 0.8
-    pair_weight: float = 0.6  # penalty for call+put legs both unusually active, same size
-    previous_leg_weight: float = 0.85  # the other leg seen in the previous window
+    pair_weight: float = 0.9  # penalty for call+put legs both unusually active, same size
+    previous_leg_weight: float = 0.9  # the other leg seen in the previous window
     # cold start: confidence cap while the underlying has too little history
     cold_start_cap: float = 0.8
     # score -> confidence (None: the shipped calibration.json)
@@ -299,11 +301,19 @@ def analyze(
     z = w.imbalance_z()
     sign = w.sign
     direction: Direction | None = None if sign == 0 else ("LONG" if sign > 0 else "SHORT")
-    others = [p for p in peers if not (p.strike == w.strike and p.option_type == w.option_type)]
+    reach = w.strike * max(cfg.neighbour_pct, cfg.strangle_pct)
+    others = [
+        p
+        for p in peers
+        if abs(p.strike - w.strike) <= reach
+        and not (p.strike == w.strike and p.option_type == w.option_type)
+    ]
 
     # --- pressure: the run's net signed volume over its noise ---------------------------
     run = run_of(w, history, cfg)
-    run_z = run.z if (run.net > 0) == (w.ask > w.bid) else 0.0
+    # the run counts only while the current window itself leans its way: a run that ended
+    # earlier must not keep scoring on windows after it
+    run_z = run.z if z >= cfg.current_min_z else z
     pressure = logistic((run_z - 3.0) / 0.5)
 
     # --- baseline: volume against the strike's own baseline -------------------------------
@@ -320,7 +330,11 @@ def analyze(
     pattern = ""
     activity = logistic((vol_z - 1.5) / cfg.vol_z_scale)
     legs = [(p, 1.0) for p in others]
-    legs += [(p, cfg.previous_leg_weight) for p in previous_peers if p.ws < w.ws]
+    legs += [
+        (p, cfg.previous_leg_weight)
+        for p in previous_peers
+        if p.ws < w.ws and abs(p.strike - w.strike) <= reach
+    ]
     for p, leg_weight in legs:
         if (
             p.option_type != other_type
@@ -351,7 +365,7 @@ def analyze(
 
     # --- coordination: pool neighbours unusual against their own baseline -----------------
     pooled_net, pooled_var, n_coord = w.directional_net, w.variance, 0
-    if sign != 0:
+    if sign != 0 and z >= cfg.coord_min_z:
         for p in others:
             if abs(p.strike - w.strike) > width or p.sign != sign:
                 continue
@@ -363,13 +377,18 @@ def analyze(
             pooled_var += p.variance
             n_coord += 1
     pooled_z = sign * pooled_net / math.sqrt(pooled_var) if n_coord and pooled_var > 0 else 0.0
+    # pooling strengthens a strike's own evidence; a quiet strike next to a busy one must
+    # not borrow all of it (it is not where the flow is)
+    pooled_z = min(pooled_z, cfg.pool_max_ratio * run_z)
     coordination = min(n_coord / cfg.coord_saturation, 1.0)
 
     score = max(0.0, (max(run_z, pooled_z) + bonus) * (1.0 - mm)) if sign != 0 else 0.0
     confidence = cfg.curve.confidence(score)
     capped = False
-    if stats.cold and confidence > cfg.cold_start_cap:
-        confidence, capped = cfg.cold_start_cap, True
+    # cold: stored, never alerted (the cap stays below the fitted alert threshold)
+    cap = min(cfg.cold_start_cap, cfg.curve.alert_threshold - 0.01)
+    if stats.cold and confidence > cap:
+        confidence, capped = cap, True
     confidence = min(max(confidence, 0.0), 1.0)
     strength = min(
         1.0, min(1.0, run.trend / 0.6) * logistic((vol_z - 1.0) / 0.75) * (0.5 + 0.5 * run.persistence)

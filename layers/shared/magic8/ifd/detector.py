@@ -8,7 +8,8 @@ Early-emitted (``final=False``) windows are analysed and may alert, but only fin
 windows update baselines. A window alerts at most once: when an early version of it
 alerted, later versions (more early cuts, the final window) update the stored signal and
 never dispatch again; later windows of the same option and direction within
-``realert_minutes`` are continuations (stored, not sent).
+``realert_minutes`` of the alert or of its last continuation are continuations (stored,
+not sent): one alert per episode.
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ class IfdDetector:
             elif assessment.confidence >= cfg.policy.alert_threshold:
                 if self._continuation(state, ws, assessment.direction):
                     status = "continuation"
+                    state.last_chain_ws = max(state.last_chain_ws or ws, ws)
                 else:
                     status = self.dispatch(signal).status
                     alerted = status == "sent"
@@ -150,17 +152,19 @@ class IfdDetector:
 
         if alerted:
             state.last_alert_ws, state.last_alert_direction = ws, assessment.direction
+            state.last_chain_ws = ws
         if w.final:
             state.apply(w, cfg.baseline.bucket_minutes)
             state.baseline.roll(day, cfg.baseline.trading_days)
             prior.add_window(w, cfg.baseline.bucket_minutes)
             prior.roll(day, cfg.baseline.trading_days)
             self.baselines.save_prior(w.underlying, w.option_type, prior)
-        if w.final or alerted:
+        if w.final or alerted or (signal is not None and signal.alert_status == "continuation"):
             self.baselines.save_option(state)
         return Outcome(w.window_key, assessment, signal)
 
     def _continuation(self, state: OptionState, ws: int, direction: str) -> bool:
         if state.last_alert_ws is None or state.last_alert_direction != direction:
             return False
-        return 0 < ws - state.last_alert_ws <= self.config.policy.realert_minutes * 60
+        chain = max(state.last_alert_ws, state.last_chain_ws or state.last_alert_ws)
+        return 0 < ws - state.last_alert_ws and ws - chain <= self.config.policy.realert_minutes * 60

@@ -93,7 +93,7 @@ def day_dirs(session: Path) -> list[Path]:
 
 
 EARLY_SECONDS = 60.0
-SLICE_SECONDS = 15.0  # replay feeds the aggregator this much event time per batch
+SLICE_SECONDS = 30.0  # replay feeds the aggregator this much event time per batch
 
 
 def gateway_ingest(early_seconds: float | None) -> tuple[Any, list[list[PressureWindow]]]:
