@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-
-from dataclasses import replace
 
 from magic8.ifd.analysis import AnalysisConfig, WindowLite, analyze
 from magic8.ifd.baselines import BaselineStats, Estimate

@@ -9,6 +9,7 @@ earns nothing; a strike's own same-day windows stay out of its cold-start baseli
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import timedelta
 
@@ -72,7 +73,10 @@ def test_balanced_flow_false_z_rate_holds_at_every_volume(n_trades: int) -> None
     assert 0.008 <= float((z < -2).mean()) <= 0.03
     # the old normaliser sqrt(known * average size) assumed equal sizes
     old = np.array(
-        [abs(w.ask_volume - w.bid_volume) / math.sqrt(w.total_volume * w.avg_trade_size) for w in ws]
+        [
+            abs(w.ask_volume - w.bid_volume) / math.sqrt(w.total_volume * w.avg_trade_size)
+            for w in ws
+        ]
     )
     if n_trades >= 30:
         assert float((old > 2).mean()) > 0.2
@@ -118,7 +122,9 @@ def test_schema_1_records_are_still_accepted_with_a_conservative_variance() -> N
     assert old.sq < 0 and old.variance == pytest.approx(40 * 5.0)
 
 
-def lite(i: int, ask: float, bid: float, trades: int = 10, t: str = "C", k: float = 20100) -> WindowLite:
+def lite(
+    i: int, ask: float, bid: float, trades: int = 10, t: str = "C", k: float = 20100
+) -> WindowLite:
     sq = (ask + bid) ** 2 / trades  # equal sizes
     return WindowLite(k, t, int(T0.timestamp()) + 300 * i, ask, bid, 0.0, trades, 1.0, sq)
 
@@ -186,7 +192,7 @@ def test_calibration_fit_meets_the_budget_and_maps_scores_monotonically() -> Non
     assert cal.alert_threshold == pytest.approx(math.exp(-cal.rate(cal.score_threshold)), abs=1e-4)
     xs = np.linspace(-2, 10, 200)
     conf = [cal.confidence(float(x)) for x in xs]
-    assert all(b >= a for a, b in zip(conf, conf[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(conf))
     again = Calibration.from_dict(__import__("json").loads(cal.to_json()))
     assert again == cal
 
@@ -208,7 +214,7 @@ def test_early_windows_for_unusual_flow_at_least_every_minute() -> None:
     assert len(cuts) == 4
     assert all(
         timedelta(seconds=60) <= b - a <= timedelta(seconds=100)
-        for a, b in zip(cuts, cuts[1:], strict=False)
+        for a, b in itertools.pairwise(cuts)
     )
     assert all(w.window_key == early[0].window_key for w in early)
     final = [w for w in agg.flush() if w.instrument_id == 2]

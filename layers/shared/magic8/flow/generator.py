@@ -346,9 +346,7 @@ def build_day(
     baits: list[Bait] = []
     busy: list[tuple[int, int, float]] = []  # (start, end, strike) to keep events apart
 
-    def window(
-        minutes: tuple[int, int], starts: tuple[int, int] | None = None
-    ) -> tuple[int, int]:
+    def window(minutes: tuple[int, int], starts: tuple[int, int] | None = None) -> tuple[int, int]:
         dur = int(rng.integers(minutes[0], minutes[1] + 1)) * 60 * NS
         if starts is None:
             start = t_open + int(rng.integers(30 * 60 * NS, span - dur - 20 * 60 * NS))
@@ -624,8 +622,7 @@ def truth_of(p: SessionParams, days: list[GeneratedDay]) -> dict[str, Any]:
         "underlying": p.underlying,
         "multiplier": MULTIPLIER,
         "days": [
-            {"day": d.day.isoformat(), "records": len(d.records), "trades": d.trades}
-            for d in days
+            {"day": d.day.isoformat(), "records": len(d.records), "trades": d.trades} for d in days
         ],
         "episodes": [asdict(e) for d in days for e in d.episodes],
         "bait": [asdict(b) for d in days for b in d.bait],

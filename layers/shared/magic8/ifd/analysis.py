@@ -391,7 +391,8 @@ def analyze(
         confidence, capped = cap, True
     confidence = min(max(confidence, 0.0), 1.0)
     strength = min(
-        1.0, min(1.0, run.trend / 0.6) * logistic((vol_z - 1.0) / 0.75) * (0.5 + 0.5 * run.persistence)
+        1.0,
+        min(1.0, run.trend / 0.6) * logistic((vol_z - 1.0) / 0.75) * (0.5 + 0.5 * run.persistence),
     )
     return Assessment(
         confidence=confidence,

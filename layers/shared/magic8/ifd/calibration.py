@@ -25,7 +25,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -77,7 +77,7 @@ class Calibration:
 
 
 def fit(
-    scores_by_regime: dict[str, tuple[Sequence[float], float]],
+    scores_by_regime: Mapping[str, tuple[Sequence[float], float]],
     budget_per_day: float = DEFAULT_BUDGET_PER_DAY,
     margin: float = 0.5,
     points: int = 60,

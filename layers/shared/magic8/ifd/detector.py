@@ -167,4 +167,6 @@ class IfdDetector:
         if state.last_alert_ws is None or state.last_alert_direction != direction:
             return False
         chain = max(state.last_alert_ws, state.last_chain_ws or state.last_alert_ws)
-        return 0 < ws - state.last_alert_ws and ws - chain <= self.config.policy.realert_minutes * 60
+        return (
+            ws - state.last_alert_ws > 0 and ws - chain <= self.config.policy.realert_minutes * 60
+        )

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import json
 import statistics
-from datetime import datetime, timedelta
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -157,9 +157,7 @@ def _score_one(
     return report
 
 
-def _fit_one(
-    params: SessionParams, config: IfdConfig, early_seconds: float | None
-) -> list[float]:
+def _fit_one(params: SessionParams, config: IfdConfig, early_seconds: float | None) -> list[float]:
     truth, replayed = replay_generated(params, config, early_seconds, True)
     return non_episode_scores(truth, replayed)
 
@@ -262,7 +260,12 @@ def non_episode_scores(
     and strikes from 5 min before it to ``after_minutes`` after it (windows right after a
     caught episode continue its alert: SignalPolicy.realert_minutes)."""
     episodes = [
-        {**ep, "end": (datetime.fromisoformat(ep["end"]) + timedelta(minutes=after_minutes - 10)).isoformat()}
+        {
+            **ep,
+            "end": (
+                datetime.fromisoformat(ep["end"]) + timedelta(minutes=after_minutes - 10)
+            ).isoformat(),
+        }
         for ep in truth.get("episodes", [])
     ]
     out = []
