@@ -121,7 +121,7 @@ def test_two_sided_activity_at_a_strike_is_penalised(
             WARM,
         )
         assert a.direction == "LONG" and a.coordination >= 0.5
-        assert a.score > straddle.score + 1.0
+        assert a.score > 1.5 * straddle.score
 
 
 def test_strangle_legs_are_penalised() -> None:
