@@ -82,6 +82,7 @@ class DatabentoSession(GapHandling):
             lateness_seconds=config.lateness_seconds if config.mode == "live" else 0.0,
             source=source,
             track_keys=config.mode == "live",
+            early_seconds=config.early_window_seconds,
         )
         self.ingest = FlowIngest(
             self.aggregator,

@@ -276,7 +276,7 @@ def test_main_process_sigterm_flushes_and_exits_0(
     emitted = health["databento"]["windows_emitted"]
     records = kinesis_records(aws_resources.settings.flow_stream)
     assert emitted > 0 and len(records) == emitted
-    assert all(r["schema_version"] == 1 and r["source"] == "replay" for r in records)
+    assert all(r["schema_version"] == 2 and r["source"] == "replay" for r in records)
     assert "gateway stopped cleanly" in output
     assert SECRET not in output
     json.dumps(health)  # the health body is plain JSON

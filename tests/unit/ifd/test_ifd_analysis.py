@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from magic8.ifd.analysis import AnalysisConfig, WindowLite, analyze
 from magic8.ifd.baselines import BaselineStats, Estimate
+from magic8.ifd.calibration import load_calibration
 from magic8.ifd.detector import IfdConfig
 from magic8.ifd.signals import Signal, make_signal_id
 from magic8_dev.ifd.evaluate import Replayed, make_detector, run_windows, window_groups
 from tests.factories import merge, one_sided, quiet_windows, session_start, window
 
 T0 = session_start("2025-09-16")
+ALERT = load_calibration().alert_threshold  # the fitted alert threshold (confidence)
 WARM = BaselineStats(
     logvol=Estimate(math.log1p(8.0), 0.8**2, 400),
     ratio=Estimate(0.0, 0.6**2, 400),
@@ -60,7 +63,7 @@ def test_one_sided_sustained_pressure_is_a_confident_signal(
     peers = [*quiet_peers(3, {(20100, option_type)}), current]
     a = analyze(current, history, peers, WARM)
     assert a.direction == direction
-    assert a.confidence >= 0.85
+    assert a.confidence >= ALERT
     assert a.market_making < 0.1
     assert a.pressure > 0.95 and a.baseline > 0.9
     assert a.strength > 0.66
@@ -101,20 +104,24 @@ def test_two_sided_activity_at_a_strike_is_penalised(
     if pattern:
         assert a.pattern == pattern
         assert a.market_making >= 0.5
-        assert a.confidence < 0.85  # never alerted
-        assert a.confidence <= alone.confidence - 0.1
+        assert a.confidence < ALERT  # never alerted
+        assert a.score <= 0.5 * alone.score
     else:
         # calls bought and puts sold: one direction on both legs (a synthetic long) —
-        # paired activity is penalised, but the put leg also counts as coordination, so
-        # it scores above a straddle of the same size
+        # paired activity is penalised, but the put leg (unusual for itself) also counts
+        # as coordination, so it scores above a straddle of the same size
+        unusual_put = replace(p_now, vz=3.0)
+        a = analyze(
+            c_now, c_hist, [*quiet_peers(3, {(20100, "C"), (20100, "P")}), c_now, unusual_put], WARM
+        )
         straddle = analyze(
             c_now,
             c_hist,
             [*quiet_peers(3, {(20100, "C"), (20100, "P")}), c_now, lite(20100, "P", 3, *call)],
             WARM,
         )
-        assert a.direction == "LONG" and a.coordination > 0.5
-        assert a.confidence > straddle.confidence + 0.1
+        assert a.direction == "LONG" and a.coordination >= 0.5
+        assert a.score > 1.5 * straddle.score
 
 
 def test_strangle_legs_are_penalised() -> None:
@@ -123,18 +130,20 @@ def test_strangle_legs_are_penalised() -> None:
     peers = [*quiet_peers(3, {(20150, "C"), (20050, "P")}), call[-1], put[-1]]
     a = analyze(call[-1], call[:-1], peers, WARM)
     assert a.pattern == "strangle"
-    assert a.market_making >= 0.5 and a.confidence < 0.85
+    assert a.market_making >= 0.5 and a.confidence < ALERT
 
 
 def test_neighbouring_strikes_leaning_together_coordinate() -> None:
     cluster = {k: [lite(k, "C", i, 200, 10) for i in range(4)] for k in (20075, 20100, 20125)}
     current = cluster[20100][-1]
     skip = {(k, "C") for k in cluster}
-    peers = [*quiet_peers(3, skip), *(ws[-1] for ws in cluster.values())]
-    a = analyze(current, cluster[20100][:-1], peers, WARM)
-    alone = analyze(current, cluster[20100][:-1], [*quiet_peers(3, {(20100, "C")}), current], WARM)
+    # neighbours unusual against their own baselines (volume z 3)
+    peers = [*quiet_peers(3, skip), *(replace(ws[-1], vz=3.0) for ws in cluster.values())]
+    a = analyze(current, [], peers, WARM)
+    alone = analyze(current, [], [*quiet_peers(3, {(20100, "C")}), current], WARM)
     assert a.coordination > 0.8 and alone.coordination < 0.5
-    assert a.confidence > alone.confidence
+    assert a.details["pooled_z"] > a.details["run_z"]
+    assert a.score > alone.score
 
 
 @pytest.mark.parametrize(
@@ -147,10 +156,10 @@ def test_cold_start_caps_confidence_below_the_alert_threshold(
     current, history = sustained(20100, "C", True)
     a = analyze(current, history, [*quiet_peers(3, {(20100, "C")}), current], stats)
     if cap:
-        assert a.capped and a.confidence == AnalysisConfig().cold_start_cap
-        assert 0.7 <= a.confidence < 0.85  # stored, never alerted
+        assert a.capped and a.confidence == min(AnalysisConfig().cold_start_cap, ALERT - 0.01)
+        assert 0.7 <= a.confidence < ALERT  # stored, never alerted
     else:
-        assert not a.capped and a.confidence >= 0.85
+        assert not a.capped and a.confidence >= ALERT
 
 
 def test_quiet_window_scores_low() -> None:
@@ -229,3 +238,33 @@ def test_signal_identity_and_alert_contract() -> None:
     assert len(alert.subject) < 100 and "LONG" in alert.subject
     assert alert.payload["alerted"] is True
     assert set(alert.message_attributes()) == {"kind", "symbol", "severity"}
+
+
+def test_early_window_alerts_once_and_the_final_window_updates_the_signal() -> None:
+    history, _ = episode_day(random.Random(5))
+    detector, publisher, _ = make_detector(IfdConfig())
+    run_windows(detector, window_groups(history), Replayed())
+    start = session_start("2025-09-16") + timedelta(minutes=30)
+    emitted = [start + timedelta(minutes=m) for m in (2, 3, 4)]
+    out = Replayed()
+    versions = []
+    for i, (size, cut) in enumerate(zip((400, 600, 800), emitted, strict=True)):
+        early = window(20100, "C", start, size, 10, avg_size=15, final=False)
+        versions.append(early.model_copy(update={"emitted_at": cut}))
+        run_windows(detector, [[versions[-1]]], out)
+        if i == 0:
+            assert len(publisher.alerts) == 1  # the first unusual early cut alerts
+    final = window(20100, "C", start, 900, 10, avg_size=15)
+    run_windows(detector, [[final]], out)
+    assert len(publisher.alerts) == 1  # later cuts and the final window never re-alert
+    ids = {s.signal_id for s in out.signals}
+    assert len(ids) == 1  # one stored signal, updated in place
+    assert [s.final for s in out.signals][-1] is True
+    assert all(s.alert_status == "sent" for s in out.signals)
+    (first,) = out.alerts()
+    assert first.time == emitted[0] and not first.final
+    # the next window of the same option and direction is a continuation
+    nxt = window(20100, "C", start + timedelta(minutes=5), 900, 10, avg_size=15)
+    run_windows(detector, [[nxt]], out)
+    assert len(publisher.alerts) == 1
+    assert out.signals[-1].alert_status == "continuation"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -249,10 +249,12 @@ class DynamoWindowStore:
                     sk, WindowLite.from_list(sk.split("#", 1)[0], json.loads(item["w"]))
                 )
 
-    def put_many(self, windows: Sequence[PressureWindow]) -> None:
+    def put_many(
+        self, windows: Sequence[PressureWindow], volume_z: Mapping[str, float] | None = None
+    ) -> None:
         rows = []
         for w in windows:
-            lite = WindowLite.of(w)
+            lite = WindowLite.of(w, (volume_z or {}).get(w.window_key, 0.0))
             sk = f"{lite.option_type}#{_strike(lite.strike)}"
             rows.append(
                 (

@@ -1,7 +1,11 @@
 """The Kinesis `flow` record: one closed (or early-emitted) 5-minute pressure window.
 
 Versioned JSON. Producers (gateway_host) write it; the ifd function parses it with
-`PressureWindow.model_validate_json`. Partition key: the option's instrument id, so one
+`PressureWindow.model_validate_json`. Version 2 adds the sum of squared trade sizes per
+side (`ask_size_sq`, `bid_size_sq`: the variance of the net aggressor volume under balanced
+flow, whatever the trade-size mix) and `emitted_at` (when an early window was cut);
+version 1 records, which lack them, are still accepted (the analysis then bounds the
+variance by known volume x largest trade). Partition key: the option's instrument id, so one
 strike's windows stay ordered within a shard.
 """
 
@@ -13,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 WINDOW_SECONDS = 300
+FLOW_SCHEMA_VERSION: Literal[2] = 2
 
 NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -21,7 +26,7 @@ NonNegInt = Annotated[int, Field(ge=0)]
 class PressureWindow(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[1, 2] = FLOW_SCHEMA_VERSION
     instrument_id: NonNegInt
     underlying: Annotated[str, Field(min_length=1, max_length=32)]  # e.g. "NQZ5"
     symbol: Annotated[str, Field(max_length=64)] = ""  # raw option symbol, e.g. "NQZ5 C20100"
@@ -43,6 +48,11 @@ class PressureWindow(BaseModel):
     final: bool = True  # False for an early-emitted (still open) window
     first_sequence: NonNegInt = 0
     last_sequence: NonNegInt = 0
+    # schema 2: sum of squared trade sizes of buyer- / seller-aggressor trades
+    ask_size_sq: NonNeg | None = None
+    bid_size_sq: NonNeg | None = None
+    # schema 2: event time an early (final=False) window was cut at; None for final windows
+    emitted_at: datetime | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PressureWindow:
@@ -50,7 +60,18 @@ class PressureWindow(BaseModel):
             raise ValueError("window_end must be after window_start")
         if self.last_sequence < self.first_sequence:
             raise ValueError("last_sequence must be >= first_sequence")
+        if self.schema_version == 1 and (
+            self.ask_size_sq is not None or self.bid_size_sq is not None or self.emitted_at
+        ):
+            raise ValueError("schema_version 1 records carry no size_sq / emitted_at")
         return self
+
+    @property
+    def as_of(self) -> datetime:
+        """When the window's content was known: its end, or an early window's cut time."""
+        if not self.final and self.emitted_at is not None:
+            return min(self.emitted_at, self.window_end)
+        return self.window_end
 
     @property
     def total_volume(self) -> float:

@@ -27,6 +27,18 @@ runs meanwhile (retention is in event time; a fast feed can run hours ahead); a 
 that lands in an already closed window (late, or a backfill that came after the close)
 updates the retained window and re-emits it in full with the same window_key (consumers
 keep the latest).
+
+Each window also carries the sum of squared trade sizes per side (schema 2): under
+balanced flow the net aggressor volume has variance sum(size**2), whatever the size mix.
+
+Early windows (`early_seconds`, off by default): at least every `early_seconds` of event
+time, an open window whose flow is already unusual — at least `early_min_trades` trades,
+volume at least `early_min_volume` and `early_volume_factor` x the instrument's typical
+closed-window volume (an exponential average), and a net aggressor volume
+`early_min_z` standard deviations from balance — is emitted as it stands with
+`final=False` and `emitted_at` (the watermark). The final window follows when it closes,
+with the same window_key. Only windows that gained trades since their last early
+emission are re-sent.
 """
 
 from __future__ import annotations
@@ -39,7 +51,13 @@ from typing import Literal
 
 import numpy as np
 
-from magic8.domain.flow import WINDOW_SECONDS, PressureWindow, dominant_side, pressure_ratio
+from magic8.domain.flow import (
+    FLOW_SCHEMA_VERSION,
+    WINDOW_SECONDS,
+    PressureWindow,
+    dominant_side,
+    pressure_ratio,
+)
 from magic8.flow.instruments import FIXED_PRICE_SCALE, UNDEF_PRICE, InstrumentMap
 
 Source = Literal["live", "replay", "backfill"]
@@ -114,7 +132,10 @@ class _Window:
     bid: float = 0.0
     ask: float = 0.0
     unknown: float = 0.0
+    ask_sq: float = 0.0  # sum of squared sizes, buyer-aggressor trades
+    bid_sq: float = 0.0
     trades: int = 0
+    early_trades: int = 0  # trade count at the last early emission
     largest: float = 0.0
     premium_points: float = 0.0  # sum(price * size), price in points (multiplier applied on emit)
     first_seq: int = 2**63
@@ -138,6 +159,11 @@ class PressureAggregator:
         track_keys: bool = True,
         retain_closed_seconds: float = 3600.0,
         dead_band: float = 0.1,
+        early_seconds: float | None = None,
+        early_min_trades: int = 3,
+        early_min_volume: float = 20.0,
+        early_volume_factor: float = 2.0,
+        early_min_z: float = 1.5,
     ) -> None:
         self.instruments = instruments if instruments is not None else InstrumentMap()
         self.window_ns = int(window_seconds) * NS
@@ -146,6 +172,13 @@ class PressureAggregator:
         self.track_keys = track_keys
         self.retain_ns = int(retain_closed_seconds * NS)
         self.dead_band = dead_band
+        self.early_ns = int(early_seconds * NS) if early_seconds else 0
+        self.early_min_trades = early_min_trades
+        self.early_min_volume = early_min_volume
+        self.early_volume_factor = early_volume_factor
+        self.early_min_z = early_min_z
+        self._next_early_ns = 0
+        self._typical: dict[int, float] = {}  # instrument -> EWMA of closed-window volume
         self.watermark_ns = 0
         self._open: dict[tuple[int, int], _Window] = {}
         self._closed: dict[tuple[int, int], _Window] = {}
@@ -255,6 +288,8 @@ class PressureAggregator:
         seq = cols["sequence"][order].astype(np.int64)
         ask_w = np.where(side == _B, size, 0.0)
         bid_w = np.where(side == _A, size, 0.0)
+        ask_sq = np.add.reduceat(ask_w * ask_w, starts).tolist()
+        bid_sq = np.add.reduceat(bid_w * bid_w, starts).tolist()
         unk_w = size - ask_w - bid_w
         valid_px = (price != UNDEF_PRICE) & (price > 0)
         prem = np.where(valid_px, price.astype(np.float64) / FIXED_PRICE_SCALE, 0.0) * size
@@ -286,6 +321,8 @@ class PressureAggregator:
             w.ask += ask[i]
             w.bid += bid[i]
             w.unknown += unk[i]
+            w.ask_sq += ask_sq[i]
+            w.bid_sq += bid_sq[i]
             w.trades += counts[i]
             if largest[i] > w.largest:
                 w.largest = largest[i]
@@ -307,15 +344,37 @@ class PressureAggregator:
         if now_ns > self.watermark_ns:
             self.watermark_ns = int(now_ns)
         limit = self.watermark_ns - self.lateness_ns
-        if not self._open or self._min_open_start + self.window_ns > limit:
-            return []  # nothing can be due (the common case: one check per batch)
-        due = [
-            k
-            for k, w in self._open.items()
-            if w.start_ns + self.window_ns <= limit and not self._held(w)
-        ]
-        out = self._close(due)
-        self._prune()
+        out: list[PressureWindow] = []
+        if self._open and self._min_open_start + self.window_ns <= limit:
+            due = [
+                k
+                for k, w in self._open.items()
+                if w.start_ns + self.window_ns <= limit and not self._held(w)
+            ]
+            out = self._close(due)
+            self._prune()
+        if self.early_ns and self.watermark_ns >= self._next_early_ns and self._open:
+            out.extend(self._early())
+        return out
+
+    def _early(self) -> list[PressureWindow]:
+        """Open windows whose flow is already unusual, as early (non-final) windows."""
+        now = self.watermark_ns
+        self._next_early_ns = now - now % self.early_ns + self.early_ns
+        out = []
+        for w in self._open.values():
+            if w.trades <= w.early_trades or w.trades < self.early_min_trades:
+                continue
+            volume = w.ask + w.bid + w.unknown
+            typical = self._typical.get(w.instrument_id, 0.0)
+            if volume < max(self.early_min_volume, self.early_volume_factor * typical):
+                continue
+            sq = w.ask_sq + w.bid_sq
+            if sq <= 0 or abs(w.ask - w.bid) < self.early_min_z * sq**0.5:
+                continue
+            w.early_trades = w.trades
+            out.append(self._emit(w, early_at_ns=min(now, w.start_ns + self.window_ns)))
+        self.stats["early_windows"] += len(out)
         return out
 
     def flush(self) -> list[PressureWindow]:
@@ -346,6 +405,10 @@ class PressureAggregator:
             w = self._open.pop(k)
             self._closed[k] = w
             out.append(self._emit(w))
+            if self.early_ns:
+                volume = w.ask + w.bid + w.unknown
+                old = self._typical.get(w.instrument_id)
+                self._typical[w.instrument_id] = volume if old is None else 0.9 * old + 0.1 * volume
         self._min_open_start = min((w.start_ns for w in self._open.values()), default=_NEVER)
         self.stats["windows_closed"] += len(out)
         return out
@@ -373,6 +436,8 @@ class PressureAggregator:
         self._backfill_credits.clear()
         self._hold_from_ns = None
         self._min_open_start = _NEVER
+        self._next_early_ns = 0
+        self._typical.clear()
         self.watermark_ns = 0
 
     @property
@@ -387,8 +452,8 @@ class PressureAggregator:
             t = self._times[ns] = datetime.fromtimestamp(ns / NS, tz=UTC)
         return t
 
-    def _emit(self, w: _Window) -> PressureWindow:
-        """The window as a flow record.
+    def _emit(self, w: _Window, early_at_ns: int | None = None) -> PressureWindow:
+        """The window as a flow record (early: not final, cut at ``early_at_ns``).
 
         Built with model_construct: every field is computed here from finite sums (the
         property tests re-validate emitted windows against the full model).
@@ -400,9 +465,10 @@ class PressureAggregator:
         source: Source = (
             "backfill" if "backfill" in sources else ("replay" if "replay" in sources else "live")
         )
-        w.emitted = True
+        if early_at_ns is None:
+            w.emitted = True
         return PressureWindow.model_construct(
-            schema_version=1,
+            schema_version=FLOW_SCHEMA_VERSION,
             instrument_id=w.instrument_id,
             underlying=inst.underlying,
             symbol=inst.raw_symbol[:64],
@@ -421,7 +487,10 @@ class PressureAggregator:
             pressure_ratio=max(-1.0, min(1.0, ratio)),
             dominant_side=dominant_side(ratio, self.dead_band),
             source=source,
-            final=True,
+            final=early_at_ns is None,
             first_sequence=w.first_seq if w.trades else 0,
             last_sequence=w.last_seq,
+            ask_size_sq=w.ask_sq,
+            bid_size_sq=w.bid_sq,
+            emitted_at=None if early_at_ns is None else self._time(early_at_ns),
         )

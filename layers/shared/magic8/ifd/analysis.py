@@ -1,24 +1,31 @@
 """Institutional flow analysis of one pressure window (pure domain code, no I/O).
 
-Inputs: the window, the option's recent windows (time persistence and trend), the other
-options of the same underlying in the same 5-minute window (coordination across
-neighbouring strikes, market-maker straddles), and the option's baseline.
+Inputs: the window, the option's recent windows (time persistence), the other options of
+the same underlying in the same 5-minute window (coordination across neighbouring strikes,
+market-maker straddles), and the option's baseline.
 
-Factors, each in [0, 1]:
-- pressure: imbalance significance (net aggressor volume against its sampling noise),
-  time persistence (consecutive windows leaning the same way), trend strength (net over
-  the run), volume concentration (the strike's share of its type's volume right now);
-- baseline: volume and ratio anomaly against the 20-day strike/time-of-day baseline;
-- market-making: two-sided activity at a strike — the call and the put at the same (or a
-  neighbouring, for strangles) strike trading comparable size in directions that cancel
-  (straddle buying, or both sold: the volatility-crush pattern), or balanced aggressors
-  on both — enters as a penalty (weight * (1 - mm));
-- coordination: neighbouring strikes (and the other type at the same strike) leaning in
-  the same direction.
+Statistics (sound for any trade-size mix and any volume): under balanced flow each known
+trade is a buy or a sell with equal odds whatever its size, so the net aggressor volume
+ask - bid has mean 0 and variance sum(size**2) (schema-2 records carry it per side). The
+imbalance z = (ask - bid) / sqrt(sum size**2) is therefore close to a standard normal at
+every volume: P(z > 2) ~ 0.02.
 
-confidence = w_p * pressure + w_b * baseline + w_m * (1 - mm) + w_c * coordination,
-capped while the baseline is cold. Direction: buy-aggressor on calls or sell-aggressor on
-puts = LONG; sell-aggressor on calls or buy-aggressor on puts = SHORT.
+Evidence score (z units):
+- pressure: the run's directional z — the net signed volume of the last k windows (k = 1 ..
+  persistence_windows, the best k) over its standard deviation; windows are not required
+  to lean one by one, the run's net volume counts;
+- coordination: the same statistic pooled with neighbouring strikes (and the other type
+  at the same strike) that lean the same way AND are unusual against their own baseline;
+- baseline: a bounded bonus for volume unusual against the strike's 20-day baseline;
+- market making: call and put legs at one strike (or a strangle) active together in
+  cancelling directions or comparable unusual size multiply the score by (1 - penalty).
+No factor adds anything for absence of evidence: a quiet window scores ~0.
+
+score = (max(run z, pooled z) + volume bonus) * (1 - market making)
+confidence = calibration(score) (magic8.ifd.calibration: exp(-false windows per underlying
+per trading day at this score), fitted on labelled sessions), capped while the baseline is
+cold. Direction: buy-aggressor on calls or sell-aggressor on puts = LONG; sell-aggressor on
+calls or buy-aggressor on puts = SHORT.
 """
 
 from __future__ import annotations
@@ -31,8 +38,15 @@ from typing import Literal
 
 from magic8.domain.flow import WINDOW_SECONDS, PressureWindow
 from magic8.ifd.baselines import BaselineStats
+from magic8.ifd.calibration import Calibration, load_calibration
 
 Direction = Literal["LONG", "SHORT"]
+
+
+def _sq_bound(known: float, largest: float) -> float:
+    """Variance bound for a record without sizes squared (schema 1): each known trade is at
+    most ``largest``, so sum(size**2) <= known * largest."""
+    return known * max(largest, 1.0)
 
 
 @dataclass(frozen=True)
@@ -47,9 +61,16 @@ class WindowLite:
     unknown: float = 0.0
     trades: int = 0
     avg_size: float = 1.0
+    sq: float = -1.0  # sum of squared sizes of known-side trades (< 0: unknown)
+    vz: float = 0.0  # volume z against the option's own baseline (0: not known)
 
     @classmethod
-    def of(cls, w: PressureWindow) -> WindowLite:
+    def of(cls, w: PressureWindow, vz: float = 0.0) -> WindowLite:
+        known = w.ask_volume + w.bid_volume
+        if w.ask_size_sq is not None and w.bid_size_sq is not None:
+            sq = w.ask_size_sq + w.bid_size_sq
+        else:
+            sq = _sq_bound(known, max(w.largest_trade, w.avg_trade_size))
         return cls(
             strike=float(w.strike or 0.0),
             option_type=w.option_type or "",
@@ -59,6 +80,8 @@ class WindowLite:
             unknown=w.unknown_volume,
             trades=w.total_trades,
             avg_size=w.avg_trade_size,
+            sq=sq,
+            vz=vz,
         )
 
     @cached_property
@@ -75,6 +98,13 @@ class WindowLite:
         return 0.0 if k <= 0 else (self.ask - self.bid) / k
 
     @cached_property
+    def variance(self) -> float:
+        """Variance of ask - bid under balanced flow: sum of squared known trade sizes."""
+        if self.sq >= 0:
+            return max(self.sq, self.known) if self.known > 0 else 0.0
+        return self.known * max(self.avg_size, 1.0)
+
+    @cached_property
     def sign(self) -> int:
         """Directional sign: +1 LONG, -1 SHORT, 0 none (calls bought / puts sold = LONG)."""
         r = self.ratio
@@ -84,21 +114,39 @@ class WindowLite:
         return s if self.option_type == "C" else -s
 
     @cached_property
+    def directional_net(self) -> float:
+        """Net volume in the LONG direction (calls: ask - bid; puts: bid - ask)."""
+        net = self.ask - self.bid
+        return net if self.option_type == "C" else -net
+
+    @cached_property
     def z(self) -> float:
         return self.imbalance_z()
 
+    def signed_z(self) -> float:
+        """(ask - bid) / sqrt(sum of squared sizes): ~N(0, 1) under balanced flow."""
+        v = self.variance
+        return 0.0 if v <= 0 else (self.ask - self.bid) / math.sqrt(v)
+
     def imbalance_z(self) -> float:
-        """|ask - bid| over its noise: sqrt(sum of squared trade sizes) ~ sqrt(known*avg)."""
-        k = self.known
-        if k <= 0:
-            return 0.0
-        return abs(self.ask - self.bid) / math.sqrt(k * max(self.avg_size, 1.0))
+        return abs(self.signed_z())
 
     def to_list(self) -> list[float]:
-        return [self.strike, self.ws, self.ask, self.bid, self.unknown, self.trades, self.avg_size]
+        return [
+            self.strike,
+            self.ws,
+            self.ask,
+            self.bid,
+            self.unknown,
+            self.trades,
+            self.avg_size,
+            self.sq,
+            round(self.vz, 4),
+        ]
 
     @classmethod
     def from_list(cls, option_type: str, v: Sequence[float]) -> WindowLite:
+        """Stored lists: 7 values (before size variance was kept), 8 or 9."""
         return cls(
             strike=float(v[0]),
             option_type=option_type,
@@ -108,49 +156,55 @@ class WindowLite:
             unknown=float(v[4]),
             trades=int(v[5]),
             avg_size=float(v[6]),
+            sq=float(v[7]) if len(v) > 7 else -1.0,
+            vz=float(v[8]) if len(v) > 8 else 0.0,
         )
 
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    # confidence weights (pressure, baseline, market-making, coordination)
-    w_pressure: float = 0.4
-    w_baseline: float = 0.3
-    w_mm: float = 0.2
-    w_coord: float = 0.1
-    # pressure: significance logistic((z_run - z_mid) / z_scale) of the run's net volume,
-    # times one-sidedness min(1, |net|/known / full_ratio), times a concentration term
-    z_mid: float = 2.0
-    z_scale: float = 0.5
-    full_ratio: float = 0.6
-    p_concentration: float = 0.15
-    concentration_full: float = 0.25
-    min_ratio: float = 0.3  # |ratio| for a window to "lean" one way
-    min_z: float = 1.0  # imbalance z for a window to "lean" one way
-    persistence_windows: int = 6  # how far back persistence and trend look
-    # baseline anomaly: logistic((z - mid) / scale)
-    vol_z_mid: float = 1.5
-    vol_z_scale: float = 0.6
+    # pressure: the run's directional z over the best of the last persistence_windows
+    persistence_windows: int = 6
+    current_min_z: float = 1.0  # the current window's own z for the run to count
+    # coordination: a neighbour pools in when it leans the same way with its own z >= this
+    # and its volume is unusual against its own baseline (volume z >= coord_min_vz)
+    coord_min_z: float = 1.0
+    coord_min_vz: float = 1.0
+    coord_saturation: float = 2.0  # neighbours for full coordination factor
+    pool_max_ratio: float = 1.5  # pooled z at most this times the strike's own run z
+    # baseline: bonus = w_volume * clip(volume z - vol_z_mid, 0, vol_bonus_cap)
+    w_volume: float = 0.5
+    vol_z_mid: float = 1.0
+    vol_bonus_cap: float = 3.0
+    vol_z_scale: float = 0.6  # (the reported baseline factor: logistic((z - mid) / scale))
     ratio_z_mid: float = 0.8
-    ratio_z_scale: float = 0.25
-    b_volume: float = 0.7
-    b_ratio: float = 0.3
     logvol_std_floor: float = 0.35
     ratio_std_floor: float = 0.2
     # neighbourhood: strikes within this fraction of the strike are neighbours
     neighbour_pct: float = 0.004
     strangle_pct: float = 0.006  # call and put legs this far apart count as a strangle
-    coord_saturation: float = 1.2
-    coord_z_mid: float = 2.0  # a neighbour's own imbalance z for full credit
     strangle_weight: float = 0.8
-    balanced_ratio: float = 0.35  # |ratio| below this is two-sided trading
-    pair_weight: float = 0.6  # penalty for call+put legs both active in comparable size
-    previous_leg_weight: float = 0.85  # the other leg seen in the previous window
+    pair_weight: float = 0.9  # penalty for call+put legs both unusually active, same size
+    previous_leg_weight: float = 0.9  # the other leg seen in the previous window
     # cold start: confidence cap while the underlying has too little history
     cold_start_cap: float = 0.8
+    # score -> confidence (None: the shipped calibration.json)
+    calibration: Calibration | None = None
 
-    def weights(self) -> tuple[float, float, float, float]:
-        return (self.w_pressure, self.w_baseline, self.w_mm, self.w_coord)
+    def weights(self) -> dict[str, float]:
+        return {"w_volume": self.w_volume, "pair_weight": self.pair_weight}
+
+    def fingerprint(self) -> dict[str, float]:
+        """The parameters a calibration is only valid for."""
+        return {
+            k: v
+            for k, v in self.__dict__.items()
+            if k != "calibration" and isinstance(v, int | float)
+        }
+
+    @property
+    def curve(self) -> Calibration:
+        return self.calibration or load_calibration()
 
 
 @dataclass(frozen=True)
@@ -165,6 +219,7 @@ class Assessment:
     details: dict[str, float] = field(default_factory=dict)
     pattern: str = ""  # "", "straddle", "strangle", "vol_crush", "two_sided"
     capped: bool = False
+    score: float = 0.0
 
     def factors(self) -> dict[str, float]:
         return {
@@ -172,6 +227,7 @@ class Assessment:
             "baseline": round(self.baseline, 4),
             "market_making": round(self.market_making, 4),
             "coordination": round(self.coordination, 4),
+            "score": round(self.score, 4),
         }
 
 
@@ -183,18 +239,14 @@ def logistic(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
-def leans(w: WindowLite, cfg: AnalysisConfig) -> bool:
-    return abs(w.ratio) >= cfg.min_ratio and w.z >= cfg.min_z
-
-
 @dataclass(frozen=True)
 class Run:
-    """Consecutive 5-minute windows (ending at the current one) leaning the same way."""
+    """The best run ending at the current window: net signed volume over its noise."""
 
     length: int
-    net: float
+    net: float  # ask - bid over the run
     known: float
-    noise: float  # sum over the run of known * avg_size (variance of net under no lean)
+    variance: float  # sum of squared sizes over the run
 
     @property
     def trend(self) -> float:
@@ -202,7 +254,7 @@ class Run:
 
     @property
     def z(self) -> float:
-        return abs(self.net) / math.sqrt(self.noise) if self.noise > 0 else 0.0
+        return abs(self.net) / math.sqrt(self.variance) if self.variance > 0 else 0.0
 
     @property
     def persistence(self) -> float:
@@ -210,21 +262,27 @@ class Run:
 
 
 def run_of(current: WindowLite, history: Sequence[WindowLite], cfg: AnalysisConfig) -> Run:
+    """Scan k = 1 .. persistence_windows windows back (a missing window adds nothing) and
+    keep the k whose cumulative net volume, in the current window's direction, is most
+    significant."""
+    side = 1 if current.ask > current.bid else (-1 if current.ask < current.bid else 0)
+    best = Run(1, current.ask - current.bid, current.known, current.variance)
+    if side == 0:
+        return best
     by_ws = {h.ws: h for h in history if h.ws < current.ws}
-    length, net, known = 1, current.ask - current.bid, current.known
-    noise = current.known * max(current.avg_size, 1.0)
-    if leans(current, cfg):
-        ws = current.ws
-        for _ in range(cfg.persistence_windows - 1):
-            ws -= WINDOW_SECONDS
-            prev = by_ws.get(ws)
-            if prev is None or prev.sign != current.sign or not leans(prev, cfg):
-                break
-            length += 1
-            net += prev.ask - prev.bid
-            known += prev.known
-            noise += prev.known * max(prev.avg_size, 1.0)
-    return Run(length, net, known, noise)
+    net, known, var = best.net, best.known, best.variance
+    best_z = side * net / math.sqrt(var) if var > 0 else 0.0
+    for k in range(1, cfg.persistence_windows):
+        prev = by_ws.get(current.ws - k * WINDOW_SECONDS)
+        if prev is None:
+            continue
+        net += prev.ask - prev.bid
+        known += prev.known
+        var += prev.variance
+        z = side * net / math.sqrt(var) if var > 0 else 0.0
+        if z > best_z:
+            best_z, best = z, Run(k + 1, net, known, var)
+    return best
 
 
 def analyze(
@@ -243,25 +301,26 @@ def analyze(
     z = w.imbalance_z()
     sign = w.sign
     direction: Direction | None = None if sign == 0 else ("LONG" if sign > 0 else "SHORT")
-    others = [p for p in peers if not (p.strike == w.strike and p.option_type == w.option_type)]
+    reach = w.strike * max(cfg.neighbour_pct, cfg.strangle_pct)
+    others = [
+        p
+        for p in peers
+        if abs(p.strike - w.strike) <= reach
+        and not (p.strike == w.strike and p.option_type == w.option_type)
+    ]
 
-    # --- pressure -------------------------------------------------------------------
-    # significance of the net aggressor volume over the run (time persistence raises it),
-    # scaled by how one-sided the run is (trend strength) and by volume concentration
+    # --- pressure: the run's net signed volume over its noise ---------------------------
     run = run_of(w, history, cfg)
-    one_sided = min(1.0, run.trend / cfg.full_ratio)
-    significance = logistic((run.z - cfg.z_mid) / cfg.z_scale)
-    same_type_known = w.known + sum(p.known for p in others if p.option_type == w.option_type)
-    concentration = w.known / same_type_known if same_type_known > 0 else 0.0
-    conc = min(1.0, concentration / cfg.concentration_full)
-    pressure = one_sided * significance * (1 - cfg.p_concentration + cfg.p_concentration * conc)
+    # the run counts only while the current window itself leans its way: a run that ended
+    # earlier must not keep scoring on windows after it
+    run_z = run.z if z >= cfg.current_min_z else z
+    pressure = logistic((run_z - 3.0) / 0.5)
 
-    # --- baseline -------------------------------------------------------------------
+    # --- baseline: volume against the strike's own baseline -------------------------------
     vol_z = stats.volume_z(w.volume, cfg.logvol_std_floor)
     ratio_z = stats.ratio_z(r, cfg.ratio_std_floor)
-    baseline = cfg.b_volume * logistic((vol_z - cfg.vol_z_mid) / cfg.vol_z_scale) + (
-        cfg.b_ratio * logistic((ratio_z - cfg.ratio_z_mid) / cfg.ratio_z_scale)
-    )
+    baseline = logistic((vol_z - cfg.vol_z_mid) / cfg.vol_z_scale)
+    bonus = cfg.w_volume * min(max(vol_z - cfg.vol_z_mid, 0.0), cfg.vol_bonus_cap)
 
     # --- market making (penalty) -------------------------------------------------------
     width = w.strike * cfg.neighbour_pct
@@ -269,9 +328,13 @@ def analyze(
     other_type = "P" if w.option_type == "C" else "C"
     mm = 0.0
     pattern = ""
-    activity = logistic((vol_z - cfg.vol_z_mid) / cfg.vol_z_scale)
+    activity = logistic((vol_z - 1.5) / cfg.vol_z_scale)
     legs = [(p, 1.0) for p in others]
-    legs += [(p, cfg.previous_leg_weight) for p in previous_peers if p.ws < w.ws]
+    legs += [
+        (p, cfg.previous_leg_weight)
+        for p in previous_peers
+        if p.ws < w.ws and abs(p.strike - w.strike) <= reach
+    ]
     for p, leg_weight in legs:
         if (
             p.option_type != other_type
@@ -287,47 +350,50 @@ def analyze(
         two_sided = vol_balance * (1 - abs(r)) * (1 - abs(p.ratio))
         # both legs unusually active together (whatever this window's aggressors): the
         # footprint of straddle/strangle making; a directional leg trades alone
-        paired = cfg.pair_weight * vol_balance * activity
-        score = weight * max(straddle, two_sided, paired)
+        p_active = logistic((p.vz - 1.5) / cfg.vol_z_scale) if p.vz else activity
+        paired = cfg.pair_weight * vol_balance * min(activity, p_active)
+        score = weight * max(straddle, two_sided * activity, paired)
         if score > mm:
             mm = score
-            if two_sided > max(straddle, paired):
+            if two_sided * activity > max(straddle, paired):
                 pattern = "two_sided"
             elif r < 0 and p.ratio < 0 and cancelling:
                 pattern = "vol_crush"
             else:
                 pattern = "straddle" if p.strike == w.strike else "strangle"
-    # balanced two-sided trading in the option itself (a market maker on both sides),
-    # scaled by activity; a merely impure one-sided window (|r| >= balanced_ratio) is not
-    balance = max(0.0, 1.0 - abs(r) / cfg.balanced_ratio)
-    own_two_sided = balance * activity
-    if own_two_sided > mm:
-        mm, pattern = own_two_sided, "two_sided"
     mm = min(max(mm, 0.0), 1.0)
 
-    # --- coordination -------------------------------------------------------------------
-    coord_sum = 0.0
-    if sign != 0:
+    # --- coordination: pool neighbours unusual against their own baseline -----------------
+    pooled_net, pooled_var, n_coord = w.directional_net, w.variance, 0
+    if sign != 0 and z >= cfg.coord_min_z:
         for p in others:
-            if abs(p.strike - w.strike) > width or p.sign != sign or not leans(p, cfg):
+            if abs(p.strike - w.strike) > width or p.sign != sign:
                 continue
-            if p.option_type == w.option_type or p.strike == w.strike:
-                coord_sum += min(1.0, abs(p.ratio) / cfg.full_ratio) * logistic(
-                    (p.z - cfg.coord_z_mid) / cfg.z_scale
-                )
-    coordination = min(coord_sum / cfg.coord_saturation, 1.0)
+            if not (p.option_type == w.option_type or p.strike == w.strike):
+                continue
+            if p.z < cfg.coord_min_z or p.vz < cfg.coord_min_vz:
+                continue
+            pooled_net += p.directional_net
+            pooled_var += p.variance
+            n_coord += 1
+    pooled_z = sign * pooled_net / math.sqrt(pooled_var) if n_coord and pooled_var > 0 else 0.0
+    # pooling strengthens a strike's own evidence; a quiet strike next to a busy one must
+    # not borrow all of it (it is not where the flow is)
+    pooled_z = min(pooled_z, cfg.pool_max_ratio * run_z)
+    coordination = min(n_coord / cfg.coord_saturation, 1.0)
 
-    confidence = (
-        cfg.w_pressure * pressure
-        + cfg.w_baseline * baseline
-        + cfg.w_mm * (1.0 - mm)
-        + cfg.w_coord * coordination
-    )
+    score = max(0.0, (max(run_z, pooled_z) + bonus) * (1.0 - mm)) if sign != 0 else 0.0
+    confidence = cfg.curve.confidence(score)
     capped = False
-    if stats.cold and confidence > cfg.cold_start_cap:
-        confidence, capped = cfg.cold_start_cap, True
+    # cold: stored, never alerted (the cap stays below the fitted alert threshold)
+    cap = min(cfg.cold_start_cap, cfg.curve.alert_threshold - 0.01)
+    if stats.cold and confidence > cap:
+        confidence, capped = cap, True
     confidence = min(max(confidence, 0.0), 1.0)
-    strength = min(1.0, one_sided * logistic((vol_z - 1.0) / 0.75) * (0.5 + 0.5 * run.persistence))
+    strength = min(
+        1.0,
+        min(1.0, run.trend / 0.6) * logistic((vol_z - 1.0) / 0.75) * (0.5 + 0.5 * run.persistence),
+    )
     return Assessment(
         confidence=confidence,
         direction=direction,
@@ -340,15 +406,16 @@ def analyze(
             "ratio": r,
             "imbalance_z": z,
             "run": float(run.length),
-            "run_z": run.z,
+            "run_z": run_z,
+            "pooled_z": pooled_z,
             "trend": run.trend,
             "persistence": run.persistence,
-            "concentration": concentration,
             "volume_z": vol_z,
             "ratio_z": ratio_z,
         },
         pattern=pattern,
         capped=capped,
+        score=score,
     )
 
 

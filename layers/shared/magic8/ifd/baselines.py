@@ -265,8 +265,10 @@ def baseline_stats(
 
     Uses the 20 trading days before ``day`` (today's flow never dilutes its own
     baseline). Cold start: while those days hold fewer than ``min_prior_windows`` windows
-    of the underlying/type, today's earlier windows are used too, and the result is
-    ``cold`` (confidence capped) until even that reaches ``min_prior_windows``.
+    of the underlying/type, today's earlier windows of the underlying's priors are used
+    too — never the strike's own same-day windows (an episode would otherwise become its
+    own baseline) — and the result is ``cold`` (confidence capped) until even that
+    reaches ``min_prior_windows``.
     """
     n_days = cfg.trading_days
     all_day = prior.moments(day, None, n_days)
@@ -274,7 +276,7 @@ def baseline_stats(
     if include_today:
         all_day = prior.moments(day, None, n_days, include_today=True)
     at_bucket = prior.moments(day, bucket, n_days, include_today)
-    mine = strike.moments(day, bucket, n_days, include_today)
+    mine = strike.moments(day, bucket, n_days)
     default_v = Estimate(cfg.default_logvol_mean, cfg.default_logvol_std**2, 0.0)
     default_r = Estimate(0.0, cfg.default_ratio_std**2, 0.0)
     k = cfg.shrink_k

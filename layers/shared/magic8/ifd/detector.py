@@ -5,7 +5,11 @@ Order of side effects makes redelivery safe: analyse -> alert (idempotent, rate-
 A final window at or before the option's high-water mark is a redelivery and is skipped;
 a failure before the state is saved recomputes the same signal on retry.
 Early-emitted (``final=False``) windows are analysed and may alert, but only final
-windows update baselines.
+windows update baselines. A window alerts at most once: when an early version of it
+alerted, later versions (more early cuts, the final window) update the stored signal and
+never dispatch again; later windows of the same option and direction within
+``realert_minutes`` of the alert or of its last continuation are continuations (stored,
+not sent): one alert per episode.
 """
 
 from __future__ import annotations
@@ -71,9 +75,24 @@ class IfdDetector:
                 mine = [w.window_start for w in options if w.underlying == underlying]
                 earliest = min(mine) - timedelta(seconds=WINDOW_SECONDS)
                 self.windows.prefetch(underlying, earliest, max(mine))
-            self.windows.put_many(options)
             keys = {(w.underlying, w.option_type or "", float(w.strike or 0)) for w in options}
             self.baselines.prefetch(sorted(keys))
+            # each window's volume against its own baseline: a neighbour coordinates only
+            # when it is unusual for itself
+            self.windows.put_many(options, {w.window_key: self._volume_z(w) for w in options})
+
+    def _volume_z(self, w: PressureWindow) -> float:
+        cfg = self.config
+        state = self.baselines.load_option(w.underlying, w.option_type or "", w.strike or 0.0)
+        prior = self.baselines.load_prior(w.underlying, w.option_type or "")
+        stats = baseline_stats(
+            state.baseline if state is not None else Baseline(),
+            prior or Baseline(),
+            trading_day(w.window_start),
+            tod_bucket(w.window_start, cfg.baseline.bucket_minutes),
+            cfg.baseline,
+        )
+        return stats.volume_z(w.total_volume, cfg.analysis.logvol_std_floor)
 
     def flush(self) -> None:
         """End of a batch: persist buffered state (call it even when records failed)."""
@@ -110,12 +129,21 @@ class IfdDetector:
 
         signal: Signal | None = None
         alerted = False
-        if assessment.direction is not None and assessment.confidence >= cfg.policy.store_threshold:
+        # an early version of this window alerted already: this one updates the signal
+        sent_before = state.last_alert_ws == ws and (
+            assessment.direction is None or state.last_alert_direction == assessment.direction
+        )
+        if assessment.direction is not None and (
+            assessment.confidence >= cfg.policy.store_threshold or sent_before
+        ):
             signal = Signal.from_assessment(w, assessment)
             status: AlertStatus = "none"
-            if assessment.confidence >= cfg.policy.alert_threshold:
+            if sent_before:
+                status = "sent"
+            elif assessment.confidence >= cfg.policy.alert_threshold:
                 if self._continuation(state, ws, assessment.direction):
                     status = "continuation"
+                    state.last_chain_ws = max(state.last_chain_ws or ws, ws)
                 else:
                     status = self.dispatch(signal).status
                     alerted = status == "sent"
@@ -124,17 +152,21 @@ class IfdDetector:
 
         if alerted:
             state.last_alert_ws, state.last_alert_direction = ws, assessment.direction
+            state.last_chain_ws = ws
         if w.final:
             state.apply(w, cfg.baseline.bucket_minutes)
             state.baseline.roll(day, cfg.baseline.trading_days)
             prior.add_window(w, cfg.baseline.bucket_minutes)
             prior.roll(day, cfg.baseline.trading_days)
             self.baselines.save_prior(w.underlying, w.option_type, prior)
-        if w.final or alerted:
+        if w.final or alerted or (signal is not None and signal.alert_status == "continuation"):
             self.baselines.save_option(state)
         return Outcome(w.window_key, assessment, signal)
 
     def _continuation(self, state: OptionState, ws: int, direction: str) -> bool:
         if state.last_alert_ws is None or state.last_alert_direction != direction:
             return False
-        return 0 < ws - state.last_alert_ws <= self.config.policy.realert_minutes * 60
+        chain = max(state.last_alert_ws, state.last_chain_ws or state.last_alert_ws)
+        return (
+            ws - state.last_alert_ws > 0 and ws - chain <= self.config.policy.realert_minutes * 60
+        )

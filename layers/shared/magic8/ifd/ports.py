@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -44,7 +44,11 @@ class WindowStore(Protocol):
         """Load the peers of every window start in [start, end] at once (before put_many)."""
         ...
 
-    def put_many(self, windows: Sequence[PressureWindow]) -> None: ...
+    def put_many(
+        self, windows: Sequence[PressureWindow], volume_z: Mapping[str, float] | None = None
+    ) -> None:
+        """Store the windows; ``volume_z``: window_key -> volume z against its own baseline."""
+        ...
 
     def peers(self, underlying: str, window_start: datetime) -> list[WindowLite]: ...
 

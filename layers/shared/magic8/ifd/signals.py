@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -13,6 +13,7 @@ from magic8.domain.flow import PressureWindow
 from magic8.domain.ports import AlertPublisher
 from magic8.ifd.analysis import Assessment, Direction, strength_label
 from magic8.ifd.baselines import trading_day
+from magic8.ifd.calibration import load_calibration
 from magic8.ifd.ports import AlertRateLimiter
 
 AlertStatus = Literal["none", "sent", "rate_limited", "continuation"]
@@ -21,7 +22,8 @@ AlertStatus = Literal["none", "sent", "rate_limited", "continuation"]
 @dataclass(frozen=True)
 class SignalPolicy:
     store_threshold: float = 0.7
-    alert_threshold: float = 0.85
+    # the fitted threshold (magic8.ifd.calibration: false-alarm budget) unless given
+    alert_threshold: float = field(default_factory=lambda: load_calibration().alert_threshold)
     max_alerts_per_hour: int = 50
     # a further alert for the same option and direction within this many minutes of the
     # last one is a continuation: stored, not re-sent
@@ -65,10 +67,16 @@ class Signal(BaseModel):
     pressure_ratio: float = 0.0
     notional_premium: float = 0.0
     final: bool = True
+    as_of: datetime | None = None  # when the window's content was known (early: cut time)
     cold_start: bool = False
     alerted: bool = False
     alert_status: AlertStatus = "none"
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def time(self) -> datetime:
+        """When the signal could first be known (scoring and latency use it)."""
+        return self.as_of or self.window_end
 
     @classmethod
     def from_assessment(cls, w: PressureWindow, a: Assessment) -> Signal:
@@ -98,6 +106,7 @@ class Signal(BaseModel):
             pressure_ratio=w.pressure_ratio,
             notional_premium=w.notional_premium,
             final=w.final,
+            as_of=w.as_of,
             cold_start=a.capped,
         )
 
@@ -140,6 +149,7 @@ class Signal(BaseModel):
             "alerted": self.alerted,
             "alert_status": self.alert_status,
             "final": self.final,
+            "as_of": self.time.astimezone(UTC).isoformat(),
             "pattern": self.pattern,
             "factors": self.factors,
         }

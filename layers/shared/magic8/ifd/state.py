@@ -23,6 +23,9 @@ class OptionState:
     last_ws: int | None = None  # window_start (epoch s) of the last final window applied
     last_alert_ws: int | None = None
     last_alert_direction: str | None = None
+    # the latest window that continued the last alert (same direction, no gap longer than
+    # the re-alert interval): one alert per episode, however long it lasts
+    last_chain_ws: int | None = None
 
     def apply(self, w: PressureWindow, bucket_minutes: int, keep: int = RECENT_WINDOWS) -> None:
         """Fold a final window in: baseline aggregate, recent list, high-water mark."""
@@ -45,6 +48,7 @@ class OptionState:
             "last_ws": self.last_ws,
             "last_alert_ws": self.last_alert_ws,
             "last_alert_direction": self.last_alert_direction,
+            "last_chain_ws": self.last_chain_ws,
         }
 
     @classmethod
@@ -61,6 +65,7 @@ class OptionState:
             last_ws=_opt_int(item.get("last_ws")),
             last_alert_ws=_opt_int(item.get("last_alert_ws")),
             last_alert_direction=item.get("last_alert_direction"),
+            last_chain_ws=_opt_int(item.get("last_chain_ws")),
         )
 
 

@@ -35,7 +35,7 @@ HANDLER = "functions.ifd.handler"
 def _windows(root: Path, days: int) -> list[list[PressureWindow]]:
     session = root / "session"
     generate_session(session, SessionParams(days=days, seed=77))
-    return [replay_day(d) for d in day_dirs(session)]
+    return [[w for group in replay_day(d) for w in group] for d in day_dirs(session)]
 
 
 def domain_throughput(days: list[list[PressureWindow]], repeats: int) -> dict[str, Any]:

@@ -64,6 +64,11 @@ class SessionParams:
     episode_size: tuple[int, int] = (15, 60)
     episode_purity: float = 0.9  # share of episode trades on the declared aggressor side
     expiration: date = date(2025, 12, 19)
+    # scenario knobs (the evaluation grid): which shapes and aggressors episodes take, and
+    # when they may start (minutes after the open; None: 30 min after the open onwards)
+    episode_shapes: tuple[str, ...] = ("single", "cluster")
+    episode_aggressors: tuple[str, ...] = ("BUY", "SELL")
+    episode_start_minutes: tuple[int, int] | None = None
 
 
 @dataclass
@@ -341,9 +346,12 @@ def build_day(
     baits: list[Bait] = []
     busy: list[tuple[int, int, float]] = []  # (start, end, strike) to keep events apart
 
-    def window(minutes: tuple[int, int]) -> tuple[int, int]:
+    def window(minutes: tuple[int, int], starts: tuple[int, int] | None = None) -> tuple[int, int]:
         dur = int(rng.integers(minutes[0], minutes[1] + 1)) * 60 * NS
-        start = t_open + int(rng.integers(30 * 60 * NS, span - dur - 20 * 60 * NS))
+        if starts is None:
+            start = t_open + int(rng.integers(30 * 60 * NS, span - dur - 20 * 60 * NS))
+        else:
+            start = t_open + int(rng.integers(starts[0] * 60 * NS, starts[1] * 60 * NS + 1))
         return start, start + dur
 
     def free(start: int, end: int, strikes_: list[float]) -> bool:
@@ -380,7 +388,7 @@ def build_day(
                     for i in range(width)
                 ]
                 ks = [k for k in ks if (option_type, k) in by_key]
-                start, end = window(p.episode_minutes)
+                start, end = window(p.episode_minutes, p.episode_start_minutes)
                 if ks and free(start, end, ks):
                     break
             else:
@@ -560,21 +568,65 @@ def _plan(
 ) -> list[list[tuple[str, str, str]]]:
     """Episodes per day; the four (C/P x BUY/SELL) combinations all appear at least once."""
     active = max(n_days - p.warmup_days, 0)
-    combos = [("C", "BUY"), ("C", "SELL"), ("P", "BUY"), ("P", "SELL")]
+    combos = [(cp, a) for cp in ("C", "P") for a in ("BUY", "SELL")]
+    combos = [c for c in combos if c[1] in p.episode_aggressors] or combos
     plan: list[list[tuple[str, str, str]]] = [[] for _ in range(n_days)]
     if active == 0:
         return plan
     counts = rng.poisson(p.episodes_per_day, active)
     need = max(int(counts.sum()), min(4, active * 3))
-    items = [combos[i % 4] for i in range(need)]
+    items = [combos[i % len(combos)] for i in range(need)]
     rng.shuffle(items)  # type: ignore[arg-type]
     slots = np.repeat(np.arange(active), np.maximum(counts, 0))
     if len(slots) < need:
         slots = np.r_[slots, rng.integers(0, active, need - len(slots))]
     for (cp, aggr), d in zip(items, slots[:need].tolist(), strict=True):
         shape = "single" if rng.random() < 0.5 else "cluster"
+        if shape not in p.episode_shapes:
+            shape = p.episode_shapes[0]
         plan[p.warmup_days + d].append((cp, aggr, shape))
     return plan
+
+
+@dataclass
+class GeneratedDay:
+    day: date
+    records: np.ndarray  # MBO, time ordered
+    definitions: list[Any]  # InstrumentDefMsg records
+    episodes: list[Episode]
+    bait: list[Bait]
+    trades: int
+
+
+def session_days(p: SessionParams) -> Any:
+    """The session's days in memory, in order (what generate_session writes to files)."""
+    rng = np.random.default_rng(p.seed)
+    chain = option_chain(p)
+    days = trading_days(p.start, p.days)
+    plan = _plan(p, rng, len(days))
+    spot = p.spot
+    for i, day in enumerate(days):
+        spot = float(spot + rng.normal(0, 60))
+        records, eps, bait, n_trades = build_day(p, day, i, spot, rng, chain, plan[i])
+        t_open, _ = _session_bounds(p, day)
+        defs = definition_records(p, chain, t_open - 3600 * NS)
+        yield GeneratedDay(day, records, defs, eps, bait, n_trades)
+
+
+def truth_of(p: SessionParams, days: list[GeneratedDay]) -> dict[str, Any]:
+    return {
+        "format": "magic8 labelled session v1",
+        "generator": {
+            **{k: (v.isoformat() if isinstance(v, date) else v) for k, v in asdict(p).items()},
+        },
+        "underlying": p.underlying,
+        "multiplier": MULTIPLIER,
+        "days": [
+            {"day": d.day.isoformat(), "records": len(d.records), "trades": d.trades} for d in days
+        ],
+        "episodes": [asdict(e) for d in days for e in d.episodes],
+        "bait": [asdict(b) for d in days for b in d.bait],
+    }
 
 
 def generate_session(out_dir: str | Path, params: SessionParams | None = None) -> dict[str, Any]:
@@ -582,20 +634,15 @@ def generate_session(out_dir: str | Path, params: SessionParams | None = None) -
     p = params or SessionParams()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(p.seed)
     chain = option_chain(p)
-    days = trading_days(p.start, p.days)
-    plan = _plan(p, rng, len(days))
-    spot = p.spot
     all_eps: list[Episode] = []
     all_bait: list[Bait] = []
     day_results: list[DayResult] = []
-    for i, day in enumerate(days):
-        spot = float(spot + rng.normal(0, 60))
-        records, eps, bait, n_trades = build_day(p, day, i, spot, rng, chain, plan[i])
+    for g in session_days(p):
+        day, records, eps, bait, n_trades = g.day, g.records, g.episodes, g.bait, g.trades
         t_open, t_close = _session_bounds(p, day)
         folder = out / f"day-{day.isoformat()}"
-        defs = definition_records(p, chain, t_open - 3600 * NS)
+        defs = g.definitions
         write_dbn(
             folder / "definition.dbn.zst",
             metadata(dbn.Schema.DEFINITION, t_open - 3600 * NS, t_close, chain, day),

@@ -24,7 +24,7 @@ import statistics
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import groupby
 from pathlib import Path
@@ -58,8 +58,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--signals", type=Path, help="write every signal as JSON lines here")
     parser.add_argument("--store-threshold", type=float, default=SignalPolicy.store_threshold)
-    parser.add_argument("--alert-threshold", type=float, default=SignalPolicy.alert_threshold)
+    parser.add_argument(
+        "--alert-threshold",
+        type=float,
+        default=None,
+        help="confidence to alert at (default: the threshold fitted to the false-alarm budget)",
+    )
     parser.add_argument("--max-alerts-per-hour", type=int, default=SignalPolicy.max_alerts_per_hour)
+    parser.add_argument(
+        "--no-early", action="store_true", help="no early (non-final) windows in the replay"
+    )
+    parser.add_argument(
+        "--grid",
+        action="store_true",
+        help="generate and score the scenario grid (writes bench/results/ifd_grid.json)",
+    )
+    parser.add_argument("--quick", action="store_true", help="--grid/--fit: a shortened grid")
+    parser.add_argument(
+        "--fit",
+        action="store_true",
+        help="fit the confidence calibration on generated sessions (seeds apart from the "
+        "grid's) and rewrite magic8/ifd/calibration.json",
+    )
 
 
 # -- replay -----------------------------------------------------------------------------
@@ -72,24 +92,65 @@ def day_dirs(session: Path) -> list[Path]:
     return days
 
 
-def replay_day(day_dir: Path) -> list[PressureWindow]:
-    """The day's pressure windows, from its DBN files, by the gateway's aggregator."""
+EARLY_SECONDS = 60.0
+SLICE_SECONDS = 30.0  # replay feeds the aggregator this much event time per batch
+
+
+def gateway_ingest(early_seconds: float | None) -> tuple[Any, list[list[PressureWindow]]]:
+    """The gateway's ingestion path (FlowIngest + PressureAggregator, early windows on);
+    every emission (one list of windows) is kept as one group, as the gateway sends it."""
     from magic8.flow.aggregator import PressureAggregator
     from magic8.flow.ingest import FlowIngest
-    from magic8.flow.replay import replay
 
-    windows: list[PressureWindow] = []
+    groups: list[list[PressureWindow]] = []
     ingest = FlowIngest(
-        PressureAggregator(source="replay", track_keys=False), on_windows=windows.extend
+        PressureAggregator(source="replay", track_keys=False, early_seconds=early_seconds),
+        on_windows=lambda ws: groups.append(list(ws)),
     )
-    replay([day_dir], ingest, source="replay")
-    return windows
+    return ingest, groups
+
+
+def feed_mbo(ingest: Any, records: Any, slice_seconds: float = SLICE_SECONDS) -> None:
+    """MBO records (time ordered) through the ingest in event-time slices."""
+    import numpy as np
+
+    if len(records) == 0:
+        return
+    ts = records["ts_event"].astype(np.int64)
+    step = int(slice_seconds * 1e9)
+    edges = np.arange(int(ts[0]) - int(ts[0]) % step + step, int(ts[-1]) + step, step)
+    cuts = np.searchsorted(ts, edges)
+    lo = 0
+    for hi in [*cuts.tolist(), len(records)]:
+        if hi > lo:
+            ingest.on_mbo(records[lo:hi], source="replay")
+            lo = hi
+
+
+def replay_day(
+    day_dir: Path, early_seconds: float | None = EARLY_SECONDS
+) -> list[list[PressureWindow]]:
+    """The day's pressure windows, from its DBN files, by the gateway's aggregator (one
+    list per emission, in emission order)."""
+    import databento as db
+
+    ingest, groups = gateway_ingest(early_seconds)
+    for path in sorted(day_dir.glob("definition*.dbn*")):
+        store = db.DBNStore.from_file(path)
+        ingest.on_metadata(store.metadata)
+        ingest.on_definitions(store.to_ndarray())
+    for path in sorted(day_dir.glob("mbo*.dbn*")):
+        store = db.DBNStore.from_file(path)
+        ingest.on_metadata(store.metadata)
+        feed_mbo(ingest, store.to_ndarray())
+    ingest.flush()
+    return groups
 
 
 def window_groups(windows: Iterable[PressureWindow]) -> list[list[PressureWindow]]:
-    """Windows grouped by window end (emission time), in time order."""
-    ordered = sorted(windows, key=lambda w: (w.window_end, w.instrument_id))
-    return [list(g) for _, g in groupby(ordered, key=lambda w: w.window_end)]
+    """Windows grouped by emission time (window end; an early window's cut), in order."""
+    ordered = sorted(windows, key=lambda w: (w.as_of, w.instrument_id))
+    return [list(g) for _, g in groupby(ordered, key=lambda w: w.as_of)]
 
 
 @dataclass
@@ -98,6 +159,16 @@ class Replayed:
     windows: int = 0
     alerts_published: int = 0
     rate_limited: int = 0
+    # window_key -> (best score, option type, strike, earliest as_of) when collecting scores
+    scores: dict[str, tuple[float, str, float, datetime]] | None = None
+
+    def alerts(self) -> list[Signal]:
+        """One per alerted window: its first alerted version (an early one, if any)."""
+        first: dict[str, Signal] = {}
+        for s in self.signals:
+            if s.alerted and s.signal_id not in first:
+                first[s.signal_id] = s
+        return list(first.values())
 
 
 def make_detector(config: IfdConfig) -> tuple[IfdDetector, ListPublisher, MemoryRateLimiter]:
@@ -124,13 +195,21 @@ def run_windows(
             out.windows += 1
             if outcome.signal is not None:
                 out.signals.append(outcome.signal)
+            if out.scores is not None and outcome.assessment is not None and w.strike:
+                a = outcome.assessment
+                old = out.scores.get(w.window_key)
+                if old is None or a.score > old[0]:
+                    t = min(old[3], w.as_of) if old else w.as_of
+                    out.scores[w.window_key] = (a.score, w.option_type or "", w.strike, t)
 
 
-def replay_session(session: Path, config: IfdConfig) -> Replayed:
+def replay_session(
+    session: Path, config: IfdConfig, early_seconds: float | None = EARLY_SECONDS
+) -> Replayed:
     detector, publisher, limiter = make_detector(config)
     out = Replayed()
     for day in day_dirs(session):
-        run_windows(detector, window_groups(replay_day(day)), out)
+        run_windows(detector, replay_day(day, early_seconds), out)
     out.alerts_published = len(publisher.alerts)
     out.rate_limited = sum(limiter.excess.values())
     return out
@@ -149,11 +228,14 @@ def episode_scenario(ep: dict[str, Any]) -> str:
     return f"{ep['aggressor']} {kind} {shape} ({ep['direction']})"
 
 
-def _near(ep: dict[str, Any], s: Signal) -> bool:
-    t = s.window_end
+def near(ep: dict[str, Any], t: datetime, strike: float) -> bool:
     return _ts(ep["start"]) - BEFORE <= t <= _ts(ep["end"]) + AFTER and any(
-        abs(float(k) - s.strike) < 1e-6 for k in ep.get("strikes") or [ep.get("strike")]
+        abs(float(k) - strike) < 1e-6 for k in ep.get("strikes") or [ep.get("strike")]
     )
+
+
+def _near(ep: dict[str, Any], s: Signal) -> bool:
+    return near(ep, s.time, s.strike)
 
 
 def is_hit(ep: dict[str, Any], s: Signal) -> bool:
@@ -177,8 +259,8 @@ def score(truth: dict[str, Any], alerts: Sequence[Signal]) -> dict[str, Any]:
             per[episode_scenario(episodes[matched[0]])]["alerts"] += 1
             per[episode_scenario(episodes[matched[0]])]["hits"] += 1
             for i in matched:
-                if i not in first_hit or s.window_end < first_hit[i]:
-                    first_hit[i] = s.window_end
+                if i not in first_hit or s.time < first_hit[i]:
+                    first_hit[i] = s.time
             continue
         wrong = next(
             (ep for ep in episodes if ep["option_type"] == s.option_type and _near(ep, s)), None
@@ -267,17 +349,34 @@ def combine(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def config_report(config: IfdConfig) -> dict[str, Any]:
+    cal = config.analysis.curve
+    return {
+        "store_threshold": config.policy.store_threshold,
+        "alert_threshold": config.policy.alert_threshold,
+        "fitted_alert_threshold": cal.alert_threshold,
+        "fitted_score_threshold": cal.score_threshold,
+        "false_alarm_budget_per_day": cal.budget_per_day,
+        "max_alerts_per_hour": config.policy.max_alerts_per_hour,
+        "calibration_matches_config": cal.fitted_on.get("analysis")
+        == config.analysis.fingerprint(),
+    }
+
+
 def evaluate(
-    sessions: Sequence[Path], config: IfdConfig | None = None
+    sessions: Sequence[Path],
+    config: IfdConfig | None = None,
+    early_seconds: float | None = EARLY_SECONDS,
 ) -> tuple[dict[str, Any], list[Signal]]:
     config = config or IfdConfig()
     reports: list[dict[str, Any]] = []
     all_signals: list[Signal] = []
     for session in sessions:
         truth = json.loads((session / "truth.json").read_text())
-        replayed = replay_session(session, config)
-        alerts = [s for s in replayed.signals if s.alerted]
+        replayed = replay_session(session, config, early_seconds)
+        alerts = replayed.alerts()
         report = score(truth, alerts)
+        report["trading_days"] = len(truth.get("days") or day_dirs(session))
         report["session"] = str(session)
         report["windows"] = replayed.windows
         report["signals_stored"] = len(replayed.signals)
@@ -287,26 +386,23 @@ def evaluate(
         )
         reports.append(report)
         all_signals.extend(replayed.signals)
+    overall = combine(reports)
+    days = sum(r["trading_days"] for r in reports)
+    overall["trading_days"] = days
+    overall["false_alerts_per_day"] = round(overall["false"] / days, 4) if days else None
     result: dict[str, Any] = {
-        "overall": combine(reports),
+        "overall": overall,
         "sessions": reports,
-        "config": {
-            "store_threshold": config.policy.store_threshold,
-            "alert_threshold": config.policy.alert_threshold,
-            "max_alerts_per_hour": config.policy.max_alerts_per_hour,
-            "weights": dict(
-                zip(
-                    ("pressure", "baseline", "market_making", "coordination"),
-                    config.analysis.weights(),
-                    strict=True,
-                )
-            ),
-        },
+        "config": config_report(config),
     }
     return result, all_signals
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.grid or args.fit:
+        from magic8_dev.ifd.grid import run_fit, run_grid
+
+        return run_fit(quick=args.quick) if args.fit else run_grid(quick=args.quick)
     sessions = list(args.sessions) or [DEFAULT_SESSION]
     for s in sessions:
         if not (s / "truth.json").is_file():
@@ -314,15 +410,13 @@ def run(args: argparse.Namespace) -> int:
                 f"magic8 evaluate-ifd: {s}: no truth.json (not a labelled session)", file=sys.stderr
             )
             return 2
-    config = IfdConfig(
-        analysis=AnalysisConfig(),
-        policy=SignalPolicy(
-            store_threshold=args.store_threshold,
-            alert_threshold=args.alert_threshold,
-            max_alerts_per_hour=args.max_alerts_per_hour,
-        ),
+    policy = SignalPolicy(
+        store_threshold=args.store_threshold, max_alerts_per_hour=args.max_alerts_per_hour
     )
-    result, signals = evaluate(sessions, config)
+    if args.alert_threshold is not None:
+        policy = replace(policy, alert_threshold=args.alert_threshold)
+    config = IfdConfig(analysis=AnalysisConfig(), policy=policy)
+    result, signals = evaluate(sessions, config, None if args.no_early else EARLY_SECONDS)
     if args.signals:
         args.signals.parent.mkdir(parents=True, exist_ok=True)
         with args.signals.open("w", encoding="utf-8") as f:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -49,9 +49,11 @@ class MemoryWindowStore:
     def prefetch(self, underlying: str, start: datetime, end: datetime) -> None:
         return None
 
-    def put_many(self, windows: Sequence[PressureWindow]) -> None:
+    def put_many(
+        self, windows: Sequence[PressureWindow], volume_z: Mapping[str, float] | None = None
+    ) -> None:
         for w in windows:
-            lite = WindowLite.of(w)
+            lite = WindowLite.of(w, (volume_z or {}).get(w.window_key, 0.0))
             slots = self.by_ws[w.underlying]
             slots.setdefault(lite.ws, {})[(lite.option_type, lite.strike)] = lite
             if len(slots) > self.keep:
