@@ -91,7 +91,10 @@ class DashboardServer(ThreadingHTTPServer):
 
     @property
     def signals_range(self) -> tuple[str, str] | None:
-        """Replayed sessions keep their real timestamps: tell the page where signals are."""
+        """A replay that keeps its real timestamps: tell the page where signals are (none
+        needed when the replay is mapped onto wall-clock time: signals are "today")."""
+        if self.context is not None and self.context.facts.get("flow_wall_clock"):
+            return None
         replay = self.context.facts.get("flow_replay", "") if self.context else ""
         paths = [Path(p.strip()) for p in replay.split(",") if p.strip()]
         return replay_signals_range(paths) if paths else None

@@ -1,10 +1,20 @@
 """GatewayReplayComponent: the Databento half of the gateway host, on the local stack.
 
 Replays the shipped sample session (magic8_dev/data/sessions/sample: generated NQ options
-definitions + MBO, real DBN files) through the gateway's DatabentoSession, accelerated
-and looping, into the Kinesis `flow` stream on moto, where the Kinesis poller hands the
-windows to the ifd handler. The records keep their real session timestamps (September
-2025); status() shows the session time reached.
+definitions + MBO, real DBN files) through the gateway's DatabentoSession, paced and
+looping, into the Kinesis `flow` stream on moto, where the Kinesis poller hands the
+windows to the ifd handler.
+
+Wall-clock mapping: the windows are shifted in time so that what the replay emits now is
+stamped now (WallClockProducer: a shift in whole 5-minute steps, re-anchored whenever the
+replay, running faster than real time, would stamp a window after now; stamps stay within
+5 minutes before now and keep their 5-minute grid). Every route, the dashboard and the
+alerts see "today"; status() shows the session time reached and the shift.
+
+Pacing: the replay runs at MAGIC8_REPLAY_SPEED times real time (default DEMO_SPEED in demo
+mode, 1 with --no-demo), a rate the local pipeline keeps up with; the producer also waits
+while the stream holds more than MAX_KINESIS_LAG records not yet read by the ifd event
+source, so the backlog stays bounded. Backlog and lag are in the status line.
 
 gateway_host is loaded by name (importlib), as the local runner does for handlers:
 `magic8` never imports gateway_host at module level.
@@ -15,10 +25,14 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 import threading
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from magic8.domain.flow import PressureWindow
 
 from magic8.domain.heartbeat import GatewayHeartbeat
 from magic8.settings import AwsSettings
@@ -28,8 +42,67 @@ log = logging.getLogger(__name__)
 HEARTBEAT_INTERVAL_S = 5.0
 
 SAMPLE_SESSION = Path(__file__).resolve().parents[1] / "data" / "sessions" / "sample"
-DEMO_SPEED = 2400.0  # one 6.5-hour session day in about 10 s
+DEMO_SPEED = 120.0  # one 6.5-hour session day in about 3.3 minutes
 REAL_SPEED = 1.0
+SPEED_ENV = "MAGIC8_REPLAY_SPEED"
+MAX_KINESIS_LAG = 2000  # records put but not yet read by the event source
+SHIFT_STEP = timedelta(minutes=5)
+
+
+class WallClockProducer:
+    """A FlowProducer that shifts the windows onto wall-clock time before the real one
+    sends them, and holds the sender while the stream's unread lag is over max_lag."""
+
+    def __init__(
+        self,
+        inner: Any,
+        lag: Callable[[], int] | None = None,
+        max_lag: int = MAX_KINESIS_LAG,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.inner = inner
+        self.lag = lag
+        self.max_lag = max_lag
+        self.clock = clock
+        self.stop = stop or threading.Event()
+        self.shift: timedelta | None = None
+        self.reanchors = 0
+        self.waits = 0
+
+    @property
+    def pending(self) -> int:
+        return int(getattr(self.inner, "pending", 0))
+
+    def shifted(self, windows: list[PressureWindow]) -> list[PressureWindow]:
+        if not windows:
+            return windows
+        now = self.clock()
+        newest = max(w.window_end for w in windows)
+        if self.shift is None or newest + self.shift > now:
+            # whole steps back from "now": the newest window ends at most one step before now
+            steps = (now - newest) // SHIFT_STEP
+            self.shift = SHIFT_STEP * steps
+            self.reanchors += 1
+        d = self.shift
+        return [
+            w.model_copy(update={"window_start": w.window_start + d, "window_end": w.window_end + d})
+            for w in windows
+        ]
+
+    def _wait_for_lag(self) -> None:
+        if self.lag is None:
+            return
+        while not self.stop.is_set() and self.lag() > self.max_lag:
+            self.waits += 1
+            self.stop.wait(0.1)
+
+    def send(self, windows: Iterable[PressureWindow]) -> int:
+        self._wait_for_lag()
+        return int(self.inner.send(self.shifted(list(windows))))
+
+    def flush(self) -> None:
+        self.inner.flush()
 
 
 class GatewayReplayComponent:
@@ -50,12 +123,16 @@ class GatewayReplayComponent:
         self._seen_records = 0
         self._last_mbo_wall: datetime | None = None
         self.heartbeats = 0
+        self.producer: WallClockProducer | None = None
+        self._ctx: LocalContext | None = None
 
     def start(self, ctx: LocalContext) -> None:
         from magic8.adapters.kinesis_flow import KinesisFlowProducer
 
         module = importlib.import_module("gateway_host.databento_session")
-        speed = self.speed if self.speed is not None else (DEMO_SPEED if ctx.demo else REAL_SPEED)
+        default = DEMO_SPEED if ctx.demo else REAL_SPEED
+        speed = self.speed if self.speed is not None else float(os.environ.get(SPEED_ENV, default))
+        self._ctx = ctx
         config = module.DatabentoConfig(
             mode="replay",
             replay_paths=self.paths,
@@ -63,10 +140,13 @@ class GatewayReplayComponent:
             loop_replay=self.loop,
             max_idle_seconds=0.2,
         )
-        producer = KinesisFlowProducer(AwsSettings().flow_stream)
-        self.session = module.DatabentoSession(config, producer=producer)
+        self.producer = WallClockProducer(
+            KinesisFlowProducer(AwsSettings().flow_stream), lag=self.kinesis_lag
+        )
+        self.session = module.DatabentoSession(config, producer=self.producer)
         self.session.start()
         ctx.facts["flow_replay"] = ", ".join(self.paths)
+        ctx.facts["flow_wall_clock"] = "1"
         self._beat_thread = threading.Thread(
             target=self._heartbeat_loop, name="gateway-heartbeat", daemon=True
         )
@@ -108,15 +188,35 @@ class GatewayReplayComponent:
                 log.warning("gateway heartbeat write failed: %s", exc)
             self._beat_stop.wait(HEARTBEAT_INTERVAL_S)
 
+    def kinesis_lag(self) -> int:
+        """Records in the stream not yet read by the ifd event source (0 without one)."""
+        ctx = self._ctx
+        if ctx is None or self.session is None:
+            return 0
+        polled = ctx.counters.get("ifd_polled")
+        if polled is None:
+            return 0
+        return max(0, int(self.session.windows_sent) - polled())
+
+    def backlog(self) -> int:
+        """Windows emitted by the replay and not yet accepted by Kinesis."""
+        if self.session is None:
+            return 0
+        return max(0, int(self.session.windows_emitted) - int(self.session.windows_sent))
+
     def status(self) -> str:
         if self.session is None:
             return "not started"
         h = self.session.health()
         reached = (h.get("last_mbo_at") or "-")[:16].replace("T", " ")
+        shift = self.producer.shift if self.producer is not None else None
+        shown = f", stamped +{shift.days}d{shift.seconds // 3600}h" if shift is not None else ""
         return (
-            f"{h['state']} {h['mode']} loop {h['loops'] + 1}: {h['records_seen']:,} records, "
+            f"{h['state']} {h['mode']} x{self.session.config.speed:g} loop {h['loops'] + 1}: "
+            f"{h['records_seen']:,} records, "
             f"{h['windows_sent']:,}/{h['windows_emitted']:,} windows sent, "
-            f"session time {reached} UTC"
+            f"backlog {self.backlog():,}, kinesis lag {self.kinesis_lag():,}, "
+            f"session time {reached} UTC{shown}"
             + (f" (error: {h['last_error']})" if h.get("last_error") else "")
             + f"; {self.heartbeats} heartbeats"
         )
@@ -125,6 +225,8 @@ class GatewayReplayComponent:
         if self.session is None:
             return
         self._beat_stop.set()
+        if self.producer is not None:
+            self.producer.stop.set()  # a sender waiting for the lag to shrink gives up
         if self._beat_thread is not None:
             self._beat_thread.join(timeout=5)
         self.session.stop()

@@ -353,6 +353,8 @@ class KinesisPollerComponent:
             config=self.config,
             region=ctx.aws.region,
         )
+        emulator = self.emulator
+        ctx.counters["ifd_polled"] = lambda: emulator.stats.polled
         self._stop.clear()
         self._thread = threading.Thread(
             target=self._run, args=(ctx,), name="ifd-kinesis-poller", daemon=True
