@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -139,6 +140,16 @@ class LocalStack:
         return late
 
 
+# third-party loggers that would log request headers (botocore: Authorization, the access
+# key id and a session token at DEBUG) stay at WARNING whatever the functions' log level
+QUIET_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "werkzeug")
+
+
+def quiet_third_party_loggers() -> None:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _divert_logs(path: Path) -> TextIO:
     """Send the handlers' JSON logs and EMF metrics (stdout, as in Lambda) to a file;
     return the console stream for the status lines."""
@@ -159,6 +170,7 @@ def taken_ports(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    quiet_third_party_loggers()
     taken = taken_ports(args)
     if taken:
         print(
