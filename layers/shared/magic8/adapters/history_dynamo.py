@@ -15,9 +15,9 @@ local emulator's sweeper like it), so reads drop expired items themselves.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
-import logging
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 

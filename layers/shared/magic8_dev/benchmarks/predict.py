@@ -243,7 +243,7 @@ COLD_SCRIPT = textwrap.dedent(
         class _ImageOnly:
             def find_spec(self, name, path=None, target=None):
                 top = name.split(".")[0]
-                if top in sys.stdlib_module_names or top in ("magic8", "functions"):
+                if top in sys.stdlib_module_names or top in ("magic8", "magic8_dev", "functions"):
                     return None
                 dists = {_norm(d) for d in providers.get(top, [])}
                 if dists and not dists & allowed:
@@ -581,9 +581,7 @@ def run(results_dir: Path, quick: bool = False) -> dict[str, Any]:
             "hit": round(single_med["hit"] * 1000 / batch["hit"]["p50_ms"], 1),
         }
 
-        loopback = _loopback(
-            handler, lasts, settings.api_key, clock, min(iters, 60), single_rounds
-        )
+        loopback = _loopback(handler, lasts, settings.api_key, clock, min(iters, 60), single_rounds)
         ddb = _dynamodb_round_trips(settings, 10 if quick else 30)
         cold = {
             # the target: the container image's packages, byte-compiled as the image is

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from magic8.domain.flow import PressureWindow
-
 from magic8.domain.heartbeat import GatewayHeartbeat
 from magic8.settings import AwsSettings
 from magic8_dev.local.context import LocalContext
@@ -86,7 +85,9 @@ class WallClockProducer:
             self.reanchors += 1
         d = self.shift
         return [
-            w.model_copy(update={"window_start": w.window_start + d, "window_end": w.window_end + d})
+            w.model_copy(
+                update={"window_start": w.window_start + d, "window_end": w.window_end + d}
+            )
             for w in windows
         ]
 

@@ -89,7 +89,9 @@ class EmbeddedAws:
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise TimeoutError(f"moto did not start within {START_TIMEOUT_S:.0f} s")
+                    raise TimeoutError(
+                        f"moto did not start within {START_TIMEOUT_S:.0f} s"
+                    ) from None
                 time.sleep(0.05)
         self.export_env()
         return self
