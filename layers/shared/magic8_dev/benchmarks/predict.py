@@ -263,10 +263,10 @@ COLD_SCRIPT = textwrap.dedent(
     from magic8.settings import DEFAULT_MODEL_DIR
     loads, load_cpu = [], []
     _load = ModelHierarchy.load.__func__
-    def timed_load(cls, model_dir):
+    def timed_load(cls, *args, **kwargs):
         t, c = time.perf_counter(), time.process_time()
         try:
-            return _load(cls, model_dir)
+            return _load(cls, *args, **kwargs)
         finally:
             loads.append(time.perf_counter() - t)
             load_cpu.append(time.process_time() - c)
