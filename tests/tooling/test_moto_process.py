@@ -84,3 +84,43 @@ def test_a_taken_port_is_named() -> None:
         port = s.getsockname()[1]
         with pytest.raises(PortTaken, match=str(port)):
             EmbeddedAws(port)
+
+
+def test_a_key_query_reads_its_partition_and_answers_as_before(aws: None) -> None:
+    patch_moto()
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    ddb.create_table(
+        TableName="h",
+        KeySchema=[
+            {"AttributeName": "series", "KeyType": "HASH"},
+            {"AttributeName": "ts", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "series", "AttributeType": "S"},
+            {"AttributeName": "ts", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for series in ("A", "B", "C"):
+        for ts in range(30):
+            ddb.put_item(TableName="h", Item={"series": {"S": series}, "ts": {"N": str(ts)}})
+    got = ddb.query(
+        TableName="h",
+        KeyConditionExpression="series = :s AND ts BETWEEN :a AND :b",
+        ExpressionAttributeValues={":s": {"S": "B"}, ":a": {"N": "5"}, ":b": {"N": "9"}},
+        ScanIndexForward=False,
+        Limit=3,
+    )
+    assert [(i["series"]["S"], i["ts"]["N"]) for i in got["Items"]] == [
+        ("B", "9"),
+        ("B", "8"),
+        ("B", "7"),
+    ]
+    assert "LastEvaluatedKey" in got
+    none = ddb.query(
+        TableName="h",
+        KeyConditionExpression="series = :s",
+        ExpressionAttributeValues={":s": {"S": "Z"}},
+    )
+    assert none["Items"] == []
+    assert len(ddb.scan(TableName="h")["Items"]) == 90  # scans still see every item
