@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from magic8_dev.local.gateway_component import SHIFT_STEP, WallClockProducer
+from magic8_dev.local.gateway_component import WallClockProducer, shift_for
 from tests.factories import session_start, window
 
 
@@ -22,20 +23,31 @@ class Sink:
         return
 
 
-def test_replayed_windows_are_stamped_within_one_step_before_now() -> None:
-    wall = [datetime(2026, 12, 3, 14, 37, 12, tzinfo=UTC)]
+def test_the_last_session_day_becomes_the_last_ended_day(tmp_path: Path) -> None:
+    for day in ("2025-09-15", "2025-09-16", "2025-09-19"):
+        (tmp_path / f"day-{day}").mkdir()
+    for now in (
+        datetime(2026, 12, 3, 14, 37, tzinfo=UTC),
+        datetime(2026, 12, 3, 23, 59, tzinfo=UTC),
+        datetime(2026, 12, 4, 0, 0, tzinfo=UTC),
+    ):
+        shift = shift_for([str(tmp_path)], now)
+        assert shift == timedelta(days=shift.days)  # whole days: time of day kept
+        last_day_end = datetime(2025, 9, 20, tzinfo=UTC) + shift
+        assert now - timedelta(days=1) < last_day_end <= now
+    assert shift_for([str(tmp_path / "nothing-here")]) == timedelta(0)
+
+
+def test_windows_move_by_the_shift_and_keep_their_spacing() -> None:
     sink = Sink()
-    producer = WallClockProducer(sink, clock=lambda: wall[0])
+    producer = WallClockProducer(sink, shift=timedelta(days=440))
     start = session_start()
-    for i in range(60):  # the replay runs 60x faster than the wall clock
-        producer.send([window(20100, "C", start + timedelta(minutes=5 * i), 10, 5)])
-        wall[0] += timedelta(seconds=5)
-        now = wall[0] - timedelta(seconds=5)
-        w = sink.sent[-1]
-        assert now - SHIFT_STEP < w.window_end <= now
-        assert w.window_end - w.window_start == timedelta(minutes=5)  # the grid is kept
-        assert (w.window_start - start) % SHIFT_STEP == timedelta(0)
-    assert producer.reanchors > 1
+    ws = [window(20100, "C", start + timedelta(minutes=5 * i), 10, 5) for i in range(3)]
+    assert producer.send(ws) == 3
+    assert [w.window_start - v.window_start for w, v in zip(sink.sent, ws, strict=True)] == [
+        timedelta(days=440)
+    ] * 3
+    assert all(w.window_end - w.window_start == timedelta(minutes=5) for w in sink.sent)
 
 
 def test_the_sender_waits_while_the_stream_lags_and_gives_up_on_stop() -> None:

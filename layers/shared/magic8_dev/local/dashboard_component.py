@@ -22,6 +22,7 @@ import os
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -121,13 +122,16 @@ class DashboardServer(ThreadingHTTPServer):
 
     @property
     def signals_range(self) -> tuple[str, str] | None:
-        """A replay that keeps its real timestamps: tell the page where signals are (none
-        needed when the replay is mapped onto wall-clock time: signals are "today")."""
-        if self.context is not None and self.context.facts.get("flow_wall_clock"):
-            return None
+        """Where the replayed session's signals are: its days, moved by the whole days the
+        replay shifts them (to the last days before today)."""
         replay = self.context.facts.get("flow_replay", "") if self.context else ""
         paths = [Path(p.strip()) for p in replay.split(",") if p.strip()]
-        return replay_signals_range(paths) if paths else None
+        found = replay_signals_range(paths) if paths else None
+        if found is None or self.context is None:
+            return found
+        shift = timedelta(days=int(self.context.facts.get("flow_shift_days", "0") or 0))
+        since, until = (datetime.fromisoformat(t) + shift for t in found)
+        return since.isoformat(), min(until, datetime.now(UTC) + timedelta(days=1)).isoformat()
 
     def config(self) -> dict[str, Any]:
         return config_payload(

@@ -5,11 +5,14 @@ definitions + MBO, real DBN files) through the gateway's DatabentoSession, paced
 looping, into the Kinesis `flow` stream on moto, where the Kinesis poller hands the
 windows to the ifd handler.
 
-Wall-clock mapping: the windows are shifted in time so that what the replay emits now is
-stamped now (WallClockProducer: a shift in whole 5-minute steps, re-anchored whenever the
-replay, running faster than real time, would stamp a window after now; stamps stay within
-5 minutes before now and keep their 5-minute grid). Every route, the dashboard and the
-alerts see "today"; status() shows the session time reached and the shift.
+Wall-clock mapping: every window is shifted by one constant number of whole days
+(`shift_for`), chosen so that the last replayed session day becomes the most recent day
+that has already ended (yesterday, UTC): every route, the dashboard and the alerts see
+the last days instead of September 2025. One constant shift keeps everything the IFD
+compares intact (time of day, the gaps between trading days, the 20-day baselines) and
+the window identities stable across loops (idempotent signals); a shift re-anchored as
+the replay runs faster than real time would stamp windows "now" but merges the session's
+days into one: measured, the e2e pipeline test then produced no alert at all.
 
 Pacing: the replay runs at MAGIC8_REPLAY_SPEED times real time (default DEMO_SPEED in demo
 mode, 1 with --no-demo), a rate the local pipeline keeps up with; the producer also waits
@@ -41,32 +44,41 @@ log = logging.getLogger(__name__)
 HEARTBEAT_INTERVAL_S = 5.0
 
 SAMPLE_SESSION = Path(__file__).resolve().parents[1] / "data" / "sessions" / "sample"
-DEMO_SPEED = 120.0  # one 6.5-hour session day in about 3.3 minutes
+DEMO_SPEED = 480.0  # one 6.5-hour session day in about 50 s
 REAL_SPEED = 1.0
 SPEED_ENV = "MAGIC8_REPLAY_SPEED"
 MAX_KINESIS_LAG = 2000  # records put but not yet read by the event source
-SHIFT_STEP = timedelta(minutes=5)
+
+
+def shift_for(paths: Iterable[str], now: datetime | None = None) -> timedelta:
+    """Whole days moving the replayed session's last day onto the last ended UTC day."""
+    from magic8_dev.dashboard import session_days
+
+    days = session_days([Path(p) for p in paths])
+    if not days:
+        return timedelta(0)
+    now = now or datetime.now(UTC)
+    end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), UTC)
+    return timedelta(days=(now - end) // timedelta(days=1))
 
 
 class WallClockProducer:
-    """A FlowProducer that shifts the windows onto wall-clock time before the real one
-    sends them, and holds the sender while the stream's unread lag is over max_lag."""
+    """A FlowProducer that shifts the windows by `shift` before the real one sends them,
+    and holds the sender while the stream's unread lag is over max_lag."""
 
     def __init__(
         self,
         inner: Any,
+        shift: timedelta = timedelta(0),
         lag: Callable[[], int] | None = None,
         max_lag: int = MAX_KINESIS_LAG,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         stop: threading.Event | None = None,
     ) -> None:
         self.inner = inner
+        self.shift = shift
         self.lag = lag
         self.max_lag = max_lag
-        self.clock = clock
         self.stop = stop or threading.Event()
-        self.shift: timedelta | None = None
-        self.reanchors = 0
         self.waits = 0
 
     @property
@@ -74,16 +86,9 @@ class WallClockProducer:
         return int(getattr(self.inner, "pending", 0))
 
     def shifted(self, windows: list[PressureWindow]) -> list[PressureWindow]:
-        if not windows:
-            return windows
-        now = self.clock()
-        newest = max(w.window_end for w in windows)
-        if self.shift is None or newest + self.shift > now:
-            # whole steps back from "now": the newest window ends at most one step before now
-            steps = (now - newest) // SHIFT_STEP
-            self.shift = SHIFT_STEP * steps
-            self.reanchors += 1
         d = self.shift
+        if not d:
+            return windows
         return [
             w.model_copy(
                 update={"window_start": w.window_start + d, "window_end": w.window_end + d}
@@ -114,8 +119,10 @@ class GatewayReplayComponent:
         paths: tuple[str, ...] | None = None,
         speed: float | None = None,
         loop: bool = True,
+        wall_clock: bool = True,
     ) -> None:
         self.paths = paths or (str(SAMPLE_SESSION),)
+        self.wall_clock = wall_clock  # False: the session's own timestamps (scoring tests)
         self.speed = speed
         self.loop = loop
         self.session: Any = None
@@ -141,13 +148,14 @@ class GatewayReplayComponent:
             loop_replay=self.loop,
             max_idle_seconds=0.2,
         )
+        shift = shift_for(self.paths) if self.wall_clock else timedelta(0)
         self.producer = WallClockProducer(
-            KinesisFlowProducer(AwsSettings().flow_stream), lag=self.kinesis_lag
+            KinesisFlowProducer(AwsSettings().flow_stream), shift=shift, lag=self.kinesis_lag
         )
+        ctx.facts["flow_shift_days"] = str(shift.days)
         self.session = module.DatabentoSession(config, producer=self.producer)
         self.session.start()
         ctx.facts["flow_replay"] = ", ".join(self.paths)
-        ctx.facts["flow_wall_clock"] = "1"
         self._beat_thread = threading.Thread(
             target=self._heartbeat_loop, name="gateway-heartbeat", daemon=True
         )
@@ -211,7 +219,7 @@ class GatewayReplayComponent:
         h = self.session.health()
         reached = (h.get("last_mbo_at") or "-")[:16].replace("T", " ")
         shift = self.producer.shift if self.producer is not None else None
-        shown = f", stamped +{shift.days}d{shift.seconds // 3600}h" if shift is not None else ""
+        shown = f" (stamped +{shift.days} days)" if shift else ""
         return (
             f"{h['state']} {h['mode']} x{self.session.config.speed:g} loop {h['loops'] + 1}: "
             f"{h['records_seen']:,} records, "
