@@ -5,7 +5,7 @@ GET /signals?since=&until=&underlying=&min_confidence=&limit=
     ended in [since, until), oldest first. Defaults: the last 24 hours, every underlying,
     min_confidence 0. Naive timestamps are UTC. Range at most 31 days. Without since and
     until the answer is the most recent `limit` signals (of the last hour when it has any,
-    else of the last 24 hours, else of the last 7 days), still oldest first.
+    else of the last 24 hours, else of the last 31 days), still oldest first.
 
 The store comes through `get_signal_store` (override it in tests).
 """
@@ -25,7 +25,7 @@ from magic8.settings import AwsSettings
 MAX_RANGE = timedelta(days=31)
 DEFAULT_RANGE = timedelta(hours=24)
 RECENT_RANGE = timedelta(hours=1)
-LOOKBACK_RANGE = timedelta(days=7)
+LOOKBACK_RANGE = MAX_RANGE
 SCAN_LIMIT = 1000
 
 router = APIRouter(tags=["signals"])

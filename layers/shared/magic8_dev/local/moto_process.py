@@ -156,7 +156,7 @@ def patch_moto() -> None:
             _query_partition.table = None
 
     def partition_items(self: Any) -> Any:
-        if getattr(_query_partition, "table", None) is self:
+        if id(getattr(_query_partition, "table", None)) == id(self):
             part = self.items.get(_query_partition.key)
             return list(part.values()) if part else []
         return all_items(self)

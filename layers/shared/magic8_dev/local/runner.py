@@ -251,10 +251,9 @@ def run(args: argparse.Namespace) -> int:
             + (f" (abandoned: {', '.join(late)})" if late else "")
             + "."
         )
-    if late:
-        # a component's worker is still busy: leave now (no listening port stays behind:
-        # the servers are closed and the emulator is terminated)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-    return 0
+    # Leave now: the servers are closed and the emulator terminated (no listening port stays
+    # behind); what is left are worker threads (a history write, a component that did not
+    # finish: `late`) that the interpreter's exit would wait for (measured: 6.9 s more).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
