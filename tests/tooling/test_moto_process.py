@@ -124,3 +124,16 @@ def test_a_key_query_reads_its_partition_and_answers_as_before(aws: None) -> Non
     )
     assert none["Items"] == []
     assert len(ddb.scan(TableName="h")["Items"]) == 90  # scans still see every item
+
+
+def test_dynamodb_requests_lock_the_tables_they_name() -> None:
+    import json
+
+    from magic8_dev.local.moto_process import dynamodb_tables
+
+    assert dynamodb_tables(json.dumps({"TableName": "h", "Key": {}}).encode()) == ["h"]
+    batch = {"RequestItems": {"b": [], "a": []}}
+    assert dynamodb_tables(json.dumps(batch).encode()) == ["a", "b"]  # sorted: lock order
+    transact = {"TransactItems": [{"Put": {"TableName": "x"}}, {"Update": {"TableName": "w"}}]}
+    assert dynamodb_tables(json.dumps(transact).encode()) == ["w", "x"]
+    assert dynamodb_tables(b"not json") == []

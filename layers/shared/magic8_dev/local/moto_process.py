@@ -7,7 +7,9 @@ local run needs to stay quiet and bounded:
 - one lock per AWS service around moto's request handling: moto's backends are not safe
   for concurrent use (Kinesis PutRecords during GetRecords raises "OrderedDict mutated
   during iteration" inside moto); requests to one service are served one at a time, as a
-  single-threaded emulator would, and services do not wait for each other;
+  single-threaded emulator would, and services do not wait for each other. DynamoDB item
+  requests lock only the tables they name (a predict history write does not queue behind
+  the ifd function's window-store calls);
 - DynamoDB TTL: items whose TTL attribute is in the past are deleted every sweep, as
   DynamoDB does (moto never does; queries on moto cost O(table));
 - Kinesis retention: records older than the local retention (default 600 s, env
@@ -25,6 +27,9 @@ It exits when its stdin closes (the parent died) or on SIGTERM/SIGINT.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import logging
 import os
 import signal
@@ -65,15 +70,52 @@ class ServiceLocks:
             return lock
 
 
+def dynamodb_tables(body: bytes) -> list[str]:
+    """The tables a DynamoDB request names (empty: a request about no table's items)."""
+    try:
+        doc = json.loads(body or b"{}")
+    except ValueError:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    names: set[str] = set()
+    if isinstance(doc.get("TableName"), str):
+        names.add(doc["TableName"])
+    if isinstance(doc.get("RequestItems"), dict):
+        names.update(str(k) for k in doc["RequestItems"])
+    for entry in doc.get("TransactItems") or []:
+        if isinstance(entry, dict):
+            for op in entry.values():
+                if isinstance(op, dict) and isinstance(op.get("TableName"), str):
+                    names.add(op["TableName"])
+    return sorted(names)
+
+
+def _lock_names(service: str, environ: dict[str, Any]) -> list[str]:
+    if service != "dynamodb":
+        return [service]
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if not target.endswith(("Item", "Query", "Scan", "TransactGetItems", "TransactWriteItems")):
+        return [service]  # table-level operations: one at a time
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    tables = dynamodb_tables(body)
+    return [f"dynamodb:{t}" for t in tables] or [service]
+
+
 def serialised(app: WsgiApp, locks: ServiceLocks) -> WsgiApp:
-    """The WSGI app with one request at a time per service (the body is produced inside
-    the lock: moto builds it eagerly, so nothing of the backend is touched after)."""
+    """The WSGI app with one request at a time per service, or per DynamoDB table (the
+    body is produced inside the locks: moto builds it eagerly, so nothing of the backend
+    is touched after)."""
 
     def wrapped(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         service = service_of(environ)
         if service == "moto-api":  # reset touches every backend: take them all
             return app(environ, start_response)
-        with locks(service):
+        with contextlib.ExitStack() as held:
+            for name in _lock_names(service, environ):  # sorted: no lock-order deadlock
+                held.enter_context(locks(name))
             return list(app(environ, start_response))
 
     return wrapped
@@ -84,15 +126,15 @@ def expire_ttl_items(now: float, locks: ServiceLocks) -> int:
     from moto.dynamodb.models import dynamodb_backends
 
     deleted = 0
-    with locks("dynamodb"):
-        for account in list(dynamodb_backends.keys()):
-            for region in list(dynamodb_backends[account].keys()):
-                backend = dynamodb_backends[account][region]
-                for table in list(backend.tables.values()):
-                    ttl = getattr(table, "ttl", {}) or {}
-                    attr = ttl.get("AttributeName")
-                    if ttl.get("TimeToLiveStatus") != "ENABLED" or not attr:
-                        continue
+    for account in list(dynamodb_backends.keys()):
+        for region in list(dynamodb_backends[account].keys()):
+            backend = dynamodb_backends[account][region]
+            for table in list(backend.tables.values()):
+                ttl = getattr(table, "ttl", {}) or {}
+                attr = ttl.get("AttributeName")
+                if ttl.get("TimeToLiveStatus") != "ENABLED" or not attr:
+                    continue
+                with locks(f"dynamodb:{table.name}"):
                     for item in table.all_items():
                         value = item.attrs.get(attr)
                         if value is None or value.type != "N":
