@@ -27,7 +27,7 @@ from magic8_dev.local.context import Component, LocalContext
 from magic8_dev.local.moto_server import EmbeddedAws, PortTaken, port_is_free
 from magic8_dev.local.provision import provision
 
-STOP_BUDGET_S = 4.0
+STOP_BUDGET_S = 2.5
 
 # Started in this order, stopped in reverse. "module:factory"; factory(ctx_args) -> Component.
 COMPONENTS: tuple[str, ...] = (
@@ -115,12 +115,13 @@ class LocalStack:
                 lines.append(f"  {c.name:<9} status error: {exc}")
         return lines
 
-    def stop(self, budget_s: float = STOP_BUDGET_S) -> list[str]:
-        """Stop the components in reverse order, all of them within budget_s; returns the
-        names of those that had not finished (abandoned: their threads are daemons)."""
+    def stop(self, budget_s: float | None = None) -> list[str]:
+        """Stop the components in reverse order; with budget_s (make run), all of them
+        within it, returning the names of those that had not finished (abandoned: their
+        threads are daemons). Without (tests), each stop is waited for."""
         if self.ctx:
             self.ctx.stop_event.set()
-        deadline = time.monotonic() + budget_s
+        deadline = time.monotonic() + (budget_s if budget_s is not None else 1e9)
         late: list[str] = []
         for c in reversed(self.components):
 
@@ -136,7 +137,7 @@ class LocalStack:
             if t.is_alive():
                 late.append(c.name)
         self.components.clear()
-        self.aws.stop(timeout=1.0)
+        self.aws.stop(timeout=0.5 if budget_s is not None else 3.0)
         return late
 
 
@@ -244,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         say("magic8: stopping ...")
         t0 = time.monotonic()
-        late = stack.stop()
+        late = stack.stop(budget_s=STOP_BUDGET_S)
         took = time.monotonic() - t0
         say(
             f"magic8: stopped in {took:.1f} s"
