@@ -185,7 +185,14 @@ class DashboardHandler(BaseHTTPRequestHandler):
         if host_allowed(self.headers.get("Host")):
             return False
         self._count()
-        self.close_connection = True
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if 0 < length <= MAX_BODY:
+            self.rfile.read(length)  # the connection stays usable for the next request
+        elif length != 0:
+            self.close_connection = True
         self._send(403, b'{"detail":"host not allowed"}', "application/json")
         return True
 
