@@ -26,10 +26,14 @@ BATCH_METRICS: dict[str, tuple[str, MetricUnit]] = {
 
 
 def build_handler(
-    settings: ApiSettings | None = None, service_factory: ServiceFactory | None = None
+    settings: ApiSettings | None = None,
+    service_factory: ServiceFactory | None = None,
+    eager: bool = False,
 ) -> LambdaHandler:
     """The decorated Lambda handler around a fresh app (service_factory: tests and
-    benchmarks inject one; default the real adapters)."""
+    benchmarks inject one; default the real adapters). eager: build the service now
+    (model, repositories, boto3 clients) instead of on the first prediction: Lambda's
+    init phase runs at full CPU and is not on a client's request."""
     settings = settings or ApiSettings()
     logger = get_logger("predict")
     metrics = get_metrics("predict")
@@ -44,7 +48,13 @@ def build_handler(
             metrics.add_metric(name="DegradedBatches", unit=MetricUnit.Count, value=1)
             logger.warning("degraded batch", extra={"errors": batch_metrics["errors"]})
 
-    asgi = Mangum(create_app(settings, service_factory, observer=observe), lifespan="off")
+    app = create_app(settings, service_factory, observer=observe)
+    if eager:
+        try:
+            app.state.service.get()
+        except Exception as exc:  # the holder remembers why; /health/detailed reports it
+            logger.warning("service not built at init", extra={"error": repr(exc)})
+    asgi = Mangum(app, lifespan="off")
 
     def invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # a plain function: Mangum objects have no __name__, which the decorators need

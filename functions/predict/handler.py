@@ -1,20 +1,28 @@
 """λ predict: API Gateway (REST, proxy) -> Mangum -> the FastAPI app (functions.predict.app).
 
-numpy and the feature module load at import (Lambda's init phase, full CPU); settings,
-app and clients are built on the first invocation (functions.predict.deps) and reused
-while the container is warm.
+numpy, the feature module and boto3 load at import (Lambda's init phase, full CPU, not
+billed to a request). In Lambda (AWS_LAMBDA_FUNCTION_NAME set) settings, app, model,
+repositories and boto3 clients are built at import too; elsewhere (tests, the local
+runtime, tools importing the module) on the first invocation, since they need the
+environment a test or the local stack sets first. Reused while the container is warm.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+import boto3  # noqa: F401  (the SDK's import, ~0.7 s, at init)
 
 import magic8.domain.features  # noqa: F401  (numpy + the feature tables, at init)
 from functions.predict.deps import build_handler
 from magic8.wiring import Lazy
 
-_handler = Lazy(build_handler)
+IN_LAMBDA = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+_handler = Lazy(lambda: build_handler(eager=IN_LAMBDA))
 reset = _handler.reset  # tests that change the environment
+if IN_LAMBDA:
+    _handler()  # the init phase: clients and model before the first request
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 GET /signals?since=&until=&underlying=&min_confidence=&limit=
     signals stored by the ifd function (confidence >= the store threshold) whose window
     ended in [since, until), oldest first. Defaults: the last 24 hours, every underlying,
-    min_confidence 0. Naive timestamps are UTC. Range at most 31 days.
+    min_confidence 0. Naive timestamps are UTC. Range at most 31 days. Without since and
+    until the answer is the most recent `limit` signals (of the last hour when it has any,
+    else of the last 24 hours, else of the last 31 days), still oldest first.
 
 The store comes through `get_signal_store` (override it in tests).
 """
@@ -22,6 +24,9 @@ from magic8.settings import AwsSettings
 
 MAX_RANGE = timedelta(days=31)
 DEFAULT_RANGE = timedelta(hours=24)
+RECENT_RANGE = timedelta(hours=1)
+LOOKBACK_RANGE = MAX_RANGE
+SCAN_LIMIT = 1000
 
 router = APIRouter(tags=["signals"])
 
@@ -72,7 +77,16 @@ def list_signals(
         raise _invalid("until", "until must be after since")
     if end - start > MAX_RANGE:
         raise _invalid("since", f"range must be at most {MAX_RANGE.days} days")
-    signals = store.query(start, end, underlying, min_confidence, limit)
+    if since is None and until is None:
+        # the most recent signals: the tail of the last hour (else of the last 24 hours)
+        for span in (RECENT_RANGE, DEFAULT_RANGE, LOOKBACK_RANGE):
+            start = end - span
+            signals = store.query(start, end, underlying, min_confidence, SCAN_LIMIT)
+            if signals:
+                signals = signals[-limit:]
+                break
+    else:
+        signals = store.query(start, end, underlying, min_confidence, limit)
     return {
         "since": start.isoformat(),
         "until": end.isoformat(),

@@ -61,6 +61,7 @@ def run_session(
         parents=("NQ.OPT", "Q1C.OPT"),
         idle_advance_seconds=None,
         pump_interval_s=0.05,
+        early_window_seconds=None,  # final windows compared exactly once (no early cuts)
     )
     session = DatabentoSession(config, producer=producer, backfiller=backfiller)
     session.start()

@@ -110,3 +110,37 @@ def test_keep_alive_connection_serves_many_requests(front: tuple[ApiFront, Recor
         assert resp.status == 201
     conn.close()
     assert len(rec.events) == 20
+
+
+def test_a_burst_of_50_concurrent_requests_is_queued_not_reset() -> None:
+    import threading
+
+    gate = threading.Event()
+    rec = Recorder()
+
+    def slow(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        gate.wait(10)  # every client connects while the first invocation holds the function
+        return rec(event, context)
+
+    f = ApiFront("127.0.0.1", 0, "k3y", slow).start()
+    statuses: list[int] = []
+    errors: list[BaseException] = []
+
+    def client() -> None:
+        try:
+            statuses.append(request(f, "POST", "/predict/batch", b"{}")[0])
+        except BaseException as exc:  # ECONNRESET would land here
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client) for _ in range(50)]
+    try:
+        assert f._server.request_queue_size >= 50
+        for t in threads:
+            t.start()
+        gate.set()
+        for t in threads:
+            t.join(30)
+    finally:
+        gate.set()
+        f.stop()
+    assert errors == [] and statuses == [201] * 50 and len(rec.events) == 50

@@ -110,10 +110,43 @@ def test_proxy_adds_the_api_key_and_forwards_method_path_query_body(
         # a key sent by the browser is replaced, never forwarded
         spoof = c.get("/api/health/detailed", headers={"x-api-key": "evil"}).json()
         assert spoof["key"] == "secret"
-        posted = c.post("/api/watchlist", json={"symbol": "SPX"})
+        # writes carry the caller's own key, never the server's
+        posted = c.post("/api/watchlist", json={"symbol": "SPX"}, headers={"x-api-key": "mine"})
         assert posted.status_code == 201
         assert json.loads(posted.json()["body"]) == {"symbol": "SPX"}
-        assert c.delete("/api/watchlist/abc").json()["method"] == "DELETE"
+        assert posted.json()["key"] == "mine"
+        deleted = c.delete("/api/watchlist/abc", headers={"x-api-key": "mine"}).json()
+        assert deleted["method"] == "DELETE" and deleted["key"] == "mine"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/watchlist"),
+        ("DELETE", "/api/watchlist/abc"),
+        ("POST", "/api/predict/batch"),
+        ("GET", "/api/predict"),
+        ("GET", "/api/market/SPX"),
+        ("POST", "/api/outcomes"),
+    ],
+)
+def test_without_a_key_only_the_dashboards_reads_get_through(
+    dashboard: DashboardServer, method: str, path: str
+) -> None:
+    with httpx.Client(base_url=dashboard.url) as c:
+        r = c.request(method, path, json={"symbol": "SPX"} if method == "POST" else None)
+        assert r.status_code == 403
+        for read in ("/api/signals", "/api/watchlist", "/api/confidence/history/SPX/Butterfly"):
+            assert c.get(read).json()["key"] == "secret"
+
+
+@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1.evil.example:8001", "10.0.0.5", ""])
+def test_only_loopback_host_headers_are_served(dashboard: DashboardServer, host: str) -> None:
+    with httpx.Client(base_url=dashboard.url) as c:
+        for path in ("/", "/config.json", "/api/signals"):
+            assert c.get(path, headers={"host": host}).status_code == 403
+        for ok in ("localhost", "127.0.0.1:8001", "[::1]:8001"):
+            assert c.get("/api/signals", headers={"host": ok}).status_code == 200
 
 
 def test_unknown_paths_and_traversal_are_404(dashboard: DashboardServer) -> None:
@@ -151,7 +184,7 @@ def test_component_publishes_its_url_and_reads_facts_late(
         # api_url / ws_url published after the dashboard started are picked up per request
         ctx.facts["api_url"] = upstream
         ctx.facts["ws_url"] = "ws://127.0.0.1:1/ws"
-        assert httpx.get(url + "api/x").json()["key"] == "k"
+        assert httpx.get(url + "api/signals").json()["key"] == "k"
         assert httpx.get(url + "config.json").json()["wsUrl"] == "ws://127.0.0.1:1/ws"
         assert "requests" in comp.status()
     finally:

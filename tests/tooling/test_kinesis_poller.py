@@ -114,3 +114,52 @@ def test_clean_stream_is_one_invocation_per_batch() -> None:
     em.drain()
     assert [len(c) for c in handler.calls] == [100, 100, 50]
     assert em.stats.processed == 250 and em.stats.retries == 0
+
+
+class FlakySqs(FakeSqs):
+    """Unreachable while `down` (every send raises), then takes messages again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+        self.failed = 0
+
+    def send_message(self, QueueUrl: str, MessageBody: str) -> None:
+        if self.down:
+            self.failed += 1
+            raise ConnectionError("on-failure queue unreachable")
+        super().send_message(QueueUrl, MessageBody)
+
+
+def test_an_outage_of_the_on_failure_queue_loses_no_record() -> None:
+    from magic8_dev.local.kinesis_poller import ParkFailed
+
+    payloads = [f"r{i}".encode() for i in range(300)]
+    poison = {17, 18, 150, 299}
+    for i in poison:
+        payloads[i] = b"bad" if i % 2 else b"boom"
+    handler, sqs = Handler(), FlakySqs()
+    em = KinesisEventSourceEmulator(
+        "flow",
+        handler,
+        "queue",
+        EventSourceConfig(batch_size=50, max_retries=1, park_attempts=3),
+        kinesis=FakeKinesis(payloads, page=50),
+        sqs=sqs,
+        sleep=lambda _s: None,
+    )
+    with pytest.raises(ParkFailed):
+        em.drain()
+    # the shard did not move past the batch holding the first poison record
+    assert em._iterators["shardId-000000000000"] == "0"
+    assert sqs.failed == 3 and em.stats.discarded == 0 and em.stats.processed == 17
+    sqs.down = False
+    em.drain()
+    # every record counted exactly once: processed or parked, nothing in between
+    assert em.stats.polled == 300
+    assert em.stats.processed == 300 - len(poison)
+    assert em.stats.discarded == len(poison) == len(sqs.sent)
+    parked = sorted(int(m["KinesisBatchInfo"]["startSequenceNumber"]) - 1000 for m in sqs.sent)
+    assert parked == sorted(poison)
+    assert set(handler.ok) == {p for i, p in enumerate(payloads) if i not in poison}
+    assert em.stats.rereads >= 50  # the unfinished batch was read again

@@ -21,8 +21,25 @@ def get_logger(service: str = "magic8") -> Logger:
     return Logger(service=_service(service))
 
 
+class FunctionMetrics(Metrics):
+    """Powertools Metrics with metric, dimension and metadata sets of its own.
+
+    Powertools keeps them in class attributes shared by every Metrics instance of the
+    process: harmless in Lambda (one function per process), but the local runtime hosts
+    the predict, monitor and ifd handlers in one process, where one function's flush
+    emptied another's set between its check and its serialisation (a 502 "Must contain
+    at least one metric" under concurrency). Each instance flushes only what it added."""
+
+    def __init__(self, **kwargs: object) -> None:
+        self._metrics: dict[str, object] = {}
+        self._dimensions: dict[str, str] = {}
+        self._metadata: dict[str, object] = {}
+        self._default_dimensions: dict[str, object] = {}
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+
+
 def get_metrics(service: str = "magic8") -> Metrics:
-    return Metrics(
+    return FunctionMetrics(
         namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE_DEFAULT),
         service=_service(service),
     )

@@ -277,7 +277,8 @@ def test_repeat_is_served_from_the_prediction_cache() -> None:
     assert feats.build_calls == [20] and model.rows_seen == [20]
     assert [p.win_probability for p in again] == [p.win_probability for p in first]
     # cached answers are not written to the history again; their age moved on
-    assert len(history.points) == 20
+    assert sum(p.count for p in history.points) == 20
+    assert len(history.points) == len({p.series for p in history.points})
     assert again[0].data_age_s == pytest.approx(first[0].data_age_s + 30)
 
 
@@ -446,6 +447,23 @@ def test_history_points_carry_the_answer() -> None:
     assert [p.to_dict()["win_probability"] for p in svc.history("SPX", "Butterfly", 1.0)] == [
         preds[0].win_probability
     ]
+
+
+def test_history_gets_one_point_per_series_of_a_batch() -> None:
+    svc, _, history, _, _, _ = make()
+    reqs = mixed_batch(100)
+    preds, metrics = svc.predict_batch(reqs)
+    by_series: dict[str, list[float]] = {}
+    for p in preds:
+        by_series.setdefault(f"{p.symbol}#{p.strategy}", []).append(p.win_probability)
+    pts = {p.series: p for p in history.points}
+    assert len(history.points) == len(pts) == len(by_series) == metrics["history_written"]
+    for series, probs in by_series.items():
+        pt = pts[series]
+        assert pt.count == len(probs)
+        assert pt.win_probability == pytest.approx(sum(probs) / len(probs), abs=1e-6)
+        assert (pt.min_probability, pt.max_probability) == (min(probs), max(probs))
+        assert pt.prediction == ("WIN" if pt.win_probability >= pt.threshold else "LOSS")
 
 
 def test_empty_batch() -> None:

@@ -92,3 +92,29 @@ def test_bad_query_is_a_422_naming_the_field(
     r = client.get("/signals", params=params)
     assert r.status_code == 422
     assert field in r.text
+
+
+def test_without_a_range_the_most_recent_signals_come_back() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    store = MemorySignalStore()
+    for minutes_ago in (180, 40, 20):
+        w = window(20100, "C", now - timedelta(minutes=minutes_ago), 300, 10, 15.0)
+        history = [
+            WindowLite.of(
+                window(20100, "C", w.window_start - timedelta(minutes=5 * i), 300, 10, 15.0)
+            )
+            for i in (1, 2, 3)
+        ]
+        store.put(Signal.from_assessment(w, analyze(w, history, [], WARM)))
+    app = FastAPI()
+    app.include_router(router)
+    app.dependency_overrides[get_signal_store] = lambda: store
+    api = TestClient(app)
+    recent = api.get("/signals").json()
+    assert recent["count"] == 2  # the last hour's, oldest first
+    ends = [s["window_end"] for s in recent["signals"]]
+    assert ends == sorted(ends)
+    newest = api.get("/signals", params={"limit": 1}).json()["signals"]
+    assert [s["window_end"] for s in newest] == [ends[-1]]

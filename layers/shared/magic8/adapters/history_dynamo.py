@@ -1,23 +1,36 @@
 """Confidence history in DynamoDB (HISTORY_TABLE: pk series "<SYMBOL>#<Strategy>", sk ts ms).
 
-Writes go in BatchWriteItem calls of 25 (sent concurrently) with unprocessed items
-retried; every item carries a TTL (`expires_at`, epoch s). DynamoDB deletes expired
-items lazily and moto never does, so reads drop expired items themselves.
+Key design: every read is a Query on one series' partition with a ts range (history) or
+ts <= t newest-first with a small Limit (trends), so its cost follows the points returned,
+never the table's size.
+
+Writes: the prediction service records one point per series per batch (at most 24), i.e.
+one BatchWriteItem: one round trip on the request path. More than 25 items go in calls
+of 25 sent concurrently (still one round trip of wall time). The caller waits at most
+`write_budget_s`; a slower write finishes in the background (history is best effort,
+the answer is not held for it). Unprocessed items are retried with backoff. Every item
+carries a TTL (`expires_at`, epoch s). DynamoDB deletes expired items lazily (and the
+local emulator's sweeper like it), so reads drop expired items themselves.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 from magic8.adapters.aws import LazyDynamoClient
 from magic8.domain.confidence import ConfidencePoint, Trend, all_series
 
+log = logging.getLogger(__name__)
+
 BATCH_SIZE = 25
 MAX_ATTEMPTS = 6
 DEFAULT_TTL_DAYS = 14.0
+# the longest a request waits for its history write (the write itself goes on)
+DEFAULT_WRITE_BUDGET_S = 1.0
 
 
 def _item(point: ConfidencePoint, ts_ms: int, expires_at: int) -> dict[str, Any]:
@@ -33,7 +46,19 @@ def _item(point: ConfidencePoint, ts_ms: int, expires_at: int) -> dict[str, Any]
         "model_version": {"S": point.model_version or "-"},
         "data_source": {"S": point.data_source or "-"},
         "expires_at": {"N": str(expires_at)},
+        "count": {"N": str(int(point.count))},
+        "min_probability": {"N": repr(float(_or(point.min_probability, point.win_probability)))},
+        "max_probability": {"N": repr(float(_or(point.max_probability, point.win_probability)))},
     }
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def _num(item: dict[str, Any], name: str) -> float | None:
+    attr = item.get(name)
+    return float(attr["N"]) if attr else None
 
 
 def _point(item: dict[str, Any]) -> ConfidencePoint:
@@ -47,6 +72,9 @@ def _point(item: dict[str, Any]) -> ConfidencePoint:
         model_type=item["model_type"]["S"],
         model_version=item["model_version"]["S"],
         data_source=item["data_source"]["S"],
+        count=int(item["count"]["N"]) if "count" in item else 1,
+        min_probability=_num(item, "min_probability"),
+        max_probability=_num(item, "max_probability"),
     )
 
 
@@ -61,6 +89,7 @@ class DynamoHistoryRepository(LazyDynamoClient):
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         max_workers: int = 8,
+        write_budget_s: float = DEFAULT_WRITE_BUDGET_S,
     ) -> None:
         self.table_name = table_name
         self.ttl_s = int(ttl_days * 86400)
@@ -68,6 +97,8 @@ class DynamoHistoryRepository(LazyDynamoClient):
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._max_workers = max_workers
+        self.write_budget_s = write_budget_s
+        self.late_writes = 0  # writes that outlived the budget (finished in the background)
         self._executor: ThreadPoolExecutor | None = None
 
     # --- writes ---------------------------------------------------------------------
@@ -86,10 +117,20 @@ class DynamoHistoryRepository(LazyDynamoClient):
             seen.add((point.series, ts))
             requests.append({"PutRequest": {"Item": _item(point, ts, expires_at)}})
         chunks = [requests[i : i + BATCH_SIZE] for i in range(0, len(requests), BATCH_SIZE)]
-        if len(chunks) == 1:
-            return self._write_chunk(chunks[0])
-        # a batch of 100 answers is 4 BatchWriteItem calls: send them concurrently
-        return sum(self._pool().map(self._write_chunk, chunks))
+        # all chunks at once (one round trip of wall time), waited for up to the budget
+        futures = [self._pool().submit(self._write_chunk, chunk) for chunk in chunks]
+        done, pending = wait(futures, timeout=self.write_budget_s, return_when=FIRST_EXCEPTION)
+        for f in done:
+            exc = f.exception()
+            if exc is not None:
+                raise exc
+        if pending:
+            self.late_writes += 1
+            log.warning(
+                "confidence history write still running after %.2f s: not waiting for it",
+                self.write_budget_s,
+            )
+        return sum(f.result() for f in done)
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -97,6 +138,12 @@ class DynamoHistoryRepository(LazyDynamoClient):
                 max_workers=self._max_workers, thread_name_prefix="history"
             )
         return self._executor
+
+    def close(self) -> None:
+        """Wait for background writes and end the pool's threads."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     def _write_chunk(self, chunk: list[dict[str, Any]]) -> int:
         pending = chunk

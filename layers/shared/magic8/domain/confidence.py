@@ -1,4 +1,6 @@
-"""Confidence history: one point per answered prediction, per symbol x strategy series."""
+"""Confidence history: per symbol x strategy series, one point per series per answered batch
+(the batch's mean win probability in that series, with how many answers it summarises and
+their spread), so a batch's history write is one BatchWriteItem (24 series <= 25 items)."""
 
 from __future__ import annotations
 
@@ -35,6 +37,10 @@ class ConfidencePoint:
     model_type: str
     model_version: str
     data_source: str
+    # how many answers of one batch the point summarises, and their spread
+    count: int = 1
+    min_probability: float | None = None
+    max_probability: float | None = None
 
     @property
     def series(self) -> str:
@@ -50,6 +56,13 @@ class ConfidencePoint:
             "model_type": self.model_type,
             "model_version": self.model_version,
             "data_source": self.data_source,
+            "count": self.count,
+            "min_probability": (
+                self.win_probability if self.min_probability is None else self.min_probability
+            ),
+            "max_probability": (
+                self.win_probability if self.max_probability is None else self.max_probability
+            ),
         }
 
 

@@ -9,8 +9,9 @@ One batch:
 3. feature rows for the remaining trades come from the feature cache or from ONE
    vectorised build_features call;
 4. one model.predict call for all remaining rows;
-5. the new answers are recorded in the confidence history (a cached answer is already
-   there), and every answer comes back in request order with its data source and age.
+5. the new answers are recorded in the confidence history, one point per series (a cached
+   answer is already there): one write, one round trip; every answer comes back in
+   request order with its data source and age.
 
 Missing or old market data never fails a batch: the answer says data_source
 "unavailable" or "stale" and how old the data is.
@@ -210,6 +211,42 @@ class ServiceConfig:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def series_points(preds: Sequence[Prediction], ts_ms: int) -> list[ConfidencePoint]:
+    """The history points of one batch's new answers: one per symbol x strategy series,
+    the mean win probability of the series' answers (WIN when it reaches the mean
+    threshold), with their count, min and max. A series' history is a time series of the
+    model's confidence in it; 100 answers stamped with one instant add nothing a summary
+    does not say, and one point per series keeps the write to one BatchWriteItem (at most
+    24 series, DynamoDB takes 25 items per call)."""
+    groups: dict[tuple[str, str], list[Prediction]] = {}
+    for p in preds:
+        groups.setdefault((p.symbol, p.strategy), []).append(p)
+    points: list[ConfidencePoint] = []
+    for (symbol, strategy), group in groups.items():
+        probs = [p.win_probability for p in group]
+        n = len(group)
+        mean = math.fsum(probs) / n
+        threshold = math.fsum(p.threshold for p in group) / n
+        last = group[-1]
+        points.append(
+            ConfidencePoint(
+                symbol=symbol,
+                strategy=strategy,
+                ts_ms=ts_ms,
+                win_probability=round(mean, 6),
+                prediction="WIN" if mean >= threshold else "LOSS",
+                threshold=round(threshold, 6),
+                model_type=last.model_type,
+                model_version=last.model_version,
+                data_source=last.data_source,
+                count=n,
+                min_probability=min(probs),
+                max_probability=max(probs),
+            )
+        )
+    return points
 
 
 class PredictionService:
@@ -515,22 +552,10 @@ class PredictionService:
         return thr, round(ev, 2)
 
     def _record(self, preds: list[Prediction], now: datetime, metrics: BatchMetrics) -> None:
+        """One history point per series of the batch (see series_points): the write is one
+        BatchWriteItem, one round trip, whatever the batch size."""
         assert self.history_repo is not None
-        ts = epoch_ms(now)
-        points = [
-            ConfidencePoint(
-                symbol=p.symbol,
-                strategy=p.strategy,
-                ts_ms=ts,
-                win_probability=p.win_probability,
-                prediction=p.prediction,
-                threshold=p.threshold,
-                model_type=p.model_type,
-                model_version=p.model_version,
-                data_source=p.data_source,
-            )
-            for p in preds
-        ]
+        points = series_points(preds, epoch_ms(now))
         try:
             metrics.history_written = self.history_repo.record(points)
         except Exception as exc:  # history is best effort: the answer matters more

@@ -6,6 +6,12 @@ Like API Gateway with an API key on every method, a request without the right
 stays open for probes). Invocations run one at a time (a lock), as in one warm Lambda
 container, on the connection's own thread (no hand-off: each thread has its own event loop
 for Mangum). Bodies over 10 MB are refused with 413, API Gateway's payload limit.
+
+A burst is queued, never refused: the listen backlog holds LISTEN_BACKLOG pending
+connections (Python's default of 5 reset 13-35 of 50 concurrent clients), every accepted
+connection gets its own thread, and waits for the function like API Gateway's queued
+requests; a request that waits longer than API Gateway's 29 s integration timeout is
+answered 504.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ if TYPE_CHECKING:  # no moto import for users of apigw_event / LambdaContext
     from magic8_dev.local.context import LocalContext
 
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
+API_GATEWAY_TIMEOUT_S = 29.0
+LISTEN_BACKLOG = 512
 OPEN_PATHS = frozenset({"/health"})
 STAGE = "local"
 
@@ -119,6 +127,16 @@ def _default_handler() -> LambdaHandler:
     return handler
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
+    block_on_close = False
+
+
+class FunctionTimeout(Exception):
+    """The invocation waited past API Gateway's integration timeout."""
+
+
 class ApiFront:
     """The HTTP server itself (usable without a LocalContext, e.g. by the benchmark)."""
 
@@ -138,8 +156,7 @@ class ApiFront:
         self.forbidden = 0
         self.errors = 0
         self.last_status: int | None = None
-        self._server = ThreadingHTTPServer((host, port), self._request_handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), self._request_handler_class())
         self.port = int(self._server.server_address[1])
         self._thread: threading.Thread | None = None
 
@@ -160,8 +177,12 @@ class ApiFront:
             self._tls.loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self._tls.loop)
         handler = self.handler
-        with self._lock:
+        if not self._lock.acquire(timeout=API_GATEWAY_TIMEOUT_S):
+            raise FunctionTimeout
+        try:
             return handler(event, LambdaContext())
+        finally:
+            self._lock.release()
 
     def release_thread(self) -> None:
         """Close this thread's event loop (a connection's thread is about to end)."""
@@ -257,6 +278,11 @@ class ApiFront:
                 )
                 try:
                     response = front.invoke(event)
+                except FunctionTimeout:
+                    front.errors += 1
+                    front.last_status = 504
+                    self._json(504, {"message": "Endpoint request timed out"})
+                    return
                 except Exception as exc:  # the function crashed: API Gateway says 502
                     front.errors += 1
                     front.last_status = 502

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +24,8 @@ class LocalContext:
     stop_event: threading.Event = field(default_factory=threading.Event)
     # components publish URLs or facts for others (e.g. "api_url", "ws_url", "dashboard_url")
     facts: dict[str, str] = field(default_factory=dict)
+    # components publish live counters for others (e.g. "ifd_polled": records read)
+    counters: dict[str, Callable[[], int]] = field(default_factory=dict)
 
 
 class Component(Protocol):

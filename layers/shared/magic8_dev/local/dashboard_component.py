@@ -1,9 +1,16 @@
 """The dashboard on the local stack: static assets + generated config.json + an /api proxy.
 
 Serves `magic8/dashboard/static` on 127.0.0.1 (port MAGIC8_DASHBOARD_PORT, else the API
-port + 1; a free port if that one is taken) and proxies `/api/*` to the local API front,
-adding the API key server-side: the page and the API share an origin (no CORS needed) and
-the key never reaches the browser. Publishes ctx.facts["dashboard_url"].
+port + 1; a free port if that one is taken) and proxies `/api/*` to the local API front:
+the page and the API share an origin (no CORS needed) and the key never reaches the
+browser. Publishes ctx.facts["dashboard_url"].
+
+What a page on another site cannot do through it (DNS rebinding, cross-site requests):
+- only loopback Host headers are served (127.0.0.1, localhost, [::1]); any other gets 403
+  before anything else happens, so a rebound name reaches nothing;
+- the server adds the API key only to the reads the dashboard itself makes (GET of
+  READ_ROUTES); every other method or path is forwarded only with the caller's own
+  x-api-key, and refused with 403 without one (a keyless POST /api/watchlist is 403).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import os
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -48,6 +56,29 @@ HOP_BY_HOP = {
 }
 MAX_BODY = 1 << 20
 PROXY_TIMEOUT_S = 15.0
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# API paths the dashboard reads (GET/HEAD): the proxy adds the key to these only
+READ_ROUTES = ("/signals", "/watchlist", "/confidence/trends", "/health/detailed", "/health")
+READ_PREFIXES = ("/confidence/history/",)
+
+
+def host_allowed(host_header: str | None) -> bool:
+    """A loopback Host header (with or without a port)."""
+    if not host_header:
+        return False
+    host = host_header.strip().lower()
+    if host.startswith("["):  # [::1]:8001
+        name = host[1:].split("]", 1)[0]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return name in LOOPBACK_HOSTS
+
+
+def dashboard_read(method: str, path: str) -> bool:
+    """A request the dashboard page makes (the server's key is added to these only)."""
+    if method not in ("GET", "HEAD"):
+        return False
+    return path in READ_ROUTES or path.startswith(READ_PREFIXES)
 
 
 class DashboardServer(ThreadingHTTPServer):
@@ -91,10 +122,16 @@ class DashboardServer(ThreadingHTTPServer):
 
     @property
     def signals_range(self) -> tuple[str, str] | None:
-        """Replayed sessions keep their real timestamps: tell the page where signals are."""
+        """Where the replayed session's signals are: its days, moved by the whole days the
+        replay shifts them (to the last days before today)."""
         replay = self.context.facts.get("flow_replay", "") if self.context else ""
         paths = [Path(p.strip()) for p in replay.split(",") if p.strip()]
-        return replay_signals_range(paths) if paths else None
+        found = replay_signals_range(paths) if paths else None
+        if found is None or self.context is None:
+            return found
+        shift = timedelta(days=int(self.context.facts.get("flow_shift_days", "0") or 0))
+        since, until = (datetime.fromisoformat(t) + shift for t in found)
+        return since.isoformat(), min(until, datetime.now(UTC) + timedelta(days=1)).isoformat()
 
     def config(self) -> dict[str, Any]:
         return config_payload(
@@ -144,10 +181,27 @@ class DashboardHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _host_refused(self) -> bool:
+        if host_allowed(self.headers.get("Host")):
+            return False
+        self._count()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if 0 < length <= MAX_BODY:
+            self.rfile.read(length)  # the connection stays usable for the next request
+        elif length != 0:
+            self.close_connection = True
+        self._send(403, b'{"detail":"host not allowed"}', "application/json")
+        return True
+
     def do_HEAD(self) -> None:
         self.do_GET()
 
     def do_GET(self) -> None:
+        if self._host_refused():
+            return
         path = urlsplit(self.path).path
         if path == "/api" or path.startswith("/api/"):
             self._proxy()
@@ -171,6 +225,8 @@ class DashboardHandler(BaseHTTPRequestHandler):
         self._proxy_or_405()
 
     def _proxy_or_405(self) -> None:
+        if self._host_refused():
+            return
         if urlsplit(self.path).path.startswith("/api/"):
             self._proxy()
         else:
@@ -205,9 +261,14 @@ class DashboardHandler(BaseHTTPRequestHandler):
         path = split.path[len("/api") :] or "/"
         target = upstream.path.rstrip("/") + path + (f"?{split.query}" if split.query else "")
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-        if self.server.api_key:  # the server's key replaces whatever the browser sent
+        if self.server.api_key and dashboard_read(self.command, path):
+            # the server's key replaces whatever the browser sent
             headers = {k: v for k, v in headers.items() if k.lower() != "x-api-key"}
             headers["x-api-key"] = self.server.api_key
+        elif not self.headers.get("x-api-key"):  # writes and other routes need the key
+            self._count()
+            self._send(403, b'{"detail":"x-api-key required"}', "application/json")
+            return
         conn = http.client.HTTPConnection(
             upstream.hostname, upstream.port or 80, timeout=PROXY_TIMEOUT_S
         )

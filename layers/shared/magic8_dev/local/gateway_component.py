@@ -1,10 +1,26 @@
 """GatewayReplayComponent: the Databento half of the gateway host, on the local stack.
 
 Replays the shipped sample session (magic8_dev/data/sessions/sample: generated NQ options
-definitions + MBO, real DBN files) through the gateway's DatabentoSession, accelerated
-and looping, into the Kinesis `flow` stream on moto, where the Kinesis poller hands the
-windows to the ifd handler. The records keep their real session timestamps (September
-2025); status() shows the session time reached.
+definitions + MBO, real DBN files) through the gateway's DatabentoSession, paced and
+looping, into the Kinesis `flow` stream on moto, where the Kinesis poller hands the
+windows to the ifd handler.
+
+Wall-clock mapping: every window is shifted by one constant number of whole days
+(`shift_for`), chosen so that the last replayed session day becomes the most recent day
+that has already ended (yesterday, UTC): every route, the dashboard and the alerts see
+the last days instead of September 2025. One constant shift keeps everything the IFD
+compares intact (time of day, the gaps between trading days, the 20-day baselines) and
+the window identities stable across loops (idempotent signals); a shift re-anchored as
+the replay runs faster than real time would stamp windows "now" but merges the session's
+days into one: measured, the e2e pipeline test then produced no alert at all.
+
+Pacing: the replay runs at MAGIC8_REPLAY_SPEED times real time (default DEMO_SPEED in demo
+mode, 1 with --no-demo), a rate the local pipeline keeps up with; the producer also waits
+while the stream holds more than MAX_KINESIS_LAG records not yet read by the ifd event
+source, and the session's outbox (windows waiting for the sender) holds at most
+OUTBOX_BATCHES batches, so a replay that outruns the pipeline waits instead of queueing
+without end (measured before: a 9,774-window backlog after 8 minutes). Backlog and lag
+are in the status line.
 
 gateway_host is loaded by name (importlib), as the local runner does for handlers:
 `magic8` never imports gateway_host at module level.
@@ -15,11 +31,14 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 import threading
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from magic8.domain.flow import PressureWindow
 from magic8.domain.heartbeat import GatewayHeartbeat
 from magic8.settings import AwsSettings
 from magic8_dev.local.context import LocalContext
@@ -28,10 +47,78 @@ log = logging.getLogger(__name__)
 HEARTBEAT_INTERVAL_S = 5.0
 
 SAMPLE_SESSION = Path(__file__).resolve().parents[1] / "data" / "sessions" / "sample"
-DEMO_SPEED = 2400.0  # one 6.5-hour session day in about 10 s
+DEMO_SPEED = 480.0  # one 6.5-hour session day in about 50 s
 REAL_SPEED = 1.0
 LOCAL_MAX_BUFFERED = 5_000  # windows in memory (producer) and in the session's outbox
 LOCAL_FLUSH_TIMEOUT_S = 3.0
+SPEED_ENV = "MAGIC8_REPLAY_SPEED"
+MAX_KINESIS_LAG = 2000  # records put but not yet read by the event source
+OUTBOX_BATCHES = 64  # batches of windows waiting for the session's sender
+
+
+def shift_for(paths: Iterable[str], now: datetime | None = None) -> timedelta:
+    """Whole days moving the replayed session's last day onto the last ended UTC day."""
+    from magic8_dev.dashboard import session_days
+
+    days = session_days([Path(p) for p in paths])
+    if not days:
+        return timedelta(0)
+    now = now or datetime.now(UTC)
+    end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), UTC)
+    return timedelta(days=(now - end) // timedelta(days=1))
+
+
+class WallClockProducer:
+    """A FlowProducer that shifts the windows by `shift` before the real one sends them,
+    and holds the sender while the stream's unread lag is over max_lag."""
+
+    def __init__(
+        self,
+        inner: Any,
+        shift: timedelta = timedelta(0),
+        lag: Callable[[], int] | None = None,
+        max_lag: int = MAX_KINESIS_LAG,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.inner = inner
+        self.shift = shift
+        self.lag = lag
+        self.max_lag = max_lag
+        self.stop = stop or threading.Event()
+        self.waits = 0
+
+    @property
+    def pending(self) -> int:
+        return int(getattr(self.inner, "pending", 0))
+
+    def shifted(self, windows: list[PressureWindow]) -> list[PressureWindow]:
+        d = self.shift
+        if not d:
+            return windows
+        return [
+            w.model_copy(
+                update={"window_start": w.window_start + d, "window_end": w.window_end + d}
+            )
+            for w in windows
+        ]
+
+    def _wait_for_lag(self) -> None:
+        if self.lag is None:
+            return
+        while not self.stop.is_set() and self.lag() > self.max_lag:
+            self.waits += 1
+            self.stop.wait(0.1)
+
+    def send(self, windows: Iterable[PressureWindow]) -> int:
+        self._wait_for_lag()
+        return int(self.inner.send(self.shifted(list(windows))))
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        # the rest of the producer's surface (pending, interrupt, close, ...) is the inner one's
+        return getattr(self.inner, name)
 
 
 class GatewayReplayComponent:
@@ -42,8 +129,10 @@ class GatewayReplayComponent:
         paths: tuple[str, ...] | None = None,
         speed: float | None = None,
         loop: bool = True,
+        wall_clock: bool = True,
     ) -> None:
         self.paths = paths or (str(SAMPLE_SESSION),)
+        self.wall_clock = wall_clock  # False: the session's own timestamps (scoring tests)
         self.speed = speed
         self.loop = loop
         self.session: Any = None
@@ -52,12 +141,16 @@ class GatewayReplayComponent:
         self._seen_records = 0
         self._last_mbo_wall: datetime | None = None
         self.heartbeats = 0
+        self.producer: WallClockProducer | None = None
+        self._ctx: LocalContext | None = None
 
     def start(self, ctx: LocalContext) -> None:
         from magic8.adapters.kinesis_flow import KinesisFlowProducer
 
         module = importlib.import_module("gateway_host.databento.session")
-        speed = self.speed if self.speed is not None else (DEMO_SPEED if ctx.demo else REAL_SPEED)
+        default = DEMO_SPEED if ctx.demo else REAL_SPEED
+        speed = self.speed if self.speed is not None else float(os.environ.get(SPEED_ENV, default))
+        self._ctx = ctx
         config = module.DatabentoConfig(
             mode="replay",
             replay_paths=self.paths,
@@ -73,7 +166,10 @@ class GatewayReplayComponent:
             max_buffered=LOCAL_MAX_BUFFERED,
             flush_timeout_s=LOCAL_FLUSH_TIMEOUT_S,
         )
-        self.session = module.DatabentoSession(config, producer=producer)
+        shift = shift_for(self.paths) if self.wall_clock else timedelta(0)
+        self.producer = WallClockProducer(producer, shift=shift, lag=self.kinesis_lag)
+        ctx.facts["flow_shift_days"] = str(shift.days)
+        self.session = module.DatabentoSession(config, producer=self.producer)
         self.session.start()
         ctx.facts["flow_replay"] = ", ".join(self.paths)
         self._beat_thread = threading.Thread(
@@ -117,16 +213,35 @@ class GatewayReplayComponent:
                 log.warning("gateway heartbeat write failed: %s", exc)
             self._beat_stop.wait(HEARTBEAT_INTERVAL_S)
 
+    def kinesis_lag(self) -> int:
+        """Records in the stream not yet read by the ifd event source (0 without one)."""
+        ctx = self._ctx
+        if ctx is None or self.session is None:
+            return 0
+        polled = ctx.counters.get("ifd_polled")
+        if polled is None:
+            return 0
+        return max(0, int(self.session.windows_sent) - polled())
+
+    def backlog(self) -> int:
+        """Windows emitted by the replay and not yet accepted by Kinesis."""
+        if self.session is None:
+            return 0
+        return max(0, int(self.session.windows_emitted) - int(self.session.windows_sent))
+
     def status(self) -> str:
         if self.session is None:
             return "not started"
         h = self.session.health()
         reached = (h.get("last_mbo_at") or "-")[:16].replace("T", " ")
+        shift = self.producer.shift if self.producer is not None else None
+        shown = f" (stamped +{shift.days} days)" if shift else ""
         return (
-            f"{h['state']} {h['mode']} loop {h['loops'] + 1}: {h['records_seen']:,} records, "
-            f"{h['windows_sent']:,}/{h['windows_emitted']:,} windows sent"
-            f" (backlog {h.get('kinesis', {}).get('pending', 0):,}), "
-            f"session time {reached} UTC"
+            f"{h['state']} {h['mode']} x{self.session.config.speed:g} loop {h['loops'] + 1}: "
+            f"{h['records_seen']:,} records, "
+            f"{h['windows_sent']:,}/{h['windows_emitted']:,} windows sent, "
+            f"backlog {self.backlog():,}, kinesis lag {self.kinesis_lag():,}, "
+            f"session time {reached} UTC{shown}"
             + (f" (error: {h['last_error']})" if h.get("last_error") else "")
             + f"; {self.heartbeats} heartbeats"
         )
@@ -135,6 +250,8 @@ class GatewayReplayComponent:
         if self.session is None:
             return
         self._beat_stop.set()
+        if self.producer is not None:
+            self.producer.stop.set()  # a sender waiting for the lag to shrink gives up
         if self._beat_thread is not None:
             self._beat_thread.join(timeout=5)
         self.session.stop()

@@ -16,6 +16,14 @@ BisectBatchOnFunctionError and MaximumRetryAttempts:
 - once a batch of one has failed `max_retries` + 1 times, the record's metadata (the
   on-failure destination record: requestContext, responseContext, KinesisBatchInfo) is
   sent to the on-failure SQS queue and the shard moves on.
+
+Nothing is lost (as the managed poller, which checkpoints only what it has finished):
+a shard's position advances past a batch only once every record of it is processed or
+parked in the on-failure queue; each shard keeps a checkpoint (the highest sequence
+number processed or parked, records are handled in order). If the on-failure queue is
+unreachable the send is retried with backoff, never dropped; when it gives up (stop, or
+`park_attempts` in tests) the position stays where it was and the next poll reads the
+batch again, skipping what the checkpoint already covers.
 """
 
 from __future__ import annotations
@@ -66,6 +74,8 @@ class EventSourceConfig:
     bisect: bool = True  # BisectBatchOnFunctionError
     starting_position: str = "TRIM_HORIZON"
     poll_interval_s: float = 0.2
+    park_attempts: int | None = None  # sends to the on-failure queue; None = until it works
+    park_backoff_s: float = 0.1  # first delay between sends (doubling, capped at 2 s)
 
 
 @dataclass
@@ -79,9 +89,15 @@ class EventSourceStats:
     bisections: int = 0
     discarded: int = 0  # records sent to the on-failure destination
     dlq_messages: int = 0
+    dlq_send_failures: int = 0  # sends to the on-failure queue that failed (and were retried)
+    rereads: int = 0  # records read again because their batch had not finished
 
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+
+class ParkFailed(Exception):
+    """The on-failure queue could not take a record: the shard's position stays put."""
 
 
 class KinesisEventSourceEmulator:
@@ -98,6 +114,7 @@ class KinesisEventSourceEmulator:
         function_name: str = FUNCTION_NAME,
         kinesis: Any = None,
         sqs: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.stream_name = stream_name
         self.handler = handler
@@ -111,8 +128,12 @@ class KinesisEventSourceEmulator:
         self.stats = EventSourceStats()
         self.stream_arn = ""
         self._iterators: dict[str, str | None] = {}
-        self._checkpoint: dict[str, int] = {}  # shard -> highest sequence number counted
+        # shard -> highest sequence number processed or parked (everything up to it is done)
+        self._checkpoint: dict[str, int] = {}
+        self._read: dict[str, int] = {}  # shard -> highest sequence number read
         self._lock = threading.Lock()
+        self._sleep = sleep
+        self._stop: threading.Event | None = None
 
     @property
     def kinesis(self) -> Any:
@@ -150,12 +171,22 @@ class KinesisEventSourceEmulator:
                 if iterator is None:
                     continue
                 out = self.kinesis.get_records(ShardIterator=iterator, Limit=self.config.batch_size)
-                self._iterators[sid] = out.get("NextShardIterator")
                 records = [self._event_record(sid, r) for r in out.get("Records", [])]
                 if records:
                     total += len(records)
-                    self.stats.polled += len(records)
-                    self.deliver(sid, records)
+                    seen = self._read.get(sid, -1)
+                    new = sum(1 for r in records if _seq(r) > seen)
+                    self.stats.polled += new
+                    self.stats.rereads += len(records) - new
+                    self._read[sid] = max(seen, _seq(records[-1]))
+                    done = self._checkpoint.get(sid, -1)
+                    todo = [r for r in records if _seq(r) > done]
+                    if todo:
+                        # raises ParkFailed when the on-failure queue cannot take a record:
+                        # then the iterator is not advanced and the batch is read again
+                        self.deliver(sid, todo)
+                # the batch is processed or parked: only now the shard moves on
+                self._iterators[sid] = out.get("NextShardIterator")
             return total
 
     def drain(self, max_polls: int = 1000) -> int:
@@ -169,11 +200,14 @@ class KinesisEventSourceEmulator:
         return total
 
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         while not stop.is_set():
             try:
                 n = self.poll_once()
             except Exception as exc:  # keep polling like the managed poller does
-                print(f"[ifd poller] poll failed: {exc}", flush=True)
+                logging.getLogger("magic8_dev.local.ifd").warning(
+                    "ifd poller: poll failed: %s", exc
+                )
                 n = 0
             if n == 0:
                 stop.wait(self.config.poll_interval_s)
@@ -249,19 +283,38 @@ class KinesisEventSourceEmulator:
         """Count records the first time they succeed (deliveries go in sequence order)."""
         last = self._checkpoint.get(shard_id, -1)
         for r in records:
-            seq = int(r["kinesis"]["sequenceNumber"])
+            seq = _seq(r)
             if seq > last:
                 last = seq
                 self.stats.processed += 1
         self._checkpoint[shard_id] = last
 
+    def _park(self, message: dict[str, Any]) -> None:
+        """Send to the on-failure queue, retrying with backoff while it fails."""
+        body = json.dumps(message)
+        delay = self.config.park_backoff_s
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self.sqs.send_message(QueueUrl=self.failure_queue_url, MessageBody=body)
+                return
+            except Exception as exc:
+                self.stats.dlq_send_failures += 1
+                limit = self.config.park_attempts
+                stopping = self._stop is not None and self._stop.is_set()
+                if stopping or (limit is not None and attempt >= limit):
+                    raise ParkFailed(f"on-failure queue unreachable: {exc}") from exc
+                self._sleep(delay)
+                delay = min(2.0, delay * 2)
+
     def _discard(
         self, shard_id: str, records: list[dict[str, Any]], invokes: int, error: str
     ) -> None:
-        self.stats.discarded += len(records)
-        if not self.failure_queue_url:
-            return
         first, last = records[0]["kinesis"], records[-1]["kinesis"]
+        if not self.failure_queue_url:  # no destination configured: Lambda drops them too
+            self._parked(shard_id, records)
+            return
 
         def iso(ts: float) -> str:
             return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
@@ -292,8 +345,18 @@ class KinesisEventSourceEmulator:
                 "streamArn": self.stream_arn,
             },
         }
-        self.sqs.send_message(QueueUrl=self.failure_queue_url, MessageBody=json.dumps(message))
+        self._park(message)
         self.stats.dlq_messages += 1
+        self._parked(shard_id, records)
+
+    def _parked(self, shard_id: str, records: list[dict[str, Any]]) -> None:
+        self.stats.discarded += len(records)
+        last = max(_seq(r) for r in records)
+        self._checkpoint[shard_id] = max(self._checkpoint.get(shard_id, -1), last)
+
+
+def _seq(record: dict[str, Any]) -> int:
+    return int(record["kinesis"]["sequenceNumber"])
 
 
 def load_handler(path: str = HANDLER_PATH) -> tuple[Handler, Any]:
@@ -353,6 +416,8 @@ class KinesisPollerComponent:
             config=self.config,
             region=ctx.aws.region,
         )
+        emulator = self.emulator
+        ctx.counters["ifd_polled"] = lambda: emulator.stats.polled
         self._stop.clear()
         self._thread = threading.Thread(
             target=self._run, args=(ctx,), name="ifd-kinesis-poller", daemon=True

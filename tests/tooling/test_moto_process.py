@@ -1,0 +1,139 @@
+"""The local emulator's housekeeping (TTL expiry, bounded shards) and its process."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from magic8_dev.local.moto_process import (
+    ServiceLocks,
+    expire_ttl_items,
+    patch_moto,
+    service_of,
+    trim_kinesis,
+)
+from magic8_dev.local.moto_server import EmbeddedAws, PortTaken
+
+
+@pytest.fixture()
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield
+
+
+def test_expired_items_are_deleted_as_dynamodb_would(aws: None) -> None:
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    ddb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.update_time_to_live(
+        TableName="t", TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"}
+    )
+    for pk, exp in (("old", "100"), ("new", "300")):
+        ddb.put_item(TableName="t", Item={"pk": {"S": pk}, "exp": {"N": exp}})
+    ddb.put_item(TableName="t", Item={"pk": {"S": "no-ttl"}})
+    assert expire_ttl_items(200.0, ServiceLocks()) == 1
+    keys = sorted(i["pk"]["S"] for i in ddb.scan(TableName="t")["Items"])
+    assert keys == ["new", "no-ttl"]
+
+
+def test_old_records_leave_the_shard_and_numbering_goes_on(aws: None) -> None:
+    patch_moto()
+    kin = boto3.client("kinesis", region_name="us-east-1")
+    kin.create_stream(StreamName="s", ShardCount=1)
+    seqs = [
+        kin.put_record(StreamName="s", Data=b"x", PartitionKey="k")["SequenceNumber"]
+        for _ in range(5)
+    ]
+    from moto.kinesis.models import kinesis_backends
+
+    (shard,) = kinesis_backends["123456789012"]["us-east-1"].streams["s"].shards.values()
+    for i, record in enumerate(shard.records.values()):
+        record.created_at = 1000.0 + i
+    # retention 10 s at t=1013: records created before 1003 go, the newest always stays
+    assert trim_kinesis(1013.0, 10.0, ServiceLocks()) == 3
+    assert len(shard.records) == 2
+    assert trim_kinesis(5000.0, 10.0, ServiceLocks()) == 1
+    nxt = kin.put_record(StreamName="s", Data=b"y", PartitionKey="k")["SequenceNumber"]
+    assert int(nxt) > int(seqs[-1])
+
+
+def test_service_is_read_from_the_credential_scope() -> None:
+    auth = (
+        "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/kinesis/aws4_request, "
+        "SignedHeaders=host, Signature=abc"
+    )
+    assert service_of({"HTTP_AUTHORIZATION": auth}) == "kinesis"
+    assert service_of({"PATH_INFO": "/moto-api/reset"}) == "moto-api"
+
+
+def test_a_taken_port_is_named() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(PortTaken, match=str(port)):
+            EmbeddedAws(port)
+
+
+def test_a_key_query_reads_its_partition_and_answers_as_before(aws: None) -> None:
+    patch_moto()
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    ddb.create_table(
+        TableName="h",
+        KeySchema=[
+            {"AttributeName": "series", "KeyType": "HASH"},
+            {"AttributeName": "ts", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "series", "AttributeType": "S"},
+            {"AttributeName": "ts", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for series in ("A", "B", "C"):
+        for ts in range(30):
+            ddb.put_item(TableName="h", Item={"series": {"S": series}, "ts": {"N": str(ts)}})
+    got = ddb.query(
+        TableName="h",
+        KeyConditionExpression="series = :s AND ts BETWEEN :a AND :b",
+        ExpressionAttributeValues={":s": {"S": "B"}, ":a": {"N": "5"}, ":b": {"N": "9"}},
+        ScanIndexForward=False,
+        Limit=3,
+    )
+    assert [(i["series"]["S"], i["ts"]["N"]) for i in got["Items"]] == [
+        ("B", "9"),
+        ("B", "8"),
+        ("B", "7"),
+    ]
+    assert "LastEvaluatedKey" in got
+    none = ddb.query(
+        TableName="h",
+        KeyConditionExpression="series = :s",
+        ExpressionAttributeValues={":s": {"S": "Z"}},
+    )
+    assert none["Items"] == []
+    assert len(ddb.scan(TableName="h")["Items"]) == 90  # scans still see every item
+
+
+def test_dynamodb_requests_lock_the_tables_they_name() -> None:
+    import json
+
+    from magic8_dev.local.moto_process import dynamodb_tables
+
+    assert dynamodb_tables(json.dumps({"TableName": "h", "Key": {}}).encode()) == ["h"]
+    batch = {"RequestItems": {"b": [], "a": []}}
+    assert dynamodb_tables(json.dumps(batch).encode()) == ["a", "b"]  # sorted: lock order
+    transact = {"TransactItems": [{"Put": {"TableName": "x"}}, {"Update": {"TableName": "w"}}]}
+    assert dynamodb_tables(json.dumps(transact).encode()) == ["w", "x"]
+    assert dynamodb_tables(b"not json") == []
