@@ -355,6 +355,11 @@ async def calculate_risk_reward(trade: TradeRequest) -> Response:
         text = str(exc)
         field = text.split(":", 1)[0] if ":" in text else "body"
         return unprocessable(["body", field], text)
+    if rr.max_loss < 0:  # a sure profit: the premium is more than the structure can be worth
+        return unprocessable(
+            ["body", "premium"],
+            f"premium: {trade.premium:g} is more than this structure can be worth at expiry",
+        )
     return json_response(rr.to_dict())
 
 
@@ -542,6 +547,9 @@ def create_app(
         description="Win probability of 0DTE Magic8 trades (batch of up to 100), risk/reward, "
         "market snapshots, confidence history.",
     )
+    # /predict/batch/ is a plain 404, never a redirect (behind API Gateway a redirect would
+    # name the wrong scheme and host)
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.service = ServiceHolder(settings, service_factory or build_prediction_service)
     app.state.observer = observer

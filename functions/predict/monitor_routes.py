@@ -36,6 +36,8 @@ from magic8.settings import AwsSettings
 
 MAX_ACTIVE_ENTRIES = 500
 MAX_WINDOW_DAYS = 365
+# a watched trade is a 0DTE trade: it expires with its trading day, a few days at most
+MAX_WATCH_AHEAD = timedelta(days=7)
 
 
 @dataclass
@@ -92,6 +94,10 @@ def add_watch(body: WatchlistAdd, deps: Deps) -> WatchlistEntry:
     entry = WatchlistEntry.from_add(body, now)
     if not entry.is_active(now):
         raise _unprocessable(["body", "expiry"], "expiry: must be in the future")
+    if entry.expires_at > now + MAX_WATCH_AHEAD:
+        raise _unprocessable(
+            ["body", "expiry"], f"expiry: at most {MAX_WATCH_AHEAD.days} days ahead"
+        )
     if len(deps.watchlist.list_active(now)) >= MAX_ACTIVE_ENTRIES:
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"watchlist: at most {MAX_ACTIVE_ENTRIES} active entries"
