@@ -119,12 +119,10 @@ class TradeRequest(BaseModel):
             raise ValueError("strikes: strikes must be distinct")
         if self.strategy == Strategy.BUTTERFLY and len(set(self.strikes)) != 3:
             raise ValueError("strikes: butterfly strikes must be three distinct prices")
+        # strikes and predicted price plausible for the symbol (the premium-vs-width rule is
+        # the impossible-premium check of issue 15; /calculate_risk_reward refuses a sure profit)
         validation.check_trade(
-            self.symbol.value,
-            self.strikes,
-            self.predicted_price,
-            self.premium,
-            self.strategy.value,
+            self.symbol.value, self.strikes, self.predicted_price, None, self.strategy.value
         )
         return self
 

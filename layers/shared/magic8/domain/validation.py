@@ -118,10 +118,6 @@ PRICE_RANGE: dict[str, tuple[float, float]] = {
 }
 # Strikes of an underlying we have no range for (flow records of other products)
 GENERIC_STRIKE_RANGE = (1e-4, 1e6)
-# A trade's strikes lie within this fraction of the predicted price (0DTE structures are
-# a few percent wide; 50 % is far beyond any real one)
-MAX_STRIKE_DISTANCE = 0.5
-
 # Sizes: no single print is larger, no 5-minute window of one option holds more
 MAX_TRADE_SIZE = 100_000.0
 MAX_WINDOW_VOLUME = 10_000_000.0
@@ -167,21 +163,14 @@ def check_trade(
     strategy: str | None,
 ) -> None:
     """A trade's numbers are plausible for its symbol: strikes and the predicted price in the
-    symbol's range, strikes near the predicted price, the premium within the structure's
-    width (nobody pays or receives more than the most a structure can be worth)."""
+    symbol's range; the premium (when given) within the structure's width (nobody pays or
+    receives more than the most a structure can be worth)."""
     if predicted_price is not None:
         plausible_price(predicted_price, symbol, "predicted_price")
     if not strikes:
         return
     for s in strikes:
         plausible_price(s, symbol, "strikes")
-    if predicted_price is not None:
-        far = max(abs(s - predicted_price) for s in strikes) / predicted_price
-        if far > MAX_STRIKE_DISTANCE:
-            raise ValueError(
-                f"strikes: a strike is {far:.0%} away from predicted_price "
-                f"(at most {MAX_STRIKE_DISTANCE:.0%})"
-            )
     if premium is not None and len(strikes) >= 2:
         width = max_structure_value(strategy, sorted(strikes))
         if width is not None and premium > width + 1e-9:
