@@ -145,6 +145,19 @@ def finite(value: float, field: str) -> float:
     return float(value)
 
 
+# DynamoDB numbers: 38 significant digits, magnitude 1e-130 .. 1e125. Anything a window
+# carries is far inside; a value outside would make the store raise (Overflow/Underflow).
+MIN_MAGNITUDE = 1e-100
+
+
+def storable(value: float, field: str) -> float:
+    """A finite number that is zero or of a magnitude every store can hold."""
+    v = finite(value, field)
+    if v != 0 and not MIN_MAGNITUDE <= abs(v) <= 1e100:
+        raise ValueError(f"{field}: {v:g} is outside the storable range")
+    return v
+
+
 def plausible_price(value: float, underlying: str, field: str) -> float:
     lo, hi = price_range(underlying)
     v = finite(value, field)
@@ -212,6 +225,9 @@ def check_window(
         raise ValueError(f"window_end: a window spans at most {MAX_WINDOW_SPAN}")
     if strike is not None:
         plausible_price(strike, underlying, "strike")
+    numbers = {**volumes, "largest_trade": largest_trade, "avg_trade_size": avg_trade_size}
+    for name, v in {**numbers, "notional_premium": notional}.items():
+        storable(v, name)
     for name, v in volumes.items():
         if v > MAX_WINDOW_VOLUME:
             raise ValueError(f"{name}: {v:g} contracts is beyond any real window")
