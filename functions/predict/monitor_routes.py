@@ -50,14 +50,16 @@ class MonitorDeps:
 
 @lru_cache(maxsize=1)
 def _default_deps() -> MonitorDeps:
+    from magic8.adapters.aws import client
     from magic8.adapters.outcomes_dynamo import DynamoOutcomeStore
     from magic8.adapters.watchlist_dynamo import DynamoSweepStateStore, DynamoWatchlistStore
 
     table = AwsSettings().state_table
+    ddb = client("dynamodb", fast=True)  # request path: a short timeout budget
     return MonitorDeps(
-        watchlist=DynamoWatchlistStore(table),
-        outcomes=DynamoOutcomeStore(table),
-        sweep_state=DynamoSweepStateStore(table),
+        watchlist=DynamoWatchlistStore(table, ddb),
+        outcomes=DynamoOutcomeStore(table, ddb),
+        sweep_state=DynamoSweepStateStore(table, ddb),
     )
 
 

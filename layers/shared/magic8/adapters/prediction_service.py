@@ -20,8 +20,11 @@ def build_prediction_service(settings: Any) -> PredictionService:
     market circuit settings are used when present."""
     make_config = getattr(settings, "service_config", None)
     config = make_config() if callable(make_config) else ServiceConfig()
+    # every call of the service is on a request's path (API) or a sweep's: short budgets
     history = DynamoHistoryRepository(
-        settings.history_table, ttl_days=float(getattr(settings, "history_ttl_days", 14.0))
+        settings.history_table,
+        ttl_days=float(getattr(settings, "history_ttl_days", 14.0)),
+        ddb=client("dynamodb", fast=True),
     )
     return PredictionService(
         # a failing market table degrades answers to the last good (stale) snapshots
