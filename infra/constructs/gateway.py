@@ -108,7 +108,8 @@ class GatewayHost(Construct):
             memory_reservation_mib=1024,
             environment={
                 "TRADING_MODE": trading_mode,
-                "READ_ONLY_API": "no",
+                # magic8 never places orders: the API session is read-only
+                "READ_ONLY_API": "yes",
                 "TWOFA_TIMEOUT_ACTION": "restart",
             },
             secrets={
@@ -156,6 +157,14 @@ class GatewayHost(Construct):
             ),
             stop_timeout=Duration.seconds(60),  # SIGTERM flush of open windows and Kinesis
             logging=ecs.LogDriver.aws_logs(stream_prefix="gateway-host", log_group=logs),
+            # our own image writes nothing but /tmp (a task-local scratch volume below);
+            # the IB Gateway image keeps its settings beside its install under $HOME, so its
+            # root filesystem stays writable (read-only API session instead)
+            readonly_root_filesystem=True,
+        )
+        self.task_definition.add_volume(name="gateway-tmp")
+        self.container.add_mount_points(
+            ecs.MountPoint(container_path="/tmp", source_volume="gateway-tmp", read_only=False)
         )
         self.container.add_container_dependencies(
             ecs.ContainerDependency(container=ib, condition=ecs.ContainerDependencyCondition.START)
