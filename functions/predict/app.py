@@ -571,7 +571,7 @@ class _ProbeTable:
         self._ddb, self._name = ddb, settings.state_table
         self._ser, self._de = TypeSerializer(), TypeDeserializer()
 
-    def get_item(self, Key: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 (boto3's name)
+    def get_item(self, Key: dict[str, Any]) -> dict[str, Any]:
         raw = self._ddb.get_item(
             TableName=self._name, Key={k: self._ser.serialize(v) for k, v in Key.items()}
         )

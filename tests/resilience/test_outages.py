@@ -135,11 +135,11 @@ def test_every_route_answers_without_a_500_when_aws_is_unreachable(outage: str) 
         status, headers, payload, elapsed = _call(handler, method, path, body)
         slowest = max(slowest, elapsed)
         observed.append(f"{method} {path} -> {status} in {elapsed:.1f}s")
-        if status not in ok or status >= 500 and status != 503:
+        if status not in ok or (status >= 500 and status != 503):
             bad.append(f"{method} {path}: {status} {payload}")
-        if status == 503:
-            if "retry-after" not in {k.lower() for k in headers} or not isinstance(payload, dict):
-                bad.append(f"{method} {path}: 503 without Retry-After/JSON")
+        keyed = {k.lower() for k in headers}
+        if status == 503 and ("retry-after" not in keyed or not isinstance(payload, dict)):
+            bad.append(f"{method} {path}: 503 without Retry-After/JSON")
         if elapsed > API_GATEWAY_TIMEOUT_S / 2:
             bad.append(f"{method} {path}: {elapsed:.1f}s, budget {API_GATEWAY_TIMEOUT_S / 2}s")
         if path == "/health/detailed":

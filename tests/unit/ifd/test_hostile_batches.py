@@ -229,7 +229,8 @@ def test_prefetch_is_bounded_by_the_windows_not_the_span_between_them() -> None:
     rig = Rig()
     far = datetime(2001, 1, 2, 15, 0, tzinfo=UTC)
     old = _good(0)
-    old["window_start"], old["window_end"] = far.isoformat(), (far + timedelta(minutes=5)).isoformat()
+    old["window_start"] = far.isoformat()
+    old["window_end"] = (far + timedelta(minutes=5)).isoformat()
     response = rig.run([json.dumps(_good(1)).encode(), json.dumps(old).encode()])
     assert response["batchItemFailures"] == []
     (store,) = rig.window_stores

@@ -18,7 +18,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from magic8.adapters.aws import resource
-from magic8.domain.flow import WINDOW_SECONDS, PressureWindow
+from magic8.domain.flow import PressureWindow
 from magic8.ifd.analysis import WindowLite
 from magic8.ifd.baselines import Baseline, trading_day
 from magic8.ifd.state import OptionState

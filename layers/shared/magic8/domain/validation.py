@@ -264,4 +264,3 @@ def check_print(
     if not plausible_epoch_ns(ts_ns):
         return "time"
     return None
-
