@@ -22,6 +22,7 @@ from functions.predict import monitor_routes, signals_routes
 from functions.predict.deps import build_handler
 from magic8.adapters.aws import reset_clients
 from magic8_dev.local.api_front import LambdaContext, apigw_event
+from magic8_dev.local.provision import LocalResources
 from magic8_dev.resilience.table import ResilienceRow, budget, record
 from tests.factories import BUTTERFLY, IRON_CONDOR
 
@@ -163,3 +164,118 @@ def test_every_route_answers_without_a_500_when_aws_is_unreachable(outage: str) 
         )
     )
     assert not bad, "\n".join(bad + observed)
+
+
+class SwitchableRelay:
+    """A TCP relay to the moto server that can black-hole: while down it accepts and never
+    answers (bytes on existing connections are swallowed too); up again, it relays. Every
+    thread it starts is joined in close()."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.down = False
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._socks: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._start(self._accept)
+
+    def _start(self, target: Any, *args: Any) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self._socks.append(conn)
+            if self.down:
+                continue  # held, never answered
+            up = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self._socks.append(up)
+            self._start(self._pump, conn, up)
+            self._start(self._pump, up, conn)
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        src.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                data = src.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            if self.down:
+                continue  # black hole: swallowed
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+        for s in self._socks:
+            s.close()
+        self.sock.close()
+
+
+def test_black_holed_then_back_recovers_within_5_s(
+    aws_resources: LocalResources, moto_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS black-holed mid-run, then back: no 5xx but 503 while it is away, store-backed
+    routes answer 200 again within 5 s of its return. Full budget only (~50 s)."""
+    from urllib.parse import urlparse
+
+    if budget() != "full":
+        pytest.skip("full budget (make resilience)")
+
+    relay = SwitchableRelay(int(urlparse(moto_server.endpoint_url).port or 0))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{relay.port}")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    reset_clients()
+    monitor_routes._default_deps.cache_clear()
+    signals_routes._default_store.cache_clear()
+    try:
+        handler = build_handler()
+        probes = [("GET", "/signals"), ("GET", "/watchlist"), ("GET", "/confidence/trends")]
+        before = [_call(handler, m, p, None)[0] for m, p in probes]
+        relay.down = True
+        during = [_call(handler, m, p, None)[:4:3] for m, p in probes]
+        during.append(_call(handler, "POST", "/predict", TRADE)[:4:3])
+        relay.down = False
+        t0 = time.perf_counter()
+        recovered_after = None
+        while time.perf_counter() - t0 < 15:
+            if all(_call(handler, m, p, None)[0] == 200 for m, p in probes):
+                recovered_after = time.perf_counter() - t0
+                break
+        record(
+            ResilienceRow(
+                scenario="AWS black-holed then back: 503 while away, recovery",
+                injected=len(during),
+                survived=recovered_after is not None and recovered_after <= 5.0,
+                records_in=len(probes),
+                records_out=len(probes) if recovered_after is not None else 0,
+                note=f"during {[s for s, _ in during]}; recovered after {recovered_after}",
+            )
+        )
+        assert before == [200, 200, 200]
+        assert [s for s, _ in during] == [503, 503, 503, 200], during
+        assert all(e < API_GATEWAY_TIMEOUT_S / 2 for _, e in during), during
+        assert recovered_after is not None and recovered_after <= 5.0, recovered_after
+    finally:
+        reset_clients()
+        monitor_routes._default_deps.cache_clear()
+        signals_routes._default_store.cache_clear()
+        relay.close()
