@@ -29,6 +29,7 @@ from gateway_host.settings import GatewaySettings
 from magic8.domain.heartbeat import GatewayHeartbeat
 from magic8.domain.ports import MarketDataRepository
 from magic8.market_hours import cme_globex_equity_open
+from magic8.observability import quiet_third_party_loggers
 
 log = logging.getLogger("magic8.gateway")
 
@@ -226,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stdout,
     )
+    quiet_third_party_loggers()  # no credential in any log at any level
     return asyncio.run(serve(settings))
 
 

@@ -21,7 +21,7 @@ from infra.constructs.gateway import DEFAULT_IB_GATEWAY_IMAGE, GatewayHost
 from infra.constructs.monitoring import MONITOR_CMD, Monitoring
 from infra.constructs.observability import Observability, Watched
 from infra.constructs.prediction_api import PredictionApi
-from infra.constructs.push import WEBSOCKET_CMD, WS_ENDPOINT_ENV, Push
+from infra.constructs.push import AUTHORIZER_CMD, WEBSOCKET_CMD, WS_ENDPOINT_ENV, Push
 from magic8 import resources as r
 
 
@@ -65,6 +65,7 @@ class Magic8Stack(Stack):
             image_code=lambda_image(WEBSOCKET_CMD),
             environment=env,
             state_table=state,
+            authorizer_code=lambda_image(AUTHORIZER_CMD),
         )
         env_with_push = {**env, WS_ENDPOINT_ENV: push.callback_url}
 
@@ -76,6 +77,7 @@ class Magic8Stack(Stack):
             read_tables=[market, signals],
             write_tables=[history, state],
         )
+        push.use_api_key(api.api_key)
 
         flow = FlowDetection(
             self,

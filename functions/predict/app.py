@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -297,6 +299,23 @@ async def service_unavailable_handler(request: Request, exc: Exception) -> Respo
     return json_response({"detail": f"prediction service unavailable: {exc}"}, 503)
 
 
+RETRY_AFTER_S = 5
+
+
+def store_unavailable(detail: str, error: str) -> Response:
+    response = json_response(
+        {"detail": detail, "error": error, "retry_after_s": RETRY_AFTER_S}, 503
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
+async def store_unavailable_handler(request: Request, exc: Exception) -> Response:
+    """AWS unreachable, timing out or refusing (botocore error) on a route that cannot
+    answer without its store: 503 with Retry-After and a JSON body, never a 500."""
+    return store_unavailable("a backing store is unavailable; retry later", type(exc).__name__)
+
+
 def _symbol_or_422(raw: str, allowed: tuple[str, ...], loc: list[str | int]) -> str | Response:
     sym = raw.strip().upper()
     if sym not in allowed:
@@ -365,6 +384,11 @@ async def calculate_risk_reward(trade: TradeRequest) -> Response:
         text = str(exc)
         field = text.split(":", 1)[0] if ":" in text else "body"
         return unprocessable(["body", field], text)
+    if rr.max_loss < 0:  # a sure profit: the premium is more than the structure can be worth
+        return unprocessable(
+            ["body", "premium"],
+            f"premium: {trade.premium:g} is more than this structure can be worth at expiry",
+        )
     return json_response(rr.to_dict())
 
 
@@ -378,7 +402,9 @@ async def market(
     if isinstance(sym, Response):
         return sym
     service = _service(request)
-    snap = service.market_snapshot(sym)
+    snap, errors = service.market_read(sym)
+    if snap is None and errors:  # the table could not be read: not the same as "no data"
+        return store_unavailable(f"market data for {sym} unavailable", errors[0])
     if snap is None:
         return json_response({"detail": f"no market data for {sym}"}, 404)
     now = service.clock()
@@ -450,8 +476,15 @@ async def health(request: Request) -> Response:
     )
 
 
+HEALTH_BUDGET_S = 1.6
+
+
 @health_router.get("/health/detailed")
-async def health_detailed(request: Request) -> Response:
+def health_detailed(request: Request) -> Response:
+    """Model, market data, gateway heartbeat and history table, probed in parallel with one
+    short attempt each (answers within 2 s even when AWS is black-holed). Each store is
+    "reachable" or "unreachable"; market data and the heartbeat, when reachable, are
+    "fresh" or "stale" (old data) — an unreachable store is never reported as stale."""
     holder = _holder(request)
     settings = holder.settings
     out: dict[str, Any] = {"service": "magic8-predict", "time": datetime.now(UTC).isoformat()}
@@ -468,27 +501,36 @@ async def health_detailed(request: Request) -> Response:
         "model_dir": str(settings.model_dir),
     }
     out["stats"] = service.status()
-    market: dict[str, Any] = {}
     now = service.clock()
-    try:
-        snaps = service.market_repo.get_snapshots(list(MARKET_SYMBOLS))
+    probes = _health_probes(settings)
+    with ThreadPoolExecutor(max_workers=len(probes)) as pool:
+        futures = {name: pool.submit(fn) for name, fn in probes.items()}
+        results: dict[str, Any] = {}
+        for name, fut in futures.items():
+            try:
+                results[name] = fut.result(timeout=HEALTH_BUDGET_S)
+            except Exception as exc:
+                results[name] = exc
+    snaps = results["market"]
+    market: dict[str, Any] = {}
+    if isinstance(snaps, Exception):
+        out["market_table"] = {"reachable": False, "error": type(snaps).__name__}
+        problems.append("market table unreachable")
+    else:
+        out["market_table"] = {"reachable": True}
         for sym in MARKET_SYMBOLS:
-            snap = snaps.get(sym)
-            source, age = service.data_source(snap, now)
+            source, age = service.data_source(snaps.get(sym), now)
             market[sym] = {"data_source": source, "data_age_s": age}
             if source in ("stale", "unavailable") and sym != "RUT":
                 problems.append(f"market data {sym}: {source}")
-    except Exception as exc:
-        problems.append(f"market table: {type(exc).__name__}")
     out["market"] = market
-    out["gateway"] = _gateway_health(settings, now, problems)
-    try:
-        if service.history_repo is not None:
-            service.history("SPX", Strategy.BUTTERFLY.value, 0.01)
-        out["history"] = {"reachable": True}
-    except Exception as exc:
-        out["history"] = {"reachable": False, "error": type(exc).__name__}
+    out["gateway"] = _gateway_health(settings, now, problems, results["heartbeat"])
+    hist = results["history"]
+    if isinstance(hist, Exception):
+        out["history"] = {"reachable": False, "error": type(hist).__name__}
         problems.append("history table unreachable")
+    else:
+        out["history"] = {"reachable": True}
     out["status"] = "degraded" if problems else "ok"
     out["problems"] = problems
     out["config"] = {
@@ -503,23 +545,70 @@ async def health_detailed(request: Request) -> Response:
     return json_response(json.loads(json.dumps(out, default=_finite)))
 
 
-def _gateway_health(settings: ApiSettings, now: datetime, problems: list[str]) -> dict[str, Any]:
-    """The gateway host's heartbeat (state table), as the monitor's stale check reads it."""
+def _health_probes(settings: ApiSettings) -> dict[str, Callable[[], Any]]:
+    """One read per store, on a probe client (one attempt, 1.5 s at most)."""
+    from magic8.adapters.aws import client
     from magic8.adapters.dynamo_state import DynamoKeyValueState
+    from magic8.adapters.history_dynamo import DynamoHistoryRepository
+    from magic8.adapters.market_dynamo import DynamoMarketRepository
     from magic8.monitor.gateway_health import StateHeartbeatReader
 
-    try:
-        beat = StateHeartbeatReader(DynamoKeyValueState(settings.state_table)).read()
-    except Exception as exc:
-        problems.append("gateway heartbeat unreadable")
-        return {"available": False, "error": type(exc).__name__}
+    ddb = client("dynamodb", probe=True)
+
+    def market() -> Any:
+        return DynamoMarketRepository(settings.market_table, ddb=ddb).get_snapshots(
+            list(MARKET_SYMBOLS)
+        )
+
+    def heartbeat() -> Any:
+        state = DynamoKeyValueState(settings.state_table, table=_ProbeTable(ddb, settings))
+        return StateHeartbeatReader(state).read()
+
+    def history() -> Any:
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        repo = DynamoHistoryRepository(settings.history_table, ddb=ddb)
+        return repo.query(f"SPX#{Strategy.BUTTERFLY.value}", now_ms - 1000, now_ms)
+
+    return {"market": market, "heartbeat": heartbeat, "history": history}
+
+
+class _ProbeTable:
+    """The get_item of a boto3 Table on the probe client (all the heartbeat reader uses)."""
+
+    def __init__(self, ddb: Any, settings: ApiSettings) -> None:
+        from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+        self._ddb, self._name = ddb, settings.state_table
+        self._ser, self._de = TypeSerializer(), TypeDeserializer()
+
+    def get_item(self, Key: dict[str, Any]) -> dict[str, Any]:
+        raw = self._ddb.get_item(
+            TableName=self._name, Key={k: self._ser.serialize(v) for k, v in Key.items()}
+        )
+        item = raw.get("Item")
+        if item is None:
+            return {}
+        return {"Item": {k: self._de.deserialize(v) for k, v in item.items()}}
+
+
+def _gateway_health(
+    settings: ApiSettings, now: datetime, problems: list[str], beat: Any
+) -> dict[str, Any]:
+    """The gateway host's heartbeat (state table), as the monitor's stale check reads it:
+    unreachable (the read failed), unavailable (no heartbeat), stale or fresh."""
+    if isinstance(beat, Exception):
+        problems.append("gateway heartbeat unreachable")
+        return {"available": False, "reachable": False, "error": type(beat).__name__}
     if beat is None:
-        return {"available": False}
+        return {"available": False, "reachable": True}
     age = round(beat.age_seconds(now), 1)
-    if not beat.healthy or age > settings.gateway_stale_after_s:
+    stale = age > settings.gateway_stale_after_s
+    if not beat.healthy or stale:
         problems.append(f"gateway: {'unhealthy' if not beat.healthy else 'stale'} ({age} s)")
     return {
         "available": True,
+        "reachable": True,
+        "freshness": "stale" if stale else "fresh",
         "age_s": age,
         "healthy": beat.healthy,
         "ib_state": beat.ib_state,
@@ -552,11 +641,16 @@ def create_app(
         description="Win probability of 0DTE Magic8 trades (batch of up to 100), risk/reward, "
         "market snapshots, confidence history.",
     )
+    # /predict/batch/ is a plain 404, never a redirect (behind API Gateway a redirect would
+    # name the wrong scheme and host)
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.service = ServiceHolder(settings, service_factory or build_prediction_service)
     app.state.observer = observer
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(ServiceUnavailable, service_unavailable_handler)
+    app.add_exception_handler(BotoCoreError, store_unavailable_handler)
+    app.add_exception_handler(ClientError, store_unavailable_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
 
     # ---- ROUTERS: one line per capability; add yours below ------------------------------

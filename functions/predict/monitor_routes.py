@@ -36,6 +36,8 @@ from magic8.settings import AwsSettings
 
 MAX_ACTIVE_ENTRIES = 500
 MAX_WINDOW_DAYS = 365
+# a watched trade is a 0DTE trade: it expires with its trading day, a few days at most
+MAX_WATCH_AHEAD = timedelta(days=7)
 
 
 @dataclass
@@ -48,14 +50,16 @@ class MonitorDeps:
 
 @lru_cache(maxsize=1)
 def _default_deps() -> MonitorDeps:
+    from magic8.adapters.aws import client
     from magic8.adapters.outcomes_dynamo import DynamoOutcomeStore
     from magic8.adapters.watchlist_dynamo import DynamoSweepStateStore, DynamoWatchlistStore
 
     table = AwsSettings().state_table
+    ddb = client("dynamodb", fast=True)  # request path: a short timeout budget
     return MonitorDeps(
-        watchlist=DynamoWatchlistStore(table),
-        outcomes=DynamoOutcomeStore(table),
-        sweep_state=DynamoSweepStateStore(table),
+        watchlist=DynamoWatchlistStore(table, ddb),
+        outcomes=DynamoOutcomeStore(table, ddb),
+        sweep_state=DynamoSweepStateStore(table, ddb),
     )
 
 
@@ -92,6 +96,10 @@ def add_watch(body: WatchlistAdd, deps: Deps) -> WatchlistEntry:
     entry = WatchlistEntry.from_add(body, now)
     if not entry.is_active(now):
         raise _unprocessable(["body", "expiry"], "expiry: must be in the future")
+    if entry.expires_at > now + MAX_WATCH_AHEAD:
+        raise _unprocessable(
+            ["body", "expiry"], f"expiry: at most {MAX_WATCH_AHEAD.days} days ahead"
+        )
     if len(deps.watchlist.list_active(now)) >= MAX_ACTIVE_ENTRIES:
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"watchlist: at most {MAX_ACTIVE_ENTRIES} active entries"

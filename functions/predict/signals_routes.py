@@ -33,9 +33,12 @@ router = APIRouter(tags=["signals"])
 
 @lru_cache(maxsize=1)
 def _default_store() -> SignalStore:
+    from magic8.adapters.aws import resource
     from magic8.adapters.signals_dynamo import DynamoSignalStore
 
-    return DynamoSignalStore(AwsSettings().signals_table)
+    name = AwsSettings().signals_table
+    # request path: a short timeout budget
+    return DynamoSignalStore(name, table=resource("dynamodb", fast=True).Table(name))
 
 
 def get_signal_store() -> SignalStore:

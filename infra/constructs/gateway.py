@@ -205,6 +205,14 @@ class GatewayHost(Construct):
             # spill what Kinesis did not take; the process exits within SHUTDOWN_TIMEOUT_S < 30
             stop_timeout=Duration.seconds(30),
             logging=ecs.LogDriver.aws_logs(stream_prefix="gateway-host", log_group=logs),
+            # our own image writes nothing but /tmp (a task-local scratch volume below);
+            # the IB Gateway image keeps its settings beside its install under $HOME, so its
+            # root filesystem stays writable (read-only API session instead)
+            readonly_root_filesystem=True,
+        )
+        self.task_definition.add_volume(name="gateway-tmp")
+        self.container.add_mount_points(
+            ecs.MountPoint(container_path="/tmp", source_volume="gateway-tmp", read_only=False)
         )
         self.container.add_container_dependencies(
             ecs.ContainerDependency(container=ib, condition=ecs.ContainerDependencyCondition.START)

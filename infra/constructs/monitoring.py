@@ -11,9 +11,12 @@ from aws_cdk import aws_dynamodb as ddb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.constructs.common import ack
 from infra.constructs.functions import image_function
 
 SWEEP_EVERY = Duration.minutes(5)
@@ -46,8 +49,26 @@ class Monitoring(Construct):
             writes=write_tables,
             publishes=[topic],
         )
-        # A late sweep is superseded by the next one: no async retries piling up.
-        self.function.configure_async_invoke(retry_attempts=0, max_event_age=Duration.minutes(4))
+        # A late sweep is superseded by the next one: no async retries piling up; a sweep
+        # that fails (or expires) is recorded in an on-failure queue, never silently lost.
+        self.failure_queue = sqs.Queue(
+            self,
+            "MonitorFailureQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        ack(
+            self.failure_queue,
+            "AwsSolutions-SQS3",
+            "This queue is itself the on-failure destination of the monitor's asynchronous"
+            " invocations (failed sweeps' records for 14 days).",
+        )
+        self.function.configure_async_invoke(
+            retry_attempts=0,
+            max_event_age=Duration.minutes(4),
+            on_failure=destinations.SqsDestination(self.failure_queue),
+        )
 
         self.rule = events.Rule(
             self,

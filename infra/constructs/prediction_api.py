@@ -176,6 +176,8 @@ class PredictionApi(Construct):
         )
         # Every other route (market, confidence history/trends, signals, risk/reward,
         # watchlist, outcomes, accuracy, /health/detailed) goes to the same FastAPI app.
+        # The root's ANY first, keyed: add_proxy would otherwise add it without the key.
+        root.add_method("ANY", integration, api_key_required=True)
         root.add_proxy(
             default_integration=integration, default_method_options=keyed, any_method=True
         )

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 
 import jsii
-from aws_cdk import Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_dynamodb as ddb
 from aws_cdk import aws_iam as iam
@@ -23,6 +24,7 @@ from infra.constructs.common import ack, log_group, nag_env, nag_ref
 from infra.constructs.functions import image_function
 
 WEBSOCKET_CMD = ["functions.websocket.handler.handler"]
+AUTHORIZER_CMD = ["functions.websocket.authorizer.handler"]
 WS_ENDPOINT_ENV = "MAGIC8_WS_ENDPOINT"  # https://{api}.execute-api.{region}.amazonaws.com/{stage}
 
 
@@ -65,6 +67,7 @@ class Push(Construct):
         environment: dict[str, str],
         state_table: ddb.ITable,
         stage_name: str = "prod",
+        authorizer_code: lambda_.DockerImageCode | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = image_function(
@@ -79,6 +82,23 @@ class Push(Construct):
             writes=[state_table],
         )
 
+        # $connect is authorised with the REST API's key (use_api_key wires which one)
+        self.authorizer_function = image_function(
+            self,
+            "ConnectAuthorizerFunction",
+            code=authorizer_code or image_code,
+            service="websocket-authorizer",
+            environment=environment,
+            memory_size=256,
+            timeout=Duration.seconds(5),
+            description="magic8 websocket $connect authorizer: the REST API key required",
+        )
+        self.authorizer = authorizers.WebSocketLambdaAuthorizer(
+            "ConnectAuthorizer",
+            self.authorizer_function,
+            identity_source=["route.request.querystring.api_key"],
+        )
+
         def integration(name: str) -> integrations.WebSocketLambdaIntegration:
             return integrations.WebSocketLambdaIntegration(name, self.function)
 
@@ -88,7 +108,9 @@ class Push(Construct):
             api_name="magic8-push",
             description="magic8 live updates: IFD signals, confidence, gateway health",
             route_selection_expression="$request.body.action",
-            connect_route_options=apigwv2.WebSocketRouteOptions(integration=integration("Connect")),
+            connect_route_options=apigwv2.WebSocketRouteOptions(
+                integration=integration("Connect"), authorizer=self.authorizer
+            ),
             disconnect_route_options=apigwv2.WebSocketRouteOptions(
                 integration=integration("Disconnect")
             ),
@@ -115,8 +137,26 @@ class Push(Construct):
         ack(
             self.api,
             "AwsSolutions-APIG4",
-            "The WebSocket only broadcasts what the dashboard shows (signals, confidence,"
-            " gateway health) to a browser page; no authorizer, throttled at the stage.",
+            "$connect has a Lambda authorizer (the REST API key); $disconnect and subscribe"
+            " run on an authorised connection only, which API Gateway enforces.",
+        )
+
+    def use_api_key(self, api_key: apigw.IApiKey) -> None:
+        """The authorizer accepts exactly this REST API key (read with GetApiKey)."""
+        self.authorizer_function.add_environment("MAGIC8_API_KEY_ID", api_key.key_id)
+        self.authorizer_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["apigateway:GET"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="apigateway",
+                        account="",
+                        resource="/apikeys",
+                        resource_name=api_key.key_id,
+                        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                    )
+                ],
+            )
         )
 
     def grant_push(self, grantee: iam.IGrantable) -> None:

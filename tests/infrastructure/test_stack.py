@@ -189,7 +189,7 @@ def test_email_subscriptions_from_context(synth: Synth) -> None:
 
 def test_every_queue_encrypted_and_ssl_only(synth: Synth) -> None:
     queues = synth.resources("AWS::SQS::Queue")
-    assert len(queues) == 3  # ifd on-failure, alerts subscriber, its DLQ
+    assert len(queues) == 4  # ifd on-failure, monitor on-failure, alerts subscriber, its DLQ
     policies = synth.resources("AWS::SQS::QueuePolicy").values()
     for qid, q in queues.items():
         props = q["Properties"]
@@ -688,3 +688,57 @@ def test_outputs(synth: Synth) -> None:
     for name in ("ApiUrl", "WebSocketUrl", "AlertsTopicArn", "DashboardUrl", "ApiKeyId"):
         assert name in outputs, name
     assert re.search("wss://", json.dumps(outputs["WebSocketUrl"]["Value"]))
+
+
+# --- least privilege (issue 16) -------------------------------------------------------------
+
+
+def test_every_rest_method_but_get_health_requires_the_key(synth: Synth) -> None:
+    methods = _methods(synth)
+    assert ("/", "ANY") in methods  # the root is routed too, and keyed
+    open_methods = [
+        route
+        for route, props in methods.items()
+        if route[1] != "OPTIONS" and props.get("ApiKeyRequired") is not True
+    ]
+    assert open_methods == [("/health", "GET")]
+
+
+def test_websocket_connect_is_authorised_with_the_api_key(synth: Synth) -> None:
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"]
+        for r in synth.resources("AWS::ApiGatewayV2::Route").values()
+    }
+    assert routes["$connect"]["AuthorizationType"] == "CUSTOM"
+    (auth,) = synth.resources("AWS::ApiGatewayV2::Authorizer").values()
+    assert auth["Properties"]["AuthorizerType"] == "REQUEST"
+    assert auth["Properties"]["IdentitySource"] == ["route.request.querystring.api_key"]
+    functions = synth.resources("AWS::Lambda::Function").values()
+    authorizer = [
+        f
+        for f in functions
+        if "MAGIC8_API_KEY_ID" in f["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    assert len(authorizer) == 1
+    assert authorizer[0]["Properties"]["ImageConfig"]["Command"] == [
+        "functions.websocket.authorizer.handler"
+    ]
+
+
+def test_ib_gateway_is_read_only_and_the_host_root_filesystem_too(synth: Synth) -> None:
+    (task,) = synth.resources("AWS::ECS::TaskDefinition").values()
+    containers = {c["Name"]: c for c in task["Properties"]["ContainerDefinitions"]}
+    ib_env = {e["Name"]: e["Value"] for e in containers["IbGateway"]["Environment"]}
+    assert ib_env["READ_ONLY_API"] == "yes"
+    assert containers["GatewayHost"]["ReadonlyRootFilesystem"] is True
+    assert {m["ContainerPath"] for m in containers["GatewayHost"]["MountPoints"]} == {"/tmp"}
+
+
+def test_monitor_async_invocations_have_an_on_failure_destination(synth: Synth) -> None:
+    configs = list(synth.resources("AWS::Lambda::EventInvokeConfig").values())
+    assert configs
+    for cfg in configs:
+        dest = cfg["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+        assert "Fn::GetAtt" in dest and dest["Fn::GetAtt"][1] == "Arn"
+        queue_id = dest["Fn::GetAtt"][0]
+        assert synth.resources("AWS::SQS::Queue")[queue_id]

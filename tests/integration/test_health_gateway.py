@@ -45,7 +45,7 @@ def test_fresh_heartbeat_is_reported(aws_resources: LocalResources) -> None:
 
 
 def test_stale_or_missing_heartbeat_is_a_problem(aws_resources: LocalResources) -> None:
-    assert _detailed()["gateway"] == {"available": False}
+    assert _detailed()["gateway"] == {"available": False, "reachable": True}
     old = datetime.now(UTC) - timedelta(minutes=10)
     _put(GatewayHeartbeat(updated_at=old, healthy=True), aws_resources)
     out = _detailed()

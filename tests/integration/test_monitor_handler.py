@@ -184,8 +184,8 @@ def test_watchlist_endpoints_through_the_api(api: TestClient) -> None:
     assert bad.status_code == 422 and "strikes" in bad.text
     past = api.post(
         "/watchlist",
-        json={"symbol": "SPX", "strategy": "Vertical", "strikes": [1, 2], "premium": 1,
-              "predicted_price": 2, "action": "BUY", "expiry": "2020-01-01T00:00:00Z"},
+        json={"symbol": "SPX", "strategy": "Vertical", "strikes": [5800, 5810], "premium": 1,
+              "predicted_price": 5805, "action": "BUY", "expiry": "2020-01-01T00:00:00Z"},
     )  # fmt: skip
     assert past.status_code == 422 and "expiry" in past.text
     # stored in the state table with a TTL at the end of the trading day

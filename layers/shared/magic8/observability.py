@@ -6,6 +6,7 @@ the metrics namespace from POWERTOOLS_METRICS_NAMESPACE (default 'magic8').
 
 from __future__ import annotations
 
+import logging
 import os
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -17,7 +18,20 @@ def _service(default: str) -> str:
     return os.environ.get("POWERTOOLS_SERVICE_NAME", default)
 
 
+# Third-party loggers that print credentials at DEBUG: botocore logs request headers
+# (Authorization: the access key id; X-Amz-Security-Token with task-role credentials),
+# databento logs its authentication exchange (the key's bucket id is its last characters).
+# They stay at WARNING whatever our own level is.
+CHATTY_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "databento", "databento_dbn")
+
+
+def quiet_third_party_loggers(level: int = logging.WARNING) -> None:
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+
+
 def get_logger(service: str = "magic8") -> Logger:
+    quiet_third_party_loggers()
     return Logger(service=_service(service))
 
 

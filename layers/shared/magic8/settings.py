@@ -8,12 +8,15 @@ so the local runtime needs no configuration; the CDK app sets the real ones.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from magic8 import resources as r
+from magic8.domain import validation
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_MODEL_DIR = REPO_ROOT / "models"
@@ -36,3 +39,9 @@ class AwsSettings(BaseSettings):
     alerts_topic_arn: str = ""
     ifd_failure_queue_url: str = ""
     alerts_queue_url: str = ""
+    # plausible time range of every timestamp that comes in (API, flow records, DBN files)
+    plausible_since: date = date(2000, 1, 1)
+    plausible_future_days: int = Field(default=366, ge=1, le=36_600)
+
+    def model_post_init(self, context: Any, /) -> None:
+        validation.configure(self.plausible_since, timedelta(days=self.plausible_future_days))

@@ -31,6 +31,7 @@ def test_sequence_gap_detector_off_by_default_and_forward_jumps_only() -> None:
 def test_ingest_reports_sequence_gaps() -> None:
     gaps: list[tuple[int, int, str]] = []
     ingest = FlowIngest(on_gap=lambda s, e, r: gaps.append((s, e, r)), sequence_gap_threshold=5)
+    ingest.instruments.add_symbol(1, "NQZ5 C20000")  # records of unknown instruments are dropped
     a = mbo([(1, i, "T", "B", 1, 1.0) for i in range(4)])
     a["sequence"] = [1, 2, 30, 31]
     ingest.on_mbo(a)
@@ -56,6 +57,7 @@ Broken.__name__ = "MBOMsg"
 
 def test_on_record_counts_and_never_raises() -> None:
     ingest = FlowIngest(batch_records=2)
+    ingest.instruments.add_symbol(1, "NQZ5 C20000")  # records of unknown instruments are dropped
     ingest.on_record(Weird())
     ingest.on_record(Broken())
     assert ingest.skipped == {"Weird": 1, "MBOMsg": 1}

@@ -69,6 +69,8 @@ def _live_ingest() -> tuple[FlowIngest, list[PressureWindow]]:
     out: list[PressureWindow] = []
     agg = PressureAggregator(lateness_seconds=30, track_keys=True)
     ingest = FlowIngest(agg, on_windows=out.extend, batch_records=1_000_000)
+    for iid in np.unique(RECORDS["instrument_id"]):  # the live feed's symbol mappings
+        ingest.instruments.add_symbol(int(iid), f"NQ {int(iid)}")
     return ingest, out
 
 
@@ -138,6 +140,8 @@ class _Live(SimpleNamespace):
 def _session(backfiller: Backfiller | None = None) -> DatabentoSession:
     session = DatabentoSession(DatabentoConfig(mode="live"), backfiller=backfiller)
     session._live = _Live(session_id="1")
+    for iid in np.unique(RECORDS["instrument_id"]):  # the live feed's symbol mappings
+        session.ingest.instruments.add_symbol(int(iid), f"NQ {int(iid)}")
     return session
 
 

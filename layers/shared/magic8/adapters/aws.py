@@ -27,6 +27,14 @@ FAST_RETRY_CONFIG = Config(
     read_timeout=2,
 )
 
+# For health probes (/health/detailed): one attempt, answer inside a second and a half, so
+# "unreachable" is reported well within the 2 s the endpoint promises.
+PROBE_CONFIG = Config(
+    retries={"total_max_attempts": 1, "mode": "standard"},
+    connect_timeout=0.5,
+    read_timeout=1.0,
+)
+
 
 @lru_cache(maxsize=32)
 def client(
@@ -34,10 +42,13 @@ def client(
     region: str | None = None,
     endpoint_url: str | None = None,
     fast: bool = False,
+    probe: bool = False,
 ) -> Any:
     """A cached boto3 client; endpoint_url None lets boto3 honour AWS_ENDPOINT_URL.
-    fast=True: few retries and short timeouts (critical-path reads)."""
-    kwargs: dict[str, Any] = {"config": FAST_RETRY_CONFIG if fast else RETRY_CONFIG}
+    fast=True: few retries and short timeouts (every call on an API request's path: at
+    most ~7 s per call even when AWS is black-holed); probe=True: one short attempt."""
+    config = PROBE_CONFIG if probe else FAST_RETRY_CONFIG if fast else RETRY_CONFIG
+    kwargs: dict[str, Any] = {"config": config}
     if region:
         kwargs["region_name"] = region
     if endpoint_url:
@@ -46,8 +57,10 @@ def client(
 
 
 @lru_cache(maxsize=32)
-def resource(service: str, region: str | None = None, endpoint_url: str | None = None) -> Any:
-    kwargs: dict[str, Any] = {"config": RETRY_CONFIG}
+def resource(
+    service: str, region: str | None = None, endpoint_url: str | None = None, fast: bool = False
+) -> Any:
+    kwargs: dict[str, Any] = {"config": FAST_RETRY_CONFIG if fast else RETRY_CONFIG}
     if region:
         kwargs["region_name"] = region
     if endpoint_url:

@@ -18,7 +18,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from magic8.adapters.aws import resource
-from magic8.domain.flow import WINDOW_SECONDS, PressureWindow
+from magic8.domain.flow import PressureWindow
 from magic8.ifd.analysis import WindowLite
 from magic8.ifd.baselines import Baseline, trading_day
 from magic8.ifd.state import OptionState
@@ -232,18 +232,25 @@ class DynamoWindowStore:
     def _pk(underlying: str, ws: int) -> str:
         return f"ifd#win#{underlying}#{trading_day(datetime.fromtimestamp(ws, UTC))}"
 
-    def prefetch(self, underlying: str, start: datetime, end: datetime) -> None:
-        lo, hi = int(start.timestamp()), int(end.timestamp())
-        missing = [
-            ws for ws in range(lo, hi + 1, WINDOW_SECONDS) if (underlying, ws) not in self._cache
-        ]
+    def prefetch(self, underlying: str, starts: Sequence[datetime]) -> None:
+        """One cache slot per window start asked for and one Query per (underlying, trading
+        day) they fall on, over that day's requested span only: bounded by the batch's
+        windows, never by the distance between them."""
+        asked = {int(t.timestamp()) for t in starts}
+        missing = sorted(ws for ws in asked if (underlying, ws) not in self._cache)
         if not missing:
             return
+        by_pk: dict[str, list[int]] = {}
         for ws in missing:
             self._cache[(underlying, ws)] = {}
-        for pk in sorted({self._pk(underlying, ws) for ws in missing}):
+            by_pk.setdefault(self._pk(underlying, ws), []).append(ws)
+        for pk, slots in sorted(by_pk.items()):
+            wanted = set(slots)
+            lo, hi = min(slots), max(slots)
             for item in self.state.query_range(pk, f"{lo:010d}#", f"{hi:010d}#~"):
                 ws_text, sk = str(item["sk"]).split("#", 1)
+                if int(ws_text) not in wanted:
+                    continue
                 slot = self._cache.setdefault((underlying, int(ws_text)), {})
                 slot.setdefault(
                     sk, WindowLite.from_list(sk.split("#", 1)[0], json.loads(item["w"]))
@@ -269,7 +276,7 @@ class DynamoWindowStore:
     def peers(self, underlying: str, window_start: datetime) -> list[WindowLite]:
         ws = int(window_start.timestamp())
         if (underlying, ws) not in self._cache:
-            self.prefetch(underlying, window_start, window_start)
+            self.prefetch(underlying, [window_start])
         return list(self._cache[(underlying, ws)].values())
 
 

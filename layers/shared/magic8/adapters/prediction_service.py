@@ -20,11 +20,12 @@ def build_prediction_service(settings: Any) -> PredictionService:
     market circuit settings are used when present."""
     make_config = getattr(settings, "service_config", None)
     config = make_config() if callable(make_config) else ServiceConfig()
-    # clients are created here (the service is built in Lambda's init phase), not lazily
+    # clients are created here (the service is built in Lambda's init phase), not lazily;
+    # every call of the service is on a request's path (API) or a sweep's: short budgets
     history = DynamoHistoryRepository(
         settings.history_table,
         ttl_days=float(getattr(settings, "history_ttl_days", 14.0)),
-        ddb=client("dynamodb"),
+        ddb=client("dynamodb", fast=True),
         write_budget_s=float(getattr(settings, "history_write_budget_s", 1.0)),
     )
     return PredictionService(

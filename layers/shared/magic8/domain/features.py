@@ -170,8 +170,11 @@ def market_context_from_snapshots(
 @lru_cache(maxsize=8192)
 def _et_offset_for_day(utc_day: int) -> int:
     """Eastern-time UTC offset (seconds) during the session of the given UTC day number."""
-    noon = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=utc_day, hours=17)
-    off = noon.astimezone(EASTERN).utcoffset()
+    try:
+        noon = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=utc_day, hours=17)
+        off = noon.astimezone(EASTERN).utcoffset()
+    except (OverflowError, ValueError):  # outside datetime's range: standard time
+        return -5 * 3600
     return int(off.total_seconds()) if off is not None else -5 * 3600
 
 

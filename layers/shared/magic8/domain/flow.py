@@ -14,13 +14,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from magic8.domain import validation
 
 WINDOW_SECONDS = 300
 FLOW_SCHEMA_VERSION: Literal[2] = 2
 
 NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-NonNegInt = Annotated[int, Field(ge=0)]
+NonNegInt = Annotated[int, Field(ge=0, le=validation.MAX_SEQUENCE)]
 
 
 class PressureWindow(BaseModel):
@@ -54,8 +56,37 @@ class PressureWindow(BaseModel):
     # schema 2: event time an early (final=False) window was cut at; None for final windows
     emitted_at: datetime | None = None
 
+    @field_validator(
+        "strike", "bid_volume", "ask_volume", "unknown_volume", "total_trades", mode="before"
+    )
+    @classmethod
+    def _numbers_not_bools(cls, v: object) -> object:
+        return validation.no_bool(v, "number")
+
+    @field_validator("window_start", "window_end")
+    @classmethod
+    def _utc(cls, v: datetime, info: ValidationInfo) -> datetime:
+        """Naive times are UTC (so naive and aware records compare); unrepresentable or
+        implausible times are malformed records."""
+        return validation.as_utc(validation.plausible_time(v, str(info.field_name)))
+
     @model_validator(mode="after")
     def _consistent(self) -> PressureWindow:
+        validation.check_window(
+            self.underlying,
+            self.strike,
+            self.window_start,
+            self.window_end,
+            {
+                "bid_volume": self.bid_volume,
+                "ask_volume": self.ask_volume,
+                "unknown_volume": self.unknown_volume,
+            },
+            self.largest_trade,
+            self.avg_trade_size,
+            self.total_trades,
+            self.notional_premium,
+        )
         if self.window_end <= self.window_start:
             raise ValueError("window_end must be after window_start")
         if self.last_sequence < self.first_sequence:

@@ -330,8 +330,12 @@ class PredictionService:
         return out
 
     def market_snapshot(self, symbol: str) -> MarketSnapshot | None:
+        return self.market_read(symbol)[0]
+
+    def market_read(self, symbol: str) -> tuple[MarketSnapshot | None, list[str]]:
+        """The snapshot and the read errors (none: a None snapshot means "no data")."""
         metrics = BatchMetrics()
-        return self._market_for([symbol], True, metrics).get(symbol)
+        return self._market_for([symbol], True, metrics).get(symbol), list(metrics.errors)
 
     def _context(
         self,

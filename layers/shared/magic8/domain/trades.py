@@ -6,7 +6,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from magic8.domain import validation
 
 
 class Strategy(StrEnum):
@@ -89,6 +91,18 @@ class TradeRequest(BaseModel):
     def _strategy(cls, v: object) -> object:
         return _case_insensitive(Strategy, v)
 
+    @field_validator(
+        "premium", "predicted_price", "strikes", "quantity", "risk", "reward", mode="before"
+    )
+    @classmethod
+    def _numbers_not_bools(cls, v: object, info: ValidationInfo) -> object:
+        return validation.no_bool(v, str(info.field_name))
+
+    @field_validator("timestamp")
+    @classmethod
+    def _plausible_timestamp(cls, v: datetime | None) -> datetime | None:
+        return None if v is None else validation.plausible_time(v, "timestamp")
+
     @field_validator("symbol", "action", mode="before")
     @classmethod
     def _upper(cls, v: object) -> object:
@@ -105,6 +119,11 @@ class TradeRequest(BaseModel):
             raise ValueError("strikes: strikes must be distinct")
         if self.strategy == Strategy.BUTTERFLY and len(set(self.strikes)) != 3:
             raise ValueError("strikes: butterfly strikes must be three distinct prices")
+        # strikes and predicted price plausible for the symbol (the premium-vs-width rule is
+        # the impossible-premium check of issue 15; /calculate_risk_reward refuses a sure profit)
+        validation.check_trade(
+            self.symbol.value, self.strikes, self.predicted_price, None, self.strategy.value
+        )
         return self
 
     @property

@@ -25,6 +25,7 @@ import numpy as np
 from databento_dbn import MBOMsg
 
 from magic8.domain.flow import PressureWindow
+from magic8.flow import guard
 from magic8.flow.aggregator import PressureAggregator, Source
 from magic8.flow.instruments import InstrumentMap, instrument_from_record
 
@@ -90,6 +91,10 @@ class FlowIngest:
         self.seen: Counter[str] = Counter()
         self.used: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
+        # implausible records dropped by magic8.flow.guard, by reason (time, instrument,
+        # price, size); the current file's declared time range when replaying
+        self.rejected: Counter[str] = Counter()
+        self.declared: tuple[int, int] | None = None
         self.windows_emitted = 0
         self.backfill_records = 0
         self.last_mbo_ts_ns = 0
@@ -102,6 +107,7 @@ class FlowIngest:
 
     def on_metadata(self, metadata: Any) -> None:
         self.instruments.add_metadata_mappings(metadata)
+        self.declared = guard.declared_range(metadata)
 
     def on_definitions(self, array: np.ndarray, type_name: str = "InstrumentDefMsg") -> None:
         with self._lock:
@@ -120,6 +126,14 @@ class FlowIngest:
         with self._lock:
             if dedupe:
                 self.flush_buffer()
+            guard.check_structure(array)
+            screened = guard.screen_mbo(array, self.instruments, self.declared)
+            if screened.rejected:
+                self.rejected.update(screened.rejected)
+                self.seen[MBO_TYPE] += len(array) - len(screened.kept)
+                array = screened.kept
+                if len(array) == 0:
+                    return
             n = len(array)
             if dedupe:  # historical records merged into the feed: counted apart
                 self.backfill_records += n
@@ -181,7 +195,12 @@ class FlowIngest:
             array = np.frombuffer(bytes(self._buffer), dtype=MBO_DTYPE)
             self._buffer = bytearray()
             self._buffered = 0
-            self.on_mbo(array, source=source)
+            try:
+                self.on_mbo(array, source=source)
+            except guard.CorruptDbn as exc:  # live bytes that are not MBO: dropped, counted
+                self.rejected["corrupt"] += len(array)
+                self.errors.append(f"{MBO_TYPE}: {exc}")
+                del self.errors[:-20]
 
     def advance(self, now_ns: int) -> None:
         with self._lock:
@@ -219,4 +238,5 @@ class FlowIngest:
             "seen": dict(self.seen),
             "used": dict(self.used),
             "skipped": dict(self.skipped),
+            "rejected": dict(self.rejected),
         }

@@ -183,6 +183,10 @@ class InstrumentMap:
     def get(self, instrument_id: int) -> Instrument | None:
         return self._by_id.get(int(instrument_id))
 
+    def ids(self) -> list[int]:
+        """Every known instrument id (defined or symbol-mapped)."""
+        return list(self._by_id)
+
     def add(self, instrument: Instrument) -> None:
         self._by_id[instrument.instrument_id] = instrument
         self._defined.add(instrument.instrument_id)

@@ -12,6 +12,7 @@ minute per wall second; long idle stretches such as overnight are capped at
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 from databento.common.constants import SCHEMA_STRUCT_MAP
 from databento_dbn import Schema
 
+from magic8.flow import guard
 from magic8.flow.aggregator import Source
 from magic8.flow.ingest import FlowIngest
 
@@ -117,6 +119,39 @@ def _schema_type_name(schema: Any) -> str:
         return str(schema)
 
 
+def _verify(path: Path, chunk_records: int) -> int:
+    """Read a whole file without emitting anything; the number of records, or CorruptDbn
+    saying how much was read before the first error (a truncated file, a corrupt frame,
+    bytes that are not the records the header declares)."""
+    n = 0
+    nbytes = 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            store = db.DBNStore.from_file(path)
+            schema = store.schema
+            if schema is None:
+                for _record in store:
+                    n += 1
+            else:
+                for chunk in store.to_ndarray(count=chunk_records):
+                    if schema == Schema.MBO:
+                        guard.check_structure(chunk, offset=n)
+                    n += len(chunk)
+                    nbytes += chunk.nbytes
+        except guard.CorruptDbn as exc:
+            raise guard.CorruptDbn(f"corrupt after {n} records ({nbytes} bytes): {exc}") from None
+        except Exception as exc:
+            raise guard.CorruptDbn(
+                f"unreadable after {n} records ({nbytes} bytes): {type(exc).__name__}: {exc}"
+            ) from None
+    for w in caught:
+        text = str(w.message)
+        if "truncated" in text or "incomplete" in text:
+            raise guard.CorruptDbn(f"truncated after {n} complete records ({nbytes} bytes)")
+    return n
+
+
 def replay_file(
     path: Path,
     ingest: FlowIngest,
@@ -124,8 +159,11 @@ def replay_file(
     source: Source = "replay",
     chunk_records: int = CHUNK_RECORDS,
 ) -> int:
-    """Feed one DBN file to `ingest`; returns the number of records read."""
+    """Feed one DBN file to `ingest`; returns the number of records read. The file is
+    read to its end first: a truncated or corrupt file raises CorruptDbn (saying how much
+    was read) and nothing of it reaches the ingest."""
     pacer = pacer or Pacer()
+    _verify(path, chunk_records)
     store = db.DBNStore.from_file(path)
     ingest.on_metadata(store.metadata)
     schema = store.schema

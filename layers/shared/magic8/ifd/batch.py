@@ -48,7 +48,14 @@ class FlowKinesisRecord(KinesisDataStreamRecord):
     kinesis: FlowRecordPayload
 
 
-processor = BatchProcessor(event_type=EventType.KinesisDataStreams, model=FlowKinesisRecord)
+# A batch whose every record fails is reported like any other (all in batchItemFailures),
+# never raised: the event source retries/bisects the same way, and no record can make the
+# invocation itself fail.
+processor = BatchProcessor(
+    event_type=EventType.KinesisDataStreams,
+    model=FlowKinesisRecord,
+    raise_on_entire_batch_failure=False,
+)
 
 
 @dataclass
@@ -67,9 +74,19 @@ def parse_window(record: dict[str, Any]) -> PressureWindow | None:
         return None
 
 
+class UnobservedWindow(Exception):
+    """The window could not be made visible to its peers (its record fails alone)."""
+
+
 def process_window(
-    detector: IfdDetector, record: FlowKinesisRecord, deps: FlowBatchDeps, stored: list[Signal]
+    detector: IfdDetector,
+    record: FlowKinesisRecord,
+    deps: FlowBatchDeps,
+    stored: list[Signal],
+    unobserved: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
+    if record.kinesis.data.window_key in unobserved:
+        raise UnobservedWindow(record.kinesis.data.window_key)
     outcome: Outcome = detector.handle(record.kinesis.data)
     if outcome.skipped:
         deps.metrics.add_metric(name="WindowsSkipped", unit=MetricUnit.Count, value=1)
@@ -95,12 +112,32 @@ def process_window(
     }
 
 
+def observe_each(
+    detector: IfdDetector, windows: list[PressureWindow], deps: FlowBatchDeps
+) -> frozenset[str]:
+    """detector.observe for the whole batch; if that raises, window by window, so one
+    window the store refuses fails its own record, not the batch. Returns the keys of the
+    windows that could not be observed."""
+    try:
+        detector.observe(windows)
+        return frozenset()
+    except Exception as exc:
+        deps.logger.warning("batch observe failed", extra={"error": type(exc).__name__})
+    bad: set[str] = set()
+    for w in windows:
+        try:
+            detector.observe([w])
+        except Exception:
+            bad.add(w.window_key)
+    return frozenset(bad)
+
+
 def process_flow_batch(event: dict[str, Any], context: Any, deps: FlowBatchDeps) -> dict[str, Any]:
     """batchItemFailures for the records that failed; everything else is processed."""
     detector = deps.new_detector()
     records = event.get("Records", [])
     windows = [w for w in (parse_window(r) for r in records) if w is not None]
-    detector.observe(windows)
+    unobserved = observe_each(detector, windows, deps)
     deps.metrics.add_metric(name="WindowsReceived", unit=MetricUnit.Count, value=len(records))
     deps.metrics.add_metric(
         name="WindowsMalformed", unit=MetricUnit.Count, value=len(records) - len(windows)
@@ -110,7 +147,9 @@ def process_flow_batch(event: dict[str, Any], context: Any, deps: FlowBatchDeps)
         response: dict[str, Any] = dict(
             process_partial_response(
                 event=event,
-                record_handler=lambda record: process_window(detector, record, deps, stored),
+                record_handler=lambda record: process_window(
+                    detector, record, deps, stored, unobserved
+                ),
                 processor=processor,
                 context=context,
             )

@@ -71,10 +71,11 @@ class IfdDetector:
         """Make a batch's windows visible as peers before any of them is analysed."""
         options = [w for w in windows if w.option_type is not None and w.strike is not None]
         if options:
-            for underlying in {w.underlying for w in options}:
-                mine = [w.window_start for w in options if w.underlying == underlying]
-                earliest = min(mine) - timedelta(seconds=WINDOW_SECONDS)
-                self.windows.prefetch(underlying, earliest, max(mine))
+            step = timedelta(seconds=WINDOW_SECONDS)
+            for underlying in sorted({w.underlying for w in options}):
+                mine = {w.window_start for w in options if w.underlying == underlying}
+                # each window's own slot and the one before it (its "previous" peers)
+                self.windows.prefetch(underlying, sorted(mine | {t - step for t in mine}))
             keys = {(w.underlying, w.option_type or "", float(w.strike or 0)) for w in options}
             self.baselines.prefetch(sorted(keys))
             # each window's volume against its own baseline: a neighbour coordinates only

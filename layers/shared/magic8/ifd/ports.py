@@ -40,8 +40,9 @@ class BaselineStore(Protocol):
 class WindowStore(Protocol):
     """Recent windows of all options of an underlying, by window start (for peers)."""
 
-    def prefetch(self, underlying: str, start: datetime, end: datetime) -> None:
-        """Load the peers of every window start in [start, end] at once (before put_many)."""
+    def prefetch(self, underlying: str, starts: Sequence[datetime]) -> None:
+        """Load the peers of these window starts at once (before put_many): the slots asked
+        for, never the span between them (one window dated far away costs one slot)."""
         ...
 
     def put_many(

@@ -19,8 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from magic8.domain import validation
 from magic8.domain.trades import Strategy, Symbol, _case_insensitive
 
 Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
@@ -45,6 +46,16 @@ class OutcomeIn(BaseModel):
     threshold: Probability | None = None
     pnl: Annotated[float, Field(allow_inf_nan=False)] | None = None
     closed_at: datetime | None = None
+
+    @field_validator("closed_at")
+    @classmethod
+    def _plausible_close(cls, v: datetime | None) -> datetime | None:
+        return None if v is None else validation.plausible_time(v, "closed_at")
+
+    @field_validator("pnl", "win_probability", "threshold", mode="before")
+    @classmethod
+    def _numbers_not_bools(cls, v: object, info: ValidationInfo) -> object:
+        return validation.no_bool(v, str(info.field_name))
 
     @field_validator("strategy", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import Field, field_validator, model_validator
 
+from magic8.domain import validation
 from magic8.domain.trades import TradeRequest
 from magic8.monitor.calendar import end_of_trading_day
 
@@ -32,6 +33,11 @@ class WatchlistAdd(TradeRequest):
 
     expiry: datetime | None = None
     label: Annotated[str, Field(max_length=64)] | None = None
+
+    @field_validator("expiry")
+    @classmethod
+    def _plausible_expiry(cls, v: datetime | None) -> datetime | None:
+        return None if v is None else validation.plausible_time(v, "expiry")
 
     def trade_request(self) -> TradeRequest:
         """The trade alone (what the sweep scores)."""

@@ -46,7 +46,7 @@ class MemoryWindowStore:
         self.keep = keep
         self.by_ws: dict[str, dict[int, dict[tuple[str, float], WindowLite]]] = defaultdict(dict)
 
-    def prefetch(self, underlying: str, start: datetime, end: datetime) -> None:
+    def prefetch(self, underlying: str, starts: Sequence[datetime]) -> None:
         return None
 
     def put_many(
