@@ -29,7 +29,7 @@ from gateway_host.databento.spend import SpendTracker
 from gateway_host.metrics import GatewayMetrics
 from magic8.flow.backfill import Backfiller, DbnFileHistoricalSource, InMemoryBudgetLedger
 from magic8.market_hours import ET, StreamingWindow
-from tests.integration.test_fake_databento import MBO
+from tests.integration.test_fake_databento import DEFS, MBO
 
 
 def et(y: int, mo: int, d: int, h: int, mi: int = 0) -> datetime:
@@ -128,6 +128,12 @@ def mbo(lo: int, hi: int) -> Iterator[Any]:
     return itertools.islice(iter(db.DBNStore.from_file(MBO)), lo, hi)
 
 
+def definitions() -> Iterator[Any]:
+    """The feed's instrument definitions (they arrive before market data; the ingest
+    guard drops records of instruments it does not know)."""
+    return iter(db.DBNStore.from_file(DEFS))
+
+
 def test_streaming_starts_and_stops_with_the_window() -> None:
     rig = Rig(et(2026, 11, 23, 9, 0))  # Monday, before the open
     s = rig.session
@@ -140,6 +146,7 @@ def test_streaming_starts_and_stops_with_the_window() -> None:
         rig.until(lambda: s.state == "streaming", "streaming at 09:30")
         live = rig.lives[0]
         assert live.subscriptions == [("definition", "parent"), ("mbo", "parent")]
+        live.push(definitions())
         assert live.push(mbo(0, 3000)) == 3000
         rig.now = et(2026, 11, 23, 16, 0)
         rig.until(lambda: s.state == "outside_window", "outside_window at 16:00")

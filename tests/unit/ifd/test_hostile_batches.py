@@ -153,7 +153,7 @@ HOSTILE: dict[str, list[Any]] = {
         "not a time",
     ],
     "window_end": ["9999-12-31T23:59:59-12:00", "2025-09-16T13:30:00+00:00"],
-    "schema_version": [2],
+    "schema_version": [99],
     "underlying": ["", "x" * 100],
 }
 
