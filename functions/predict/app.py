@@ -30,8 +30,9 @@ from functions.predict.monitor_routes import router as monitor_router
 from functions.predict.settings import ApiSettings
 from functions.predict.signals_routes import router as signals_router
 from magic8.adapters.prediction_service import build_prediction_service
+from magic8.domain import prediction_id
 from magic8.domain.risk_reward import risk_reward_for
-from magic8.domain.service import MAX_BATCH, PredictionService
+from magic8.domain.service import MAX_BATCH, Prediction, PredictionService
 from magic8.domain.trades import Strategy, Symbol, TradeRequest
 from magic8.wiring import Lazy
 
@@ -64,6 +65,15 @@ class PredictionOut(BaseModel):
     data_source: str = Field(description="gateway | seed | replay | stale | unavailable")
     data_age_s: float | None
     n_features: int
+    prediction_id: str = Field(
+        description="the answer's handle: POST /outcomes {prediction_id, won} records its result"
+    )
+    strikes: list[float] = Field(description="the strikes scored (sent or assumed)")
+    action: str = Field(description="BUY | SELL (sent or assumed)")
+    assumed: list[str] = Field(
+        description='what the request left out and the service filled in: "strikes" '
+        "(the strategy's standard Magic8 strikes around predicted_price), \"action\""
+    )
 
 
 class SinglePredictionOut(PredictionOut):
@@ -94,8 +104,10 @@ class ErrorResponse(BaseModel):
     detail: list[ErrorItem] | str
 
 
+TOO_LARGE = "Request too large"
+
 ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorResponse, "description": "batch or body too large"},
+    413: {"model": ErrorResponse, "description": f"{TOO_LARGE}: batch or body"},
     422: {"model": ErrorResponse, "description": "invalid input; loc names the field"},
 }
 
@@ -150,7 +162,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
         if item["type"] == "too_long" and item["loc"][:2] == ["body", "requests"]:
             too_big = {
                 "loc": ["body", "requests"],
-                "msg": f"batch too large: at most {MAX_BATCH} requests",
+                "msg": f"{TOO_LARGE}: at most {MAX_BATCH} trades per batch",
                 "type": "too_long",
             }
             return json_response({"detail": [too_big]}, 413)
@@ -209,7 +221,7 @@ class BodyLimit:
                 "detail": [
                     {
                         "loc": ["body"],
-                        "msg": f"request body larger than {self.max_bytes} bytes",
+                        "msg": f"{TOO_LARGE}: body over {self.max_bytes} bytes",
                         "type": "too_large",
                     }
                 ]
@@ -307,6 +319,23 @@ def _strategy_or_422(raw: str) -> Strategy | Response:
     )
 
 
+def answer(pred: Prediction, trade: TradeRequest) -> dict[str, Any]:
+    """One prediction as the API answers it: the service's fields, the answer's id and
+    the trade as scored (strikes and action, sent or assumed)."""
+    out = pred.to_dict()
+    out["prediction_id"] = prediction_id.encode(
+        pred.symbol,
+        pred.strategy,
+        pred.win_probability,
+        pred.threshold,
+        datetime.fromisoformat(pred.timestamp),
+    )
+    out["strikes"] = trade.strikes
+    out["action"] = trade.action.value
+    out["assumed"] = list(trade.assumed)
+    return out
+
+
 # --- routers ------------------------------------------------------------------------------
 
 predict_router = APIRouter(tags=["predict"])
@@ -321,7 +350,7 @@ async def predict(trade: TradeRequest, request: Request) -> Response:
     observer: BatchObserver | None = request.app.state.observer
     if observer:
         observer(1, metrics)
-    out = preds[0].to_dict()
+    out = answer(preds[0], trade)
     out["cache_hit"] = metrics["prediction_hits"] == 1
     return prediction_response(out)
 
@@ -335,7 +364,8 @@ def _batch_answer(
     preds, metrics = service.predict_batch(batch.requests, batch.share_market_data)
     if observer:
         observer(len(preds), metrics)
-    payload = {"predictions": [p.to_dict() for p in preds], "batch_metrics": metrics}
+    answers = [answer(p, t) for p, t in zip(preds, batch.requests, strict=True)]
+    payload = {"predictions": answers, "batch_metrics": metrics}
     return to_json(payload, inf_nan_mode="null")
 
 

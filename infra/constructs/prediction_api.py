@@ -6,13 +6,15 @@ Packaging: a container image, not a zip. The predict function needs numpy, panda
 function + layers (numbers in the README). Images may be 10 GB, and the image is built by
 `cdk deploy`; `cdk synth` only stages the build context (no Docker).
 
-API: API key on every route except GET /health; a usage plan (rate, burst, daily quota);
-a request validator with a JSON-schema model on POST /predict/batch (1..100 trades, each an
-object with the required fields) and POST /predict; failed validation answers 422 with
-API Gateway's message (e.g. `object has missing required properties (["premium"])`, or
-`array is too long: must have at most 100 elements ...`), like FastAPI's 422. So behind
-API Gateway a 101-trade batch is a 422 from the edge, where the local front gives the
-app's 413; the 256 KiB body limit (413) is the app's in both.
+API: API key on every route except GET /health; usage plans (rate, burst, daily quota);
+a request validator with JSON-schema models on POST /predict and POST /predict/batch built
+from the app's own TradeRequest (magic8.domain.trades): the edge requires exactly the
+fields the app requires (strategy, symbol, premium, predicted_price; strikes and action are
+optional, the app fills in the standard ones) and checks the envelope (`requests` is a
+non-empty array of objects). Failed validation answers 422 with API Gateway's message.
+The batch size limit is the app's, so a 101-trade batch is the same 413 "Request too large"
+in AWS and locally; a body over API Gateway's 10 MB is its REQUEST_TOO_LARGE gateway
+response, also 413 "Request too large".
 """
 
 from __future__ import annotations
@@ -25,20 +27,27 @@ from constructs import Construct
 
 from infra.constructs.common import ack, log_group
 from infra.constructs.functions import image_function
-
-MAX_BATCH = 100
+from magic8.domain.trades import TradeRequest
 
 # Expected load: ~2,500 calls/day from DiscordTrading, plus the dashboard and ops.
 USAGE_RATE_PER_S = 10
 USAGE_BURST = 20
 USAGE_QUOTA_PER_DAY = 20_000
 
-# The edge checks the envelope only: a JSON object with the required fields (API Gateway's
-# message names a missing one) and at most MAX_BATCH trades. Types, ranges and
-# strike geometry are FastAPI's job, whose 422 names the exact field (and which accepts
-# what pydantic accepts, e.g. numbers sent as strings).
-TRADE_REQUIRED = ["strategy", "symbol", "premium", "predicted_price", "strikes", "action"]
-_TRADE_REQUEST_SCHEMA = apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT, required=TRADE_REQUIRED)
+# The edge checks the envelope only: a JSON object with the fields TradeRequest requires
+# (API Gateway's message names a missing one). Types, ranges, aliases, strike geometry and
+# the batch size (413) are the app's job, whose answer names the exact field.
+TRADE_REQUIRED = [name for name, f in TradeRequest.model_fields.items() if f.is_required()]
+TOO_LARGE_MESSAGE = "Request too large"
+
+
+def trade_schema(title: str | None = None) -> apigw.JsonSchema:
+    return apigw.JsonSchema(
+        schema=apigw.JsonSchemaVersion.DRAFT4 if title else None,
+        title=title,
+        type=apigw.JsonSchemaType.OBJECT,
+        required=TRADE_REQUIRED,
+    )
 
 
 class PredictionApi(Construct):
@@ -117,7 +126,13 @@ class PredictionApi(Construct):
             "RequestTooLarge",
             type=apigw.ResponseType.REQUEST_TOO_LARGE,
             status_code="413",
-            templates={"application/json": '{"detail": "request body too large"}'},
+            templates={
+                "application/json": (
+                    '{"detail": [{"loc": ["body"], "msg": "'
+                    + TOO_LARGE_MESSAGE
+                    + ': body over API Gateway\'s 10 MB", "type": "too_large"}]}'
+                )
+            },
         )
 
         integration = apigw.LambdaIntegration(self.function, proxy=True)
@@ -128,12 +143,7 @@ class PredictionApi(Construct):
             "TradeRequest",
             content_type="application/json",
             model_name="TradeRequest",
-            schema=apigw.JsonSchema(
-                schema=apigw.JsonSchemaVersion.DRAFT4,
-                title="TradeRequest",
-                type=apigw.JsonSchemaType.OBJECT,
-                required=TRADE_REQUIRED,
-            ),
+            schema=trade_schema("TradeRequest"),
         )
         batch_model = self.api.add_model(
             "BatchRequest",
@@ -145,11 +155,9 @@ class PredictionApi(Construct):
                 type=apigw.JsonSchemaType.OBJECT,
                 required=["requests"],
                 properties={
+                    # no maxItems: the app answers 413 "Request too large" (more than 100 trades)
                     "requests": apigw.JsonSchema(
-                        type=apigw.JsonSchemaType.ARRAY,
-                        min_items=1,
-                        max_items=MAX_BATCH,
-                        items=_TRADE_REQUEST_SCHEMA,
+                        type=apigw.JsonSchemaType.ARRAY, min_items=1, items=trade_schema()
                     ),
                     "share_market_data": apigw.JsonSchema(type=apigw.JsonSchemaType.BOOLEAN),
                 },

@@ -247,7 +247,8 @@ def _missing(field: str) -> dict[str, Any]:
     ("path", "body", "raw", "status", "loc"),
     [
         ("/predict", _missing("premium"), None, 422, ["body", "premium"]),
-        ("/predict", _missing("strikes"), None, 422, ["body", "strikes"]),
+        ("/predict", _missing("predicted_price"), None, 422, ["body", "predicted_price"]),
+        ("/predict", {**BUTTERFLY, "strikes": []}, None, 422, ["body", "strikes"]),
         ("/predict", {**BUTTERFLY, "strategy": "Straddle"}, None, 422, ["body", "strategy"]),
         ("/predict", {**BUTTERFLY, "symbol": "AAPL"}, None, 422, ["body", "symbol"]),
         ("/predict", {**BUTTERFLY, "premium": -1}, None, 422, ["body", "premium"]),

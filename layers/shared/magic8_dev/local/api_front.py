@@ -236,7 +236,7 @@ class ApiFront:
                     return
                 if length > API_GATEWAY_MAX_BODY:
                     self.close_connection = True
-                    self._json(413, {"message": "Request Too Long"})
+                    self._json(413, {"message": "Request too large"})
                     return
                 body = self.rfile.read(length) if length else b""
                 if path not in OPEN_PATHS and self.headers.get("x-api-key") != front.api_key:
