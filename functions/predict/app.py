@@ -31,6 +31,7 @@ from functions.predict.settings import ApiSettings
 from functions.predict.signals_routes import router as signals_router
 from magic8.adapters.prediction_service import build_prediction_service
 from magic8.domain import prediction_id
+from magic8.domain.plausibility import impossible_reason
 from magic8.domain.risk_reward import risk_reward_for
 from magic8.domain.service import MAX_BATCH, Prediction, PredictionService
 from magic8.domain.trades import Strategy, Symbol, TradeRequest
@@ -336,6 +337,19 @@ def answer(pred: Prediction, trade: TradeRequest) -> dict[str, Any]:
     return out
 
 
+def impossible(trades: list[TradeRequest], batch: bool) -> Response | None:
+    """422 naming each trade whose premium makes it impossible (and why), else None."""
+    items = []
+    for i, trade in enumerate(trades):
+        reason = impossible_reason(trade)
+        if reason is not None:
+            where: list[str | int] = (
+                ["body", "requests", i, "premium"] if batch else ["body", "premium"]
+            )
+            items.append({"loc": where, "msg": reason, "type": "impossible_premium"})
+    return json_response({"detail": items}, 422) if items else None
+
+
 # --- routers ------------------------------------------------------------------------------
 
 predict_router = APIRouter(tags=["predict"])
@@ -346,6 +360,9 @@ health_router = APIRouter(tags=["health"])
 
 @predict_router.post("/predict", response_model=SinglePredictionOut, responses=ERRORS)
 async def predict(trade: TradeRequest, request: Request) -> Response:
+    rejected = impossible([trade], batch=False)
+    if rejected is not None:
+        return rejected
     preds, metrics = _service(request).predict_batch([trade])
     observer: BatchObserver | None = request.app.state.observer
     if observer:
@@ -371,6 +388,9 @@ def _batch_answer(
 
 @predict_router.post(BATCH_PATH, response_model=BatchResponse, responses=ERRORS)
 async def predict_batch(batch: BatchRequest, request: Request) -> Response:
+    rejected = impossible(batch.requests, batch=True)
+    if rejected is not None:
+        return rejected
     body = _batch_answer(_service(request), batch, request.app.state.observer)
     return Response(content=body, status_code=200, media_type="application/json")
 

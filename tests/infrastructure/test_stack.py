@@ -6,10 +6,13 @@ import json
 import re
 from typing import Any
 
+import jsonschema
 import pytest
 from aws_cdk.assertions import Match
+from pydantic import ValidationError
 
 from magic8 import resources as r
+from magic8.domain.trades import TradeRequest
 from magic8.settings import AwsSettings
 from tests.infrastructure.conftest import ALERT_EMAILS, Synth
 
@@ -371,9 +374,38 @@ def test_request_validator_and_batch_model(synth: Synth) -> None:
     }
     batch = models["BatchRequest"]["Schema"]
     assert batch["required"] == ["requests"]
-    assert batch["properties"]["requests"]["maxItems"] == 100
+    # the batch size is the app's: 413 "Request too large" in AWS as locally
+    assert "maxItems" not in batch["properties"]["requests"]
     assert batch["properties"]["requests"]["minItems"] == 1
-    assert "premium" in models["TradeRequest"]["Schema"]["required"]
+    # one source: the edge requires exactly what the app's TradeRequest requires
+    required = [n for n, f in TradeRequest.model_fields.items() if f.is_required()]
+    assert sorted(required) == ["predicted_price", "premium", "strategy", "symbol"]
+    assert models["TradeRequest"]["Schema"]["required"] == required
+    assert batch["properties"]["requests"]["items"]["required"] == required
+    # the bot's curl body passes the synthesized models and the app's own model
+    bot = {
+        "requests": [
+            {"symbol": "SPX", "strategy": "Butterfly", "premium": 24.82, "predicted_price": 5855},
+            {"symbol": "SPXW", "strategy": "IronCondor", "premium": 0.65, "predicted_price": 5855},
+        ]
+    }
+    jsonschema.Draft4Validator(batch).validate(bot)
+    jsonschema.Draft4Validator(batch).validate({"requests": bot["requests"] * 101})
+    for trade in bot["requests"]:
+        jsonschema.Draft4Validator(models["TradeRequest"]["Schema"]).validate(trade)
+        TradeRequest.model_validate(trade)
+    missing = {"symbol": "SPX", "strategy": "Butterfly", "premium": 24.82}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft4Validator(models["TradeRequest"]["Schema"]).validate(missing)
+    with pytest.raises(ValidationError):
+        TradeRequest.model_validate(missing)
+    too_large = [
+        r["Properties"]
+        for r in synth.resources("AWS::ApiGateway::GatewayResponse").values()
+        if r["Properties"]["ResponseType"] == "REQUEST_TOO_LARGE"
+    ]
+    assert too_large[0]["StatusCode"] == "413"
+    assert "Request too large" in too_large[0]["ResponseTemplates"]["application/json"]
     synth.template.has_resource_properties(
         "AWS::ApiGateway::GatewayResponse",
         {"ResponseType": "BAD_REQUEST_BODY", "StatusCode": "422"},

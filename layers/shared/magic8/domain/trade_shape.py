@@ -28,7 +28,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
+
+# Magic8's times are US/Eastern: a timestamp without a zone is read in this zone. This
+# ZoneInfo object marks such a timestamp (a parsed offset is never this object).
+EASTERN = ZoneInfo("America/New_York")
 
 # --- aliases ------------------------------------------------------------------------------
 
@@ -205,6 +211,24 @@ def standard_strikes(
     if low <= 0:
         centre += sc.grid * math.ceil((sc.grid - low) / sc.grid)
     return [round(centre + o, 6) for o in offsets]
+
+
+def eastern_if_naive(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=EASTERN)
+    return value
+
+
+def zone_was_assumed(value: datetime | None) -> bool:
+    return value is not None and value.tzinfo is EASTERN
+
+
+def trade_identity(strategy: str, action: str, strikes: list[float], option_type: str | None) -> str:
+    """A trade's identity within its symbol x strategy series: action, option kind and the
+    sorted strikes, e.g. "BUY 5805/5855/5905" or "SELL P 5840/5845"."""
+    kind = (option_type or "").strip().upper()[:1]
+    ks = "/".join(f"{k:g}" for k in sorted(strikes))
+    return f"{action} {kind} {ks}" if kind and strategy != "Iron Condor" else f"{action} {ks}"
 
 
 def normalise_request(data: Any) -> Any:

@@ -110,6 +110,11 @@ class TradeRequest(BaseModel):
     def _upper(cls, v: object) -> object:
         return v.strip().upper() if isinstance(v, str) else v
 
+    @field_validator("timestamp", mode="after")
+    @classmethod
+    def _eastern(cls, v: datetime | None) -> datetime | None:
+        return trade_shape.eastern_if_naive(v)  # Magic8's times are US/Eastern
+
     @model_validator(mode="after")
     def _standard_defaults(self) -> TradeRequest:
         """Fill what the request left out (object.__setattr__: the model is frozen)."""
@@ -123,14 +128,24 @@ class TradeRequest(BaseModel):
             )
             object.__setattr__(self, "strikes", strikes)
             assumed.insert(0, "strikes")
+        if trade_shape.zone_was_assumed(self.timestamp):
+            assumed.append("timezone")
         if assumed:
             self._assumed = tuple(assumed)
         return self
 
     @property
     def assumed(self) -> tuple[str, ...]:
-        """The fields the service filled in ("strikes", "action"); empty if none."""
+        """What the service filled in: "strikes", "action", "timezone" (a timestamp
+        without a zone, read as US/Eastern); empty if nothing."""
         return self._assumed
+
+    @property
+    def identity(self) -> str:
+        """The trade within its symbol x strategy history series (action, kind, strikes)."""
+        return trade_shape.trade_identity(
+            self.strategy, self.action, self.strikes, self.option_type
+        )
 
     @model_validator(mode="after")
     def _strikes_fit_strategy(self) -> TradeRequest:
