@@ -34,7 +34,9 @@ from magic8.domain import prediction_id
 from magic8.domain.plausibility import impossible_reason
 from magic8.domain.risk_reward import risk_reward_for
 from magic8.domain.service import MAX_BATCH, Prediction, PredictionService
+from magic8.domain.trade_shape import EASTERN, zone_was_assumed
 from magic8.domain.trades import Strategy, Symbol, TradeRequest
+from magic8.market_hours import MarketCalendar
 from magic8.wiring import Lazy
 
 ServiceFactory = Callable[[ApiSettings], PredictionService]
@@ -52,6 +54,13 @@ class BatchRequest(BaseModel):
 
     requests: Annotated[list[TradeRequest], Field(min_length=1, max_length=MAX_BATCH)]
     share_market_data: bool = True
+
+
+class TimeUsed(BaseModel):
+    at: str = Field(description="the trade's time, US/Eastern")
+    source: str = Field(
+        description="timestamp | timestamp without zone (read as US/Eastern) | serve time"
+    )
 
 
 class PredictionOut(BaseModel):
@@ -73,8 +82,13 @@ class PredictionOut(BaseModel):
     action: str = Field(description="BUY | SELL (sent or assumed)")
     assumed: list[str] = Field(
         description='what the request left out and the service filled in: "strikes" '
-        "(the strategy's standard Magic8 strikes around predicted_price), \"action\""
+        '(the strategy\'s standard Magic8 strikes around predicted_price), "action"'
     )
+
+    time_used: TimeUsed
+    market_open: bool = Field(description="the market was open at time_used.at")
+    session: str = Field(description="regular | early_close | closed (NYSE, time_used's date)")
+    warnings: list[str] = Field(description="e.g. market closed: answered, not a live trade")
 
 
 class SinglePredictionOut(PredictionOut):
@@ -320,20 +334,54 @@ def _strategy_or_422(raw: str) -> Strategy | Response:
     )
 
 
-def answer(pred: Prediction, trade: TradeRequest) -> dict[str, Any]:
-    """One prediction as the API answers it: the service's fields, the answer's id and
-    the trade as scored (strikes and action, sent or assumed)."""
+CALENDAR = MarketCalendar()
+TimeCache = dict[tuple[datetime, str], tuple[dict[str, Any], dict[str, Any]]]
+
+
+def _time_and_session(
+    at: datetime, source: str, seen: TimeCache
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    hit = seen.get((at, source))
+    if hit is None:
+        hit = seen[at, source] = (
+            {"at": at.astimezone(EASTERN).isoformat(), "source": source},
+            CALENDAR.describe(at),
+        )
+    return hit
+
+
+def answer(pred: Prediction, trade: TradeRequest, seen: TimeCache | None = None) -> dict[str, Any]:
+    """One prediction as the API answers it: the service's fields, the answer's id, the
+    trade as scored (strikes and action, sent or assumed), the time used and the market
+    session at that time (a closed session is answered, and flagged)."""
     out = pred.to_dict()
+    served = datetime.fromisoformat(pred.timestamp)
     out["prediction_id"] = prediction_id.encode(
-        pred.symbol,
-        pred.strategy,
-        pred.win_probability,
-        pred.threshold,
-        datetime.fromisoformat(pred.timestamp),
+        pred.symbol, pred.strategy, pred.win_probability, pred.threshold, served
     )
     out["strikes"] = trade.strikes
     out["action"] = trade.action.value
     out["assumed"] = list(trade.assumed)
+    seen = {} if seen is None else seen
+    if trade.timestamp is None:
+        used, market = _time_and_session(served, "serve time (no timestamp sent)", seen)
+    else:
+        source = (
+            "timestamp without zone (read as US/Eastern)"
+            if zone_was_assumed(trade.timestamp)
+            else "timestamp"
+        )
+        used, market = _time_and_session(trade.timestamp, source, seen)
+    out["time_used"] = used
+    out["market_open"] = market["market_open"]
+    out["session"] = market["session"]
+    warnings = []
+    if not market["market_open"]:
+        warnings.append(
+            f"market closed at {used['at']} ({market['session']} session): answered, "
+            "but not a live trade"
+        )
+    out["warnings"] = warnings
     return out
 
 
@@ -381,7 +429,8 @@ def _batch_answer(
     preds, metrics = service.predict_batch(batch.requests, batch.share_market_data)
     if observer:
         observer(len(preds), metrics)
-    answers = [answer(p, t) for p, t in zip(preds, batch.requests, strict=True)]
+    seen: TimeCache = {}
+    answers = [answer(p, t, seen) for p, t in zip(preds, batch.requests, strict=True)]
     payload = {"predictions": answers, "batch_metrics": metrics}
     return to_json(payload, inf_nan_mode="null")
 

@@ -203,7 +203,7 @@ def test_batch_equals_the_same_trades_one_by_one(seeded: LocalResources) -> None
     ("field", "variants"),
     [
         ("premium", [{"premium": 5.0}, {"premium": 40.0}]),
-        ("strikes", [{"strikes": [5955, 5905, 5855]}, {"strikes": [5875, 5855, 5835]}]),
+        ("strikes", [{"strikes": [5955, 5905, 5855]}, {"strikes": [5885, 5855, 5825]}]),
         ("predicted_price", [{"predicted_price": 5905}, {"predicted_price": 5800}]),
         ("action", [{"action": "SELL"}]),
         ("strategy", [{"strategy": "Vertical", "strikes": [5855, 5805]}]),
@@ -446,3 +446,63 @@ def test_seeded_snapshots_are_read_in_one_batch(seeded: LocalResources) -> None:
     repo = DynamoMarketRepository(seeded.settings.market_table)
     snaps = repo.get_snapshots(["SPX", "SPY", "XSP", "NDX", "QQQ", "RUT", "VIX"])
     assert set(snaps) == {"SPX", "SPY", "XSP", "NDX", "QQQ", "VIX"}
+
+
+# --- issue 15: answers that make sense ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ({**BUTTERFLY, "premium": 80}, "can never profit"),
+        (
+            {"symbol": "SPX", "strategy": "Vertical", "action": "SELL", "premium": 7.0,
+             "predicted_price": 5855, "strikes": [5840, 5845]},
+            "credit is above the width",
+        ),
+        ({**CONDOR, "premium": 6.0}, "can never lose"),
+    ],
+)
+def test_impossible_premium_is_a_422_that_says_why(
+    api_unseeded: Call, body: dict[str, Any], why: str
+) -> None:
+    status, single = api_unseeded("POST", "/predict", body)
+    assert status == 422
+    assert single["detail"][0]["loc"] == ["body", "premium"]
+    assert why in single["detail"][0]["msg"]
+    status, batch = api_unseeded("POST", "/predict/batch", {"requests": [BUTTERFLY, body]})
+    assert status == 422
+    assert batch["detail"][0]["loc"] == ["body", "requests", 1, "premium"]
+
+
+def test_naive_timestamp_is_eastern_and_the_answer_says_so(api: Call) -> None:
+    naive = {**BUTTERFLY, "timestamp": "2026-03-02T12:00:00"}
+    aware = {**BUTTERFLY, "timestamp": "2026-03-02T17:00:00+00:00"}  # the same instant
+    status, body = api("POST", "/predict/batch", {"requests": [naive, aware, BUTTERFLY]})
+    assert status == 200, body
+    p_naive, p_aware, p_none = body["predictions"]
+    assert p_naive["time_used"] == {
+        "at": "2026-03-02T12:00:00-05:00",
+        "source": "timestamp without zone (read as US/Eastern)",
+    }
+    assert p_naive["assumed"] == ["timezone"]
+    assert p_aware["time_used"]["at"] == "2026-03-02T12:00:00-05:00"
+    assert p_aware["time_used"]["source"] == "timestamp" and p_aware["assumed"] == []
+    # the same instant: the same features and probability
+    assert p_naive["win_probability"] == p_aware["win_probability"]
+    assert p_naive["market_open"] is True and p_naive["session"] == "regular"
+    assert p_none["time_used"]["source"].startswith("serve time")
+
+
+def test_closed_sessions_are_answered_but_flagged(api: Call) -> None:
+    saturday = {**BUTTERFLY, "timestamp": "2026-03-07T12:00:00-05:00"}
+    christmas = {**BUTTERFLY, "timestamp": "2028-12-25T11:00:00-05:00"}
+    early = {**BUTTERFLY, "timestamp": "2026-11-27T12:00:00-05:00"}
+    status, body = api("POST", "/predict/batch", {"requests": [saturday, christmas, early]})
+    assert status == 200, body
+    sat, xmas, half = body["predictions"]
+    for p in (sat, xmas):
+        assert p["market_open"] is False and p["session"] == "closed"
+        assert p["warnings"] and "market closed" in p["warnings"][0]
+    assert half["session"] == "early_close" and half["market_open"] is True
+    assert half["warnings"] == []

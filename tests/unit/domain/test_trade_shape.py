@@ -29,9 +29,7 @@ BOT = {"symbol": "SPX", "premium": 1.0, "predicted_price": 5855}
         ("SONAR", "Sonar", None, "SELL"),
     ],
 )
-def test_trade_type_aliases(
-    raw: str, strategy: str, option_type: str | None, action: str
-) -> None:
+def test_trade_type_aliases(raw: str, strategy: str, option_type: str | None, action: str) -> None:
     t = TradeRequest.model_validate({**BOT, "strategy": raw})
     assert t.strategy == Strategy(strategy)
     assert t.option_type == option_type
@@ -41,8 +39,17 @@ def test_trade_type_aliases(
 
 @pytest.mark.parametrize(
     ("raw", "symbol"),
-    [("SPXW", "SPX"), ("$SPX", "SPX"), ("^spx", "SPX"), ("spx", "SPX"), (" SPX Index", "SPX"),
-     ("NDXP", "NDX"), ("$RUT", "RUT"), ("RUTW", "RUT"), ("xsp", "XSP")],
+    [
+        ("SPXW", "SPX"),
+        ("$SPX", "SPX"),
+        ("^spx", "SPX"),
+        ("spx", "SPX"),
+        (" SPX Index", "SPX"),
+        ("NDXP", "NDX"),
+        ("$RUT", "RUT"),
+        ("RUTW", "RUT"),
+        ("xsp", "XSP"),
+    ],
 )
 def test_symbol_aliases(raw: str, symbol: str) -> None:
     t = TradeRequest.model_validate({**BOT, "strategy": "Butterfly", "symbol": raw})
@@ -50,8 +57,11 @@ def test_symbol_aliases(raw: str, symbol: str) -> None:
 
 
 def test_unknown_names_are_still_rejected() -> None:
-    for bad in ({"strategy": "Straddle"}, {"strategy": "Butterfly", "symbol": "AAPL"},
-                {"strategy": "Butterfly", "action": "HOLD"}):
+    for bad in (
+        {"strategy": "Straddle"},
+        {"strategy": "Butterfly", "symbol": "AAPL"},
+        {"strategy": "Butterfly", "action": "HOLD"},
+    ):
         with pytest.raises(ValidationError):
             TradeRequest.model_validate({**BOT, **bad})
 
@@ -59,7 +69,9 @@ def test_unknown_names_are_still_rejected() -> None:
 def test_assumed_names_what_was_filled_in() -> None:
     missing = TradeRequest.model_validate({**BOT, "strategy": "Butterfly"})
     assert missing.assumed == ("strikes", "action")
-    nulls = TradeRequest.model_validate({**BOT, "strategy": "Butterfly", "strikes": None, "action": None})
+    nulls = TradeRequest.model_validate(
+        {**BOT, "strategy": "Butterfly", "strikes": None, "action": None}
+    )
     assert nulls.assumed == ("strikes", "action")
     assert nulls.strikes == missing.strikes == [5805.0, 5855.0, 5905.0]
     sent = TradeRequest.model_validate(
@@ -98,7 +110,7 @@ def test_standard_strikes_fit_the_strategy_and_win_at_the_predicted_price(
 def test_spy_is_a_tenth_of_spx() -> None:
     spx = trade_shape.standard_strikes("Butterfly", "SPX", 5855)
     spy = trade_shape.standard_strikes("Butterfly", "SPY", 585.5)
-    assert [k / 10 for k in spx][0] == pytest.approx(spy[0] + 0.5, abs=1.0)
+    assert spx[0] / 10 == pytest.approx(spy[0], abs=1.0)
     assert spy[2] - spy[0] == pytest.approx((spx[2] - spx[0]) / 10)
 
 
@@ -112,7 +124,13 @@ def test_prediction_id_round_trip_and_rejections() -> None:
     assert ref.served_at == at
     assert len(pid) <= 64
     assert pid != prediction_id.encode("SPX", "Iron Condor", 0.665432, 0.6, at)
-    for bad in ("", "x", pid.replace("SPX", "AAPL"), pid.replace(".IC.", ".XX."),
-                "m8p1.SPX.IC.2000000.1.a.b", "m8p1.SPX.IC.a.1.a.b"):
+    for bad in (
+        "",
+        "x",
+        pid.replace("SPX", "AAPL"),
+        pid.replace(".IC.", ".XX."),
+        "m8p1.SPX.IC.2000000.1.a.b",
+        "m8p1.SPX.IC.a.1.a.b",
+    ):
         with pytest.raises(prediction_id.PredictionIdError):
             prediction_id.decode(bad)

@@ -223,7 +223,9 @@ def zone_was_assumed(value: datetime | None) -> bool:
     return value is not None and value.tzinfo is EASTERN
 
 
-def trade_identity(strategy: str, action: str, strikes: list[float], option_type: str | None) -> str:
+def trade_identity(
+    strategy: str, action: str, strikes: list[float], option_type: str | None
+) -> str:
     """A trade's identity within its symbol x strategy series: action, option kind and the
     sorted strikes, e.g. "BUY 5805/5855/5905" or "SELL P 5840/5845"."""
     kind = (option_type or "").strip().upper()[:1]
@@ -268,7 +270,11 @@ def strike_table_markdown(reference: dict[str, float] | None = None) -> str:
         "QQQ": 512.0,
         "RUT": 2300.0,
     }
-    rows = ["| strategy | action | rule | " + " | ".join(f"{s} (P={p:g})" for s, p in prices.items()) + " |"]
+    rows = [
+        "| strategy | action | rule | "
+        + " | ".join(f"{s} (P={p:g})" for s, p in prices.items())
+        + " |"
+    ]
     rows.append("|" + "---|" * (3 + len(prices)))
     for strat, tpl in STRIKE_TEMPLATES.items():
         cells = [
