@@ -31,6 +31,7 @@ from functions.predict.settings import ApiSettings
 from functions.predict.signals_routes import router as signals_router
 from magic8.adapters.prediction_service import build_prediction_service
 from magic8.domain import prediction_id
+from magic8.domain.confidence import lines as confidence_lines
 from magic8.domain.plausibility import impossible_reason
 from magic8.domain.risk_reward import risk_reward_for
 from magic8.domain.service import MAX_BATCH, Prediction, PredictionService
@@ -498,7 +499,17 @@ async def confidence_history(
     symbol: Annotated[str, Path(max_length=16)],
     strategy: Annotated[str, Path(max_length=32)],
     hours: Hours = 24.0,
+    trade: Annotated[
+        str | None,
+        Query(
+            max_length=80,
+            description='one trade\'s line only, e.g. "BUY 5805/5855/5905" (see lines[].trade)',
+        ),
+    ] = None,
 ) -> Response:
+    """Points of the symbol x strategy series, oldest first, each naming its trade, and the
+    same points grouped into `lines`, one per trade identity (action, option kind,
+    strikes): unrelated trades never share a line."""
     sym = _symbol_or_422(symbol, tuple(s.value for s in Symbol), ["path", "symbol"])
     if isinstance(sym, Response):
         return sym
@@ -506,6 +517,9 @@ async def confidence_history(
     if isinstance(strat, Response):
         return strat
     points = _service(request).history(sym, strat.value, hours)
+    if trade is not None:
+        wanted = " ".join(trade.split())
+        points = [p for p in points if p.trade == wanted]
     return json_response(
         {
             "series": f"{sym}#{strat.value}",
@@ -514,6 +528,7 @@ async def confidence_history(
             "hours": hours,
             "count": len(points),
             "points": [p.to_dict() for p in points],
+            "lines": confidence_lines(points),
         }
     )
 

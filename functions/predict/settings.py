@@ -27,7 +27,7 @@ class ApiSettings(AwsSettings):
     # without any market snapshot, time features use the serve time floored to this grid
     feature_time_bucket_s: int = Field(default=300, ge=1)
     record_history: bool = True
-    history_ttl_days: float = Field(default=14.0, gt=0)
+    history_ttl_days: float = Field(default=30.0, gt=0)  # retention (TTL) of history
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     # /health/detailed reports the gateway stale when its heartbeat is older than this
     gateway_stale_after_s: float = Field(default=120.0, gt=0)

@@ -506,3 +506,26 @@ def test_closed_sessions_are_answered_but_flagged(api: Call) -> None:
         assert p["warnings"] and "market closed" in p["warnings"][0]
     assert half["session"] == "early_close" and half["market_open"] is True
     assert half["warnings"] == []
+
+
+def test_history_has_one_line_per_trade_identity(api: Call) -> None:
+    watched = {**CONDOR, "premium": 0.65}
+    unrelated = {**CONDOR, "strikes": [5790, 5800, 5910, 5920], "premium": 2.0}
+    for premium in (0.65, 0.70):  # two answers for the watched trade, one for the other
+        status, _ = api("POST", "/predict/batch", {"requests": [{**watched, "premium": premium}]})
+        assert status == 200
+    status, _ = api("POST", "/predict/batch", {"requests": [unrelated]})
+    assert status == 200
+    status, hist = api("GET", "/confidence/history/SPX/Iron%20Condor", query={"hours": ["1"]})
+    assert status == 200, hist
+    lines = {line["trade"]: line for line in hist["lines"]}
+    assert set(lines) == {"SELL 5830/5835/5875/5880", "SELL 5790/5800/5910/5920"}
+    assert lines["SELL 5830/5835/5875/5880"]["count"] == 2
+    assert lines["SELL 5790/5800/5910/5920"]["count"] == 1
+    assert all(p["trade"] for p in hist["points"])
+    status, one = api(
+        "GET",
+        "/confidence/history/SPX/Iron%20Condor",
+        query={"hours": ["1"], "trade": ["SELL 5790/5800/5910/5920"]},
+    )
+    assert status == 200 and one["count"] == 1 and len(one["lines"]) == 1

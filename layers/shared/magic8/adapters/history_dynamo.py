@@ -17,7 +17,7 @@ from magic8.domain.confidence import ConfidencePoint, Trend, all_series
 
 BATCH_SIZE = 25
 MAX_ATTEMPTS = 6
-DEFAULT_TTL_DAYS = 14.0
+DEFAULT_TTL_DAYS = 30.0
 
 
 def _item(point: ConfidencePoint, ts_ms: int, expires_at: int) -> dict[str, Any]:
@@ -32,6 +32,7 @@ def _item(point: ConfidencePoint, ts_ms: int, expires_at: int) -> dict[str, Any]
         "model_type": {"S": point.model_type or "-"},
         "model_version": {"S": point.model_version or "-"},
         "data_source": {"S": point.data_source or "-"},
+        "trade": {"S": point.trade or "-"},
         "expires_at": {"N": str(expires_at)},
     }
 
@@ -47,6 +48,7 @@ def _point(item: dict[str, Any]) -> ConfidencePoint:
         model_type=item["model_type"]["S"],
         model_version=item["model_version"]["S"],
         data_source=item["data_source"]["S"],
+        trade=item.get("trade", {}).get("S", "-").strip("-"),
     )
 
 

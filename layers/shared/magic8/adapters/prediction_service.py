@@ -21,7 +21,7 @@ def build_prediction_service(settings: Any) -> PredictionService:
     make_config = getattr(settings, "service_config", None)
     config = make_config() if callable(make_config) else ServiceConfig()
     history = DynamoHistoryRepository(
-        settings.history_table, ttl_days=float(getattr(settings, "history_ttl_days", 14.0))
+        settings.history_table, ttl_days=float(getattr(settings, "history_ttl_days", 30.0))
     )
     return PredictionService(
         # a failing market table degrades answers to the last good (stale) snapshots

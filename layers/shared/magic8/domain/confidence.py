@@ -1,4 +1,8 @@
-"""Confidence history: one point per answered prediction, per symbol x strategy series."""
+"""Confidence history: one point per answered prediction, per symbol x strategy series.
+
+Each point names its trade (`trade`: action, option kind and strikes, e.g. "BUY
+5805/5855/5905"), so a series holds one line per trade identity and unrelated trades of
+the same symbol and strategy never interleave (the API groups points into `lines`)."""
 
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ class ConfidencePoint:
     model_type: str
     model_version: str
     data_source: str
+    trade: str = ""
 
     @property
     def series(self) -> str:
@@ -50,7 +55,20 @@ class ConfidencePoint:
             "model_type": self.model_type,
             "model_version": self.model_version,
             "data_source": self.data_source,
+            "trade": self.trade,
         }
+
+
+def lines(points: list[ConfidencePoint]) -> list[dict[str, Any]]:
+    """Points grouped by trade identity, oldest first within each line; lines in order of
+    their first point."""
+    by_trade: dict[str, list[ConfidencePoint]] = {}
+    for p in points:
+        by_trade.setdefault(p.trade, []).append(p)
+    return [
+        {"trade": trade, "count": len(pts), "points": [p.to_dict() for p in pts]}
+        for trade, pts in by_trade.items()
+    ]
 
 
 @dataclass(frozen=True)

@@ -445,12 +445,20 @@ class PredictionService:
                 )
             )
         if fresh and self.history_repo is not None and self.config.record_history:
-            self._record([out[i] for i in fresh], now, metrics)
+            self._record(
+                [out[i] for i in fresh], now, metrics, [requests[i].identity for i in fresh]
+            )
         metrics.elapsed_ms = (time.perf_counter() - started) * 1000.0
         self._add_totals(metrics)
         return out, metrics.to_dict()
 
-    def _record(self, preds: list[Prediction], now: datetime, metrics: BatchMetrics) -> None:
+    def _record(
+        self,
+        preds: list[Prediction],
+        now: datetime,
+        metrics: BatchMetrics,
+        trades: Sequence[str] | None = None,
+    ) -> None:
         assert self.history_repo is not None
         ts = epoch_ms(now)
         points = [
@@ -464,8 +472,9 @@ class PredictionService:
                 model_type=p.model_type,
                 model_version=p.model_version,
                 data_source=p.data_source,
+                trade=trade,
             )
-            for p in preds
+            for p, trade in zip(preds, trades or [""] * len(preds), strict=True)
         ]
         try:
             metrics.history_written = self.history_repo.record(points)
