@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions.predict.monitor_routes import router as monitor_router
+from functions.predict.recommend_routes import Recommender, build_recommender
 from functions.predict.settings import ApiSettings
 from functions.predict.signals_routes import router as signals_router
 from magic8.adapters.prediction_service import build_prediction_service
@@ -55,6 +56,10 @@ class BatchRequest(BaseModel):
 
     requests: Annotated[list[TradeRequest], Field(min_length=1, max_length=MAX_BATCH)]
     share_market_data: bool = True
+    recommend: bool = Field(
+        default=False,
+        description="add a `recommendation` block per prediction (see POST /recommend)",
+    )
 
 
 class TimeUsed(BaseModel):
@@ -425,13 +430,19 @@ BATCH_PATH = "/predict/batch"
 
 
 def _batch_answer(
-    service: PredictionService, batch: BatchRequest, observer: BatchObserver | None
+    service: PredictionService,
+    batch: BatchRequest,
+    observer: BatchObserver | None,
+    recommender: Recommender | None = None,
 ) -> bytes:
     preds, metrics = service.predict_batch(batch.requests, batch.share_market_data)
     if observer:
         observer(len(preds), metrics)
     seen: TimeCache = {}
     answers = [answer(p, t, seen) for p, t in zip(preds, batch.requests, strict=True)]
+    if recommender is not None:
+        for out, p, t in zip(answers, preds, batch.requests, strict=True):
+            out["recommendation"] = recommender.for_trade(t, p.win_probability).to_dict()
     payload = {"predictions": answers, "batch_metrics": metrics}
     return to_json(payload, inf_nan_mode="null")
 
@@ -441,8 +452,50 @@ async def predict_batch(batch: BatchRequest, request: Request) -> Response:
     rejected = impossible(batch.requests, batch=True)
     if rejected is not None:
         return rejected
-    body = _batch_answer(_service(request), batch, request.app.state.observer)
+    recommender = request.app.state.recommender() if batch.recommend else None
+    body = _batch_answer(_service(request), batch, request.app.state.observer, recommender)
     return Response(content=body, status_code=200, media_type="application/json")
+
+
+class SourceScoreOut(BaseModel):
+    score: float
+    confidence: float
+
+
+class RecommendationOut(BaseModel):
+    decision: str = Field(description="EXECUTE | SKIP")
+    reason: str
+    final_score: float | None = Field(description="weighted mean of the sources' scores")
+    confidence: float | None = Field(description="weighted mean of the sources' confidences")
+    sources_used: list[str]
+    scores: dict[str, SourceScoreOut]
+    weights_used: dict[str, float] = Field(description="renormalised over the sources used")
+    left_out: dict[str, str] = Field(description="source -> why (off, timeout, down, ...)")
+    thresholds: dict[str, float]
+
+
+class RecommendOut(BaseModel):
+    prediction: PredictionOut
+    recommendation: RecommendationOut
+
+
+@predict_router.post("/recommend", response_model=RecommendOut, responses=ERRORS)
+async def recommend_trade(trade: TradeRequest, request: Request) -> Response:
+    """One recommendation for the trade from every enabled predictor: magic8's model
+    (weight 0.5), MLOptionTrading (0.3) and Magic8-Companion (0.2) by default; flags and
+    weights from feature flags (AppConfig in AWS, a JSON file locally). EXECUTE when
+    final_score >= 0.7 and confidence >= 0.8. A source that is off, slow or down is left
+    out and named, and the weights renormalise."""
+    rejected = impossible([trade], batch=False)
+    if rejected is not None:
+        return rejected
+    preds, metrics = _service(request).predict_batch([trade])
+    observer: BatchObserver | None = request.app.state.observer
+    if observer:
+        observer(1, metrics)
+    out = answer(preds[0], trade)
+    rec = request.app.state.recommender().for_trade(trade, preds[0].win_probability)
+    return prediction_response({"prediction": out, "recommendation": rec.to_dict()})
 
 
 @predict_router.post("/calculate_risk_reward", responses=ERRORS)
@@ -659,6 +712,7 @@ def create_app(
     app.state.settings = settings
     app.state.service = ServiceHolder(settings, service_factory or build_prediction_service)
     app.state.observer = observer
+    app.state.recommender = Lazy(lambda: build_recommender(settings))
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(ServiceUnavailable, service_unavailable_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)

@@ -34,6 +34,17 @@ class ApiSettings(AwsSettings):
     # market-data circuit breaker: open after N failed reads, retry after this many seconds
     market_circuit_failures: int = Field(default=3, ge=1)
     market_circuit_reset_s: float = Field(default=15.0, gt=0)
+    # recommendations (POST /recommend): the external predictors ("" = not configured: left
+    # out, named) and where the flags/weights live (AppConfig in AWS, else a JSON file,
+    # else the defaults)
+    mloptiontrading_url: str = ""
+    companion_url: str = ""
+    recommend_timeout_s: float = Field(default=1.0, gt=0, le=10)
+    recommend_retries: int = Field(default=1, ge=0, le=3)
+    recommend_flags_file: Path | None = None
+    appconfig_application: str = ""
+    appconfig_environment: str = ""
+    appconfig_profile: str = ""
     # the key the local HTTP front requires in x-api-key (API Gateway enforces it in AWS)
     api_key: str = "local-dev-key"
 

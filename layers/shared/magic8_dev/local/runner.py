@@ -26,6 +26,8 @@ from magic8_dev.local.provision import provision
 # Started in this order, stopped in reverse. "module:factory"; factory(ctx_args) -> Component.
 COMPONENTS: tuple[str, ...] = (
     "magic8_dev.local.seed_component:SeedMarketComponent",
+    # the external predictors of POST /recommend (their URLs go to the API's environment)
+    "magic8_dev.local.predictor_standins:PredictorStandInsComponent",
     "magic8_dev.local.api_front:ApiFrontComponent",
     # before the ifd poller: it serves the WebSocket API the ifd function pushes signals to
     "magic8_dev.local.monitor_timer:MonitorTimerComponent",
