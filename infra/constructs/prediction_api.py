@@ -27,6 +27,7 @@ from constructs import Construct
 
 from infra.constructs.common import ack, log_group
 from infra.constructs.functions import image_function
+from magic8.api_limits import METHOD_LIMITS
 from magic8.domain.trades import TradeRequest
 
 # Expected load: ~2,500 calls/day from DiscordTrading, plus the dashboard and ops.
@@ -167,7 +168,8 @@ class PredictionApi(Construct):
         keyed = apigw.MethodOptions(api_key_required=True)
         root = self.api.root
         predict = root.add_resource("predict")
-        predict.add_method(
+        methods: dict[tuple[str, str], apigw.Method] = {}
+        methods["POST", "/predict"] = predict.add_method(
             "POST",
             integration,
             api_key_required=True,
@@ -175,7 +177,7 @@ class PredictionApi(Construct):
             request_models={"application/json": trade_model},
         )
         batch = predict.add_resource("batch")
-        batch.add_method(
+        methods["POST", "/predict/batch"] = batch.add_method(
             "POST",
             integration,
             api_key_required=True,
@@ -201,7 +203,22 @@ class PredictionApi(Construct):
             name="magic8-default",
             throttle=apigw.ThrottleSettings(rate_limit=USAGE_RATE_PER_S, burst_limit=USAGE_BURST),
             quota=apigw.QuotaSettings(limit=USAGE_QUOTA_PER_DAY, period=apigw.Period.DAY),
-            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+            api_stages=[
+                apigw.UsagePlanPerApiStage(
+                    api=self.api,
+                    stage=self.api.deployment_stage,
+                    # per method and client (API key): 100/min /predict, 20/min /batch
+                    throttle=[
+                        apigw.ThrottlingPerMethod(
+                            method=methods[(lim.method, lim.path)],
+                            throttle=apigw.ThrottleSettings(
+                                rate_limit=round(lim.rate_per_s, 4), burst_limit=lim.burst
+                            ),
+                        )
+                        for lim in METHOD_LIMITS
+                    ],
+                )
+            ],
         )
         self.usage_plan.add_api_key(self.api_key)
 

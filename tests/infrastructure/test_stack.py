@@ -423,6 +423,11 @@ def test_api_key_and_usage_plan(synth: Synth) -> None:
         },
     )
     synth.template.resource_count_is("AWS::ApiGateway::UsagePlanKey", 1)
+    # per-method throttles per client (key): 100/min /predict, 20/min /predict/batch
+    plan = next(iter(synth.resources("AWS::ApiGateway::UsagePlan").values()))["Properties"]
+    throttles = plan["ApiStages"][0]["Throttle"]
+    assert throttles["/predict/POST"] == {"RateLimit": 1.6667, "BurstLimit": 100}
+    assert throttles["/predict/batch/POST"] == {"RateLimit": 0.3333, "BurstLimit": 20}
     synth.template.has_resource_properties(
         "AWS::ApiGateway::Stage",
         {

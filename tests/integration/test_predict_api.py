@@ -456,8 +456,14 @@ def test_seeded_snapshots_are_read_in_one_batch(seeded: LocalResources) -> None:
     [
         ({**BUTTERFLY, "premium": 80}, "can never profit"),
         (
-            {"symbol": "SPX", "strategy": "Vertical", "action": "SELL", "premium": 7.0,
-             "predicted_price": 5855, "strikes": [5840, 5845]},
+            {
+                "symbol": "SPX",
+                "strategy": "Vertical",
+                "action": "SELL",
+                "premium": 7.0,
+                "predicted_price": 5855,
+                "strikes": [5840, 5845],
+            },
             "credit is above the width",
         ),
         ({**CONDOR, "premium": 6.0}, "can never lose"),

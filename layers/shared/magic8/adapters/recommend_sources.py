@@ -77,7 +77,7 @@ class HttpScoreSource:
         req = urllib.request.Request(
             self.url, data=body, headers={"content-type": "application/json"}, method="POST"
         )
-        with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
             data = json.loads(resp.read(65536))
         raw = data.get("score", data.get("win_probability"))
         if not isinstance(raw, int | float) or not 0.0 <= float(raw) <= 1.0:

@@ -15,6 +15,7 @@ change a weight, no restart.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -36,7 +37,7 @@ COMPANION_PREFERENCE = {
 
 def ml_option_trading_score(trade: dict[str, Any]) -> dict[str, float]:
     strikes = sorted(float(k) for k in trade.get("strikes") or [1.0, 2.0])
-    width = max(1e-9, min(b - a for a, b in zip(strikes, strikes[1:], strict=False)) or 1.0)
+    width = max(1e-9, min(b - a for a, b in itertools.pairwise(strikes)) or 1.0)
     paid = min(1.0, float(trade.get("premium", 0.0)) / width)
     # a credit trade is likelier to win the less it collects; a debit trade the less it pays
     score = 1.0 - paid * (0.8 if trade.get("action") == "SELL" else 0.9)
@@ -63,7 +64,7 @@ class StandIn:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 stand_in.calls += 1
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b"{}"

@@ -140,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
         for line in lines:
             print(line, file=out, flush=True)
 
+    # the usage plan's per-method limits in the local front too (MAGIC8_THROTTLE=off: none)
+    os.environ.setdefault("MAGIC8_THROTTLE", "on")
     stack = LocalStack(
         api_port=args.port,
         api_key=args.api_key,
