@@ -33,10 +33,16 @@ from functions.predict.signals_routes import router as signals_router
 from magic8.adapters.prediction_service import build_prediction_service
 from magic8.domain import prediction_id
 from magic8.domain.confidence import lines as confidence_lines
+from magic8.domain.confidence import series_name
 from magic8.domain.plausibility import impossible_reason
 from magic8.domain.risk_reward import risk_reward_for
 from magic8.domain.service import MAX_BATCH, Prediction, PredictionService
-from magic8.domain.trade_shape import EASTERN, zone_was_assumed
+from magic8.domain.trade_shape import (
+    EASTERN,
+    canonical_strategy,
+    canonical_symbol,
+    zone_was_assumed,
+)
 from magic8.domain.trades import Strategy, Symbol, TradeRequest
 from magic8.market_hours import MarketCalendar
 from magic8.wiring import Lazy
@@ -321,7 +327,7 @@ async def service_unavailable_handler(request: Request, exc: Exception) -> Respo
 
 
 def _symbol_or_422(raw: str, allowed: tuple[str, ...], loc: list[str | int]) -> str | Response:
-    sym = raw.strip().upper()
+    sym = str(canonical_symbol(raw)).strip().upper()  # aliases: SPXW, $SPX, ...
     if sym not in allowed:
         return unprocessable(
             loc, f"unknown symbol {raw[:16]!r}; one of {', '.join(allowed)}", "enum"
@@ -329,14 +335,14 @@ def _symbol_or_422(raw: str, allowed: tuple[str, ...], loc: list[str | int]) -> 
     return sym
 
 
-def _strategy_or_422(raw: str) -> Strategy | Response:
-    folded = raw.strip().replace("_", " ").replace("-", " ").casefold()
+def _strategy_or_422(raw: str, loc: list[str | int] | None = None) -> Strategy | Response:
+    folded = str(canonical_strategy(raw)).strip().replace("_", " ").replace("-", " ").casefold()
     for member in Strategy:
         if member.value.casefold() == folded:
             return member
     names = ", ".join(s.value for s in Strategy)
     return unprocessable(
-        ["path", "strategy"], f"unknown strategy {raw[:24]!r}; one of {names}", "enum"
+        loc or ["path", "strategy"], f"unknown strategy {raw[:24]!r}; one of {names}", "enum"
     )
 
 
@@ -586,11 +592,66 @@ async def confidence_history(
     )
 
 
+WINDOW_UNITS = {"m": 1 / 60, "h": 1.0, "d": 24.0}
+
+
+def _csv(raw: str | None) -> list[str]:
+    return [part.strip() for part in (raw or "").split(",") if part.strip()]
+
+
 @confidence_router.get("/confidence/trends", responses=ERRORS)
-async def confidence_trends(request: Request, hours: Hours = 1.0) -> Response:
-    trends = _service(request).trends(hours)
+async def confidence_trends(
+    request: Request,
+    hours: Hours = 1.0,
+    symbols: Annotated[
+        str | None, Query(max_length=200, description="comma-separated, e.g. SPX,SPY")
+    ] = None,
+    strategies: Annotated[
+        str | None,
+        Query(max_length=200, description="comma-separated, e.g. Butterfly,Iron Condor"),
+    ] = None,
+    window: Annotated[
+        str | None,
+        Query(
+            pattern=r"^\d{1,4}(\.\d+)?[mhd]$",
+            description="look-back instead of hours: 15m, 4h, 2d",
+        ),
+    ] = None,
+) -> Response:
+    """Per symbol x strategy series: the latest point against the latest point at or
+    before the window's start, filtered by symbols and strategies (aliases accepted)."""
+    if window is not None:
+        hours = float(window[:-1]) * WINDOW_UNITS[window[-1]]
+        if not 0 < hours <= MAX_HISTORY_HOURS:
+            return unprocessable(["query", "window"], f"window: at most {MAX_HISTORY_HOURS} h")
+    syms: list[str] = []
+    for raw in _csv(symbols):
+        sym = _symbol_or_422(raw, tuple(s.value for s in Symbol), ["query", "symbols"])
+        if isinstance(sym, Response):
+            return sym
+        syms.append(sym)
+    strats: list[str] = []
+    for raw in _csv(strategies):
+        strat = _strategy_or_422(raw, ["query", "strategies"])
+        if isinstance(strat, Response):
+            return strat
+        strats.append(strat.value)
+    series = None
+    if syms or strats:
+        series = [
+            series_name(sym, strat)
+            for sym in (syms or [s.value for s in Symbol])
+            for strat in (strats or [s.value for s in Strategy])
+        ]
+    trends = _service(request).trends(hours, series)
     return json_response(
-        {"hours": hours, "count": len(trends), "trends": [t.to_dict() for t in trends]}
+        {
+            "hours": hours,
+            "symbols": syms or None,
+            "strategies": strats or None,
+            "count": len(trends),
+            "trends": [t.to_dict() for t in trends],
+        }
     )
 
 

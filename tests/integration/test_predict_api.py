@@ -535,3 +535,27 @@ def test_history_has_one_line_per_trade_identity(api: Call) -> None:
         query={"hours": ["1"], "trade": ["SELL 5790/5800/5910/5920"]},
     )
     assert status == 200 and one["count"] == 1 and len(one["lines"]) == 1
+
+
+def test_trends_filters_and_aliases(api: Call) -> None:
+    spy = {**BUTTERFLY, "symbol": "SPY", "predicted_price": 585.5, "strikes": None, "premium": 2.0}
+    status, _ = api("POST", "/predict/batch", {"requests": [BUTTERFLY, CONDOR, spy]})
+    assert status == 200
+    status, all_ = api("GET", "/confidence/trends", query={"window": ["30m"]})
+    assert status == 200 and all_["hours"] == pytest.approx(0.5, abs=1e-9)
+    assert {t["series"] for t in all_["trends"]} == {
+        "SPX#Butterfly",
+        "SPX#Iron Condor",
+        "SPY#Butterfly",
+    }
+    status, some = api(
+        "GET", "/confidence/trends", query={"symbols": ["SPXW,$SPY"], "strategies": ["fly"]}
+    )
+    assert status == 200, some
+    assert {t["series"] for t in some["trends"]} == {"SPX#Butterfly", "SPY#Butterfly"}
+    status, bad = api("GET", "/confidence/trends", query={"symbols": ["AAPL"]})
+    assert status == 422 and bad["detail"][0]["loc"] == ["query", "symbols"]
+    status, bad = api("GET", "/confidence/trends", query={"window": ["soon"]})
+    assert status == 422
+    status, hist = api("GET", "/confidence/history/SPXW/IronCondor")
+    assert status == 200 and hist["series"] == "SPX#Iron Condor"

@@ -504,10 +504,10 @@ class PredictionService:
             series_name(symbol, strategy), epoch_ms(start), epoch_ms(now)
         )
 
-    def trends(self, hours: float) -> list[Trend]:
+    def trends(self, hours: float, series: Sequence[str] | None = None) -> list[Trend]:
         if self.history_repo is None:
             return []
-        return self.history_repo.trends(hours, epoch_ms(self.clock()))
+        return self.history_repo.trends(hours, epoch_ms(self.clock()), series)
 
     # --- health ---------------------------------------------------------------------
 
