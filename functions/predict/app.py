@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -265,6 +267,38 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class RequestStats:
+    """Pure ASGI middleware: requests and latency over the last 60 s (for /health/detailed:
+    requests_per_minute, avg_latency_ms), per warm container."""
+
+    WINDOW_S = 60.0
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.samples: deque[tuple[float, float]] = deque(maxlen=100_000)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            end = time.monotonic()
+            self.samples.append((end, (end - started) * 1000.0))
+
+    def summary(self) -> dict[str, float | int | None]:
+        cutoff = time.monotonic() - self.WINDOW_S
+        while self.samples and self.samples[0][0] < cutoff:
+            self.samples.popleft()
+        n = len(self.samples)
+        return {
+            "requests_per_minute": n,
+            "avg_latency_ms": round(sum(ms for _, ms in self.samples) / n, 3) if n else None,
+        }
 
 
 class ServiceHolder:
@@ -709,6 +743,8 @@ async def health_detailed(request: Request) -> Response:
         problems.append("history table unreachable")
     out["status"] = "degraded" if problems else "ok"
     out["problems"] = problems
+    stats: RequestStats | None = getattr(request.app.state, "request_stats", None)
+    out.update(stats.summary() if stats else {"requests_per_minute": None, "avg_latency_ms": None})
     out["config"] = {
         "cache_ttl_s": {
             "market": settings.cache_market_ttl_s,
@@ -788,4 +824,14 @@ def create_app(
     # ---- end of ROUTERS -----------------------------------------------------------------
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(StatsHook, app_ref=app)
     return app
+
+
+class StatsHook(RequestStats):
+    """RequestStats registered on the app's state (the outermost middleware, so rejected
+    bodies count too)."""
+
+    def __init__(self, app: ASGIApp, app_ref: FastAPI) -> None:
+        super().__init__(app)
+        app_ref.state.request_stats = self

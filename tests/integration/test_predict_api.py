@@ -393,6 +393,8 @@ def test_health(api: Call) -> None:
     assert body["market"]["SPX"]["data_source"] == "seed"
     assert body["history"]["reachable"] is True
     assert body["status"] == "ok", body["problems"]
+    # the /health call above, in this warm container's last minute
+    assert body["requests_per_minute"] >= 1 and body["avg_latency_ms"] > 0
 
 
 # --- the DynamoDB history adapter on moto -------------------------------------------------
