@@ -461,6 +461,7 @@ async def predict(trade: TradeRequest, request: Request) -> Response:
     observer: BatchObserver | None = request.app.state.observer
     if observer:
         observer(1, metrics)
+    _observe_trades(request, preds)
     out = answer(preds[0], trade)
     out["cache_hit"] = metrics["prediction_hits"] == 1
     return prediction_response(out)
@@ -469,15 +470,30 @@ async def predict(trade: TradeRequest, request: Request) -> Response:
 BATCH_PATH = "/predict/batch"
 
 
+def _observe_trades(request: Request, preds: list[Prediction]) -> None:
+    """Counts per symbol x strategy to the prediction observer (EMF dimensions)."""
+    observer = getattr(request.app.state, "prediction_observer", None)
+    if observer is None:
+        return
+    counts: dict[tuple[str, str], int] = {}
+    for p in preds:
+        key = (p.symbol, p.strategy)
+        counts[key] = counts.get(key, 0) + 1
+    observer(counts)
+
+
 def _batch_answer(
     service: PredictionService,
     batch: BatchRequest,
     observer: BatchObserver | None,
     recommender: Recommender | None = None,
+    request: Request | None = None,
 ) -> bytes:
     preds, metrics = service.predict_batch(batch.requests, batch.share_market_data)
     if observer:
         observer(len(preds), metrics)
+    if request is not None:
+        _observe_trades(request, preds)
     seen: TimeCache = {}
     answers = [answer(p, t, seen) for p, t in zip(preds, batch.requests, strict=True)]
     if recommender is not None:
@@ -493,7 +509,7 @@ async def predict_batch(batch: BatchRequest, request: Request) -> Response:
     if rejected is not None:
         return rejected
     recommender = request.app.state.recommender() if batch.recommend else None
-    body = _batch_answer(_service(request), batch, request.app.state.observer, recommender)
+    body = _batch_answer(_service(request), batch, request.app.state.observer, recommender, request)
     return Response(content=body, status_code=200, media_type="application/json")
 
 
@@ -809,6 +825,7 @@ def create_app(
     app.state.settings = settings
     app.state.service = ServiceHolder(settings, service_factory or build_prediction_service)
     app.state.observer = observer
+    app.state.prediction_observer = None  # deps.build_handler: EMF per symbol x strategy
     app.state.recommender = Lazy(lambda: build_recommender(settings))
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(ServiceUnavailable, service_unavailable_handler)

@@ -561,3 +561,21 @@ def test_trends_filters_and_aliases(api: Call) -> None:
     assert status == 422
     status, hist = api("GET", "/confidence/history/SPXW/IronCondor")
     assert status == 200 and hist["series"] == "SPX#Iron Condor"
+
+
+def test_emf_metrics_have_symbol_and_strategy_dimensions(seeded: LocalResources) -> None:
+    handler = build_handler(ApiSettings())
+    event = apigw_event(
+        "POST", "/predict/batch", json.dumps(DISCORD_BATCH), {"content-type": "application/json"}
+    )
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        resp = handler(event, LambdaContext())
+    assert resp["statusCode"] == 200
+    lines = [json.loads(x) for x in out.getvalue().splitlines() if x.startswith("{")]
+    by_trade = [x for x in lines if "PredictionsByTrade" in x]
+    dims = {(x["symbol"], x["strategy"]) for x in by_trade}
+    assert dims == {("SPX", "Butterfly"), ("SPX", "Iron Condor")}
+    for x in by_trade:
+        declared = x["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]
+        assert {"symbol", "strategy"} <= set(declared)
