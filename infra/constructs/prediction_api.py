@@ -19,14 +19,19 @@ response, also 413 "Request too large".
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+import json
+
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_appconfig as appconfig
 from aws_cdk import aws_dynamodb as ddb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.constructs.common import ack, log_group
 from infra.constructs.functions import image_function
+from magic8.adapters.recommend_sources import DEFAULT_FLAGS
 from magic8.api_limits import METHOD_LIMITS
 from magic8.domain.trades import TradeRequest
 
@@ -78,6 +83,51 @@ class PredictionApi(Construct):
             description="magic8 predict: FastAPI via Mangum, XGBoost hierarchy, 3-tier cache",
             reads=read_tables,
             writes=write_tables,
+        )
+
+        # POST /recommend's flags and weights: Powertools feature flags on AppConfig
+        # (hosted configuration, deployed at once; change it in the console or with
+        # `aws appconfig create-hosted-configuration-version` + start-deployment, no deploy
+        # of the stack). The function reads it through AppConfig's data plane (max age 30 s).
+        self.flags_app = appconfig.Application(
+            self, "RecommendFlags", application_name="magic8-recommend"
+        )
+        self.flags_env = appconfig.Environment(
+            self, "RecommendFlagsEnv", application=self.flags_app, environment_name="prod"
+        )
+        self.flags = appconfig.HostedConfiguration(
+            self,
+            "RecommendFlagsProfile",
+            application=self.flags_app,
+            name="recommend-flags",
+            type=appconfig.ConfigurationType.FREEFORM,
+            content=appconfig.ConfigurationContent.from_inline_json(json.dumps(DEFAULT_FLAGS)),
+            deploy_to=[self.flags_env],
+            deployment_strategy=appconfig.DeploymentStrategy(
+                self,
+                "RecommendFlagsAllAtOnce",
+                rollout_strategy=appconfig.RolloutStrategy.linear(
+                    growth_factor=100, deployment_duration=Duration.minutes(0)
+                ),
+            ),
+        )
+        self.function.add_environment("MAGIC8_APPCONFIG_APPLICATION", "magic8-recommend")
+        self.function.add_environment("MAGIC8_APPCONFIG_ENVIRONMENT", "prod")
+        self.function.add_environment("MAGIC8_APPCONFIG_PROFILE", "recommend-flags")
+        # exactly this profile in this environment (no wildcard)
+        profile_arn = Stack.of(self).format_arn(
+            service="appconfig",
+            resource="application",
+            resource_name=(
+                f"{self.flags_app.application_id}/environment/{self.flags_env.environment_id}"
+                f"/configuration/{self.flags.configuration_profile_id}"
+            ),
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"],
+                resources=[profile_arn],
+            )
         )
 
         access_logs = log_group(self, "AccessLogs")

@@ -263,6 +263,10 @@ def test_function_environment_tracing_and_logs(synth: Synth, prefix: str, servic
         for name, f in AwsSettings.model_fields.items()
         if isinstance(f.validation_alias, str | type(None))
     }
+    if service == "predict":  # + the predict function's own settings (AppConfig location)
+        from functions.predict.settings import ApiSettings
+
+        fields |= {f"MAGIC8_{name}".upper() for name in ApiSettings.model_fields}
     magic8_vars = {k for k in env if k.startswith("MAGIC8_")} - {"MAGIC8_WS_ENDPOINT"}
     assert magic8_vars <= fields, magic8_vars - fields
     expected = {t.env_var for t in r.TABLES} | {
@@ -648,3 +652,27 @@ def test_outputs(synth: Synth) -> None:
     for name in ("ApiUrl", "WebSocketUrl", "AlertsTopicArn", "DashboardUrl", "ApiKeyId"):
         assert name in outputs, name
     assert re.search("wss://", json.dumps(outputs["WebSocketUrl"]["Value"]))
+
+
+def test_recommend_flags_live_in_appconfig(synth: Synth) -> None:
+    """POST /recommend's flags and weights: a hosted AppConfig profile with the defaults,
+    deployed to an environment the predict function may read (changeable without a deploy
+    of the stack); the function is told where it is."""
+    from magic8.adapters.recommend_sources import DEFAULT_FLAGS
+
+    synth.template.has_resource_properties(
+        "AWS::AppConfig::Application", {"Name": "magic8-recommend"}
+    )
+    versions = synth.resources("AWS::AppConfig::HostedConfigurationVersion")
+    assert [json.loads(v["Properties"]["Content"]) for v in versions.values()] == [DEFAULT_FLAGS]
+    synth.template.resource_count_is("AWS::AppConfig::Deployment", 1)
+    fns = [
+        f["Properties"]
+        for f in synth.resources("AWS::Lambda::Function").values()
+        if "MAGIC8_APPCONFIG_PROFILE" in f["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    assert len(fns) == 1
+    env = fns[0]["Environment"]["Variables"]
+    assert env["MAGIC8_APPCONFIG_APPLICATION"] == "magic8-recommend"
+    policies = json.dumps(synth.resources("AWS::IAM::Policy"))
+    assert "appconfig:GetLatestConfiguration" in policies
