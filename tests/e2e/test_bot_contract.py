@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from functions.predict import handler as predict_handler
+from functions.predict import monitor_routes
 from magic8.adapters.aws import reset_clients
 from magic8_dev.local.moto_server import free_port
 from magic8_dev.local.runner import LocalStack
@@ -38,6 +39,9 @@ def api_url() -> Iterator[str]:
     saved = dict(os.environ)
     reset_clients()
     predict_handler.reset()
+    # /outcomes and /accuracy keep their stores (and boto3 clients) in a cached MonitorDeps:
+    # built for this stack's moto server, dropped with it
+    monitor_routes._default_deps.cache_clear()
     stack = LocalStack(api_port=free_port(), api_key=KEY, components=COMPONENTS)
     try:
         ctx = stack.start()
@@ -48,6 +52,7 @@ def api_url() -> Iterator[str]:
         os.environ.update(saved)
         reset_clients()
         predict_handler.reset()
+        monitor_routes._default_deps.cache_clear()
 
 
 def check_trades_batch(http: httpx.Client, trades: list[dict[str, Any]]) -> list[dict[str, Any]]:
