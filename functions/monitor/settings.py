@@ -36,7 +36,7 @@ class MonitorSettings(AwsSettings):
     monitor_accuracy_windows: list[int] = Field(default_factory=lambda: [1, 7, 30])
     # a sweep must read fresh snapshots: keep the market cache shorter than the interval
     monitor_market_ttl_s: float = Field(default=20.0, ge=0)
-    history_ttl_days: float = Field(default=14.0, gt=0)
+    history_ttl_days: float = Field(default=30.0, gt=0)
 
     def service_config(self) -> ServiceConfig:
         """Used by magic8.adapters.prediction_service.build_prediction_service."""

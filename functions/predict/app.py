@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -29,12 +31,24 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions.predict.monitor_routes import router as monitor_router
+from functions.predict.recommend_routes import Recommender, build_recommender
 from functions.predict.settings import ApiSettings
 from functions.predict.signals_routes import router as signals_router
 from magic8.adapters.prediction_service import build_prediction_service
+from magic8.domain import prediction_id
+from magic8.domain.confidence import lines as confidence_lines
+from magic8.domain.confidence import series_name
+from magic8.domain.plausibility import impossible_reason
 from magic8.domain.risk_reward import risk_reward_for
-from magic8.domain.service import MAX_BATCH, PredictionService
+from magic8.domain.service import MAX_BATCH, Prediction, PredictionService
+from magic8.domain.trade_shape import (
+    EASTERN,
+    canonical_strategy,
+    canonical_symbol,
+    zone_was_assumed,
+)
 from magic8.domain.trades import Strategy, Symbol, TradeRequest
+from magic8.market_hours import MarketCalendar
 from magic8.wiring import Lazy
 
 ServiceFactory = Callable[[ApiSettings], PredictionService]
@@ -52,6 +66,17 @@ class BatchRequest(BaseModel):
 
     requests: Annotated[list[TradeRequest], Field(min_length=1, max_length=MAX_BATCH)]
     share_market_data: bool = True
+    recommend: bool = Field(
+        default=False,
+        description="add a `recommendation` block per prediction (see POST /recommend)",
+    )
+
+
+class TimeUsed(BaseModel):
+    at: str = Field(description="the trade's time, US/Eastern")
+    source: str = Field(
+        description="timestamp | timestamp without zone (read as US/Eastern) | serve time"
+    )
 
 
 class PredictionOut(BaseModel):
@@ -76,6 +101,20 @@ class PredictionOut(BaseModel):
         description="expected profit in dollars at win_probability (points x 100 x quantity);"
         " null when the trade's profit or loss is unbounded",
     )
+    prediction_id: str = Field(
+        description="the answer's handle: POST /outcomes {prediction_id, won} records its result"
+    )
+    strikes: list[float] = Field(description="the strikes scored (sent or assumed)")
+    action: str = Field(description="BUY | SELL (sent or assumed)")
+    assumed: list[str] = Field(
+        description='what the request left out and the service filled in: "strikes" '
+        '(the strategy\'s standard Magic8 strikes around predicted_price), "action"'
+    )
+
+    time_used: TimeUsed
+    market_open: bool = Field(description="the market was open at time_used.at")
+    session: str = Field(description="regular | early_close | closed (NYSE, time_used's date)")
+    warnings: list[str] = Field(description="e.g. market closed: answered, not a live trade")
 
 
 class SinglePredictionOut(PredictionOut):
@@ -106,8 +145,10 @@ class ErrorResponse(BaseModel):
     detail: list[ErrorItem] | str
 
 
+TOO_LARGE = "Request too large"
+
 ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorResponse, "description": "batch or body too large"},
+    413: {"model": ErrorResponse, "description": f"{TOO_LARGE}: batch or body"},
     422: {"model": ErrorResponse, "description": "invalid input; loc names the field"},
 }
 
@@ -162,7 +203,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
         if item["type"] == "too_long" and item["loc"][:2] == ["body", "requests"]:
             too_big = {
                 "loc": ["body", "requests"],
-                "msg": f"batch too large: at most {MAX_BATCH} requests",
+                "msg": f"{TOO_LARGE}: at most {MAX_BATCH} trades per batch",
                 "type": "too_long",
             }
             return json_response({"detail": [too_big]}, 413)
@@ -221,7 +262,7 @@ class BodyLimit:
                 "detail": [
                     {
                         "loc": ["body"],
-                        "msg": f"request body larger than {self.max_bytes} bytes",
+                        "msg": f"{TOO_LARGE}: body over {self.max_bytes} bytes",
                         "type": "too_large",
                     }
                 ]
@@ -238,6 +279,38 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class RequestStats:
+    """Pure ASGI middleware: requests and latency over the last 60 s (for /health/detailed:
+    requests_per_minute, avg_latency_ms), per warm container."""
+
+    WINDOW_S = 60.0
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.samples: deque[tuple[float, float]] = deque(maxlen=100_000)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            end = time.monotonic()
+            self.samples.append((end, (end - started) * 1000.0))
+
+    def summary(self) -> dict[str, float | int | None]:
+        cutoff = time.monotonic() - self.WINDOW_S
+        while self.samples and self.samples[0][0] < cutoff:
+            self.samples.popleft()
+        n = len(self.samples)
+        return {
+            "requests_per_minute": n,
+            "avg_latency_ms": round(sum(ms for _, ms in self.samples) / n, 3) if n else None,
+        }
 
 
 class ServiceHolder:
@@ -317,7 +390,7 @@ async def store_unavailable_handler(request: Request, exc: Exception) -> Respons
 
 
 def _symbol_or_422(raw: str, allowed: tuple[str, ...], loc: list[str | int]) -> str | Response:
-    sym = raw.strip().upper()
+    sym = str(canonical_symbol(raw)).strip().upper()  # aliases: SPXW, $SPX, ...
     if sym not in allowed:
         return unprocessable(
             loc, f"unknown symbol {raw[:16]!r}; one of {', '.join(allowed)}", "enum"
@@ -325,15 +398,79 @@ def _symbol_or_422(raw: str, allowed: tuple[str, ...], loc: list[str | int]) -> 
     return sym
 
 
-def _strategy_or_422(raw: str) -> Strategy | Response:
-    folded = raw.strip().replace("_", " ").replace("-", " ").casefold()
+def _strategy_or_422(raw: str, loc: list[str | int] | None = None) -> Strategy | Response:
+    folded = str(canonical_strategy(raw)).strip().replace("_", " ").replace("-", " ").casefold()
     for member in Strategy:
         if member.value.casefold() == folded:
             return member
     names = ", ".join(s.value for s in Strategy)
     return unprocessable(
-        ["path", "strategy"], f"unknown strategy {raw[:24]!r}; one of {names}", "enum"
+        loc or ["path", "strategy"], f"unknown strategy {raw[:24]!r}; one of {names}", "enum"
     )
+
+
+CALENDAR = MarketCalendar()
+TimeCache = dict[tuple[datetime, str], tuple[dict[str, Any], dict[str, Any]]]
+
+
+def _time_and_session(
+    at: datetime, source: str, seen: TimeCache
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    hit = seen.get((at, source))
+    if hit is None:
+        hit = seen[at, source] = (
+            {"at": at.astimezone(EASTERN).isoformat(), "source": source},
+            CALENDAR.describe(at),
+        )
+    return hit
+
+
+def answer(pred: Prediction, trade: TradeRequest, seen: TimeCache | None = None) -> dict[str, Any]:
+    """One prediction as the API answers it: the service's fields, the answer's id, the
+    trade as scored (strikes and action, sent or assumed), the time used and the market
+    session at that time (a closed session is answered, and flagged)."""
+    out = pred.to_dict()
+    served = datetime.fromisoformat(pred.timestamp)
+    out["prediction_id"] = prediction_id.encode(
+        pred.symbol, pred.strategy, pred.win_probability, pred.threshold, served
+    )
+    out["strikes"] = trade.strikes
+    out["action"] = trade.action.value
+    out["assumed"] = list(trade.assumed)
+    seen = {} if seen is None else seen
+    if trade.timestamp is None:
+        used, market = _time_and_session(served, "serve time (no timestamp sent)", seen)
+    else:
+        source = (
+            "timestamp without zone (read as US/Eastern)"
+            if zone_was_assumed(trade.timestamp)
+            else "timestamp"
+        )
+        used, market = _time_and_session(trade.timestamp, source, seen)
+    out["time_used"] = used
+    out["market_open"] = market["market_open"]
+    out["session"] = market["session"]
+    warnings = []
+    if not market["market_open"]:
+        warnings.append(
+            f"market closed at {used['at']} ({market['session']} session): answered, "
+            "but not a live trade"
+        )
+    out["warnings"] = warnings
+    return out
+
+
+def impossible(trades: list[TradeRequest], batch: bool) -> Response | None:
+    """422 naming each trade whose premium makes it impossible (and why), else None."""
+    items = []
+    for i, trade in enumerate(trades):
+        reason = impossible_reason(trade)
+        if reason is not None:
+            where: list[str | int] = (
+                ["body", "requests", i, "premium"] if batch else ["body", "premium"]
+            )
+            items.append({"loc": where, "msg": reason, "type": "impossible_premium"})
+    return json_response({"detail": items}, 422) if items else None
 
 
 # --- routers ------------------------------------------------------------------------------
@@ -346,11 +483,15 @@ health_router = APIRouter(tags=["health"])
 
 @predict_router.post("/predict", response_model=SinglePredictionOut, responses=ERRORS)
 async def predict(trade: TradeRequest, request: Request) -> Response:
+    rejected = impossible([trade], batch=False)
+    if rejected is not None:
+        return rejected
     preds, metrics = _service(request).predict_batch([trade])
     observer: BatchObserver | None = request.app.state.observer
     if observer:
         observer(1, metrics)
-    out = preds[0].to_dict()
+    _observe_trades(request, preds)
+    out = answer(preds[0], trade)
     out["cache_hit"] = metrics["prediction_hits"] == 1
     return prediction_response(out)
 
@@ -358,20 +499,88 @@ async def predict(trade: TradeRequest, request: Request) -> Response:
 BATCH_PATH = "/predict/batch"
 
 
+def _observe_trades(request: Request, preds: list[Prediction]) -> None:
+    """Counts per symbol x strategy to the prediction observer (EMF dimensions)."""
+    observer = getattr(request.app.state, "prediction_observer", None)
+    if observer is None:
+        return
+    counts: dict[tuple[str, str], int] = {}
+    for p in preds:
+        key = (p.symbol, p.strategy)
+        counts[key] = counts.get(key, 0) + 1
+    observer(counts)
+
+
 def _batch_answer(
-    service: PredictionService, batch: BatchRequest, observer: BatchObserver | None
+    service: PredictionService,
+    batch: BatchRequest,
+    observer: BatchObserver | None,
+    recommender: Recommender | None = None,
+    request: Request | None = None,
 ) -> bytes:
     preds, metrics = service.predict_batch(batch.requests, batch.share_market_data)
     if observer:
         observer(len(preds), metrics)
-    payload = {"predictions": [p.to_dict() for p in preds], "batch_metrics": metrics}
+    if request is not None:
+        _observe_trades(request, preds)
+    seen: TimeCache = {}
+    answers = [answer(p, t, seen) for p, t in zip(preds, batch.requests, strict=True)]
+    if recommender is not None:
+        for out, p, t in zip(answers, preds, batch.requests, strict=True):
+            out["recommendation"] = recommender.for_trade(t, p.win_probability).to_dict()
+    payload = {"predictions": answers, "batch_metrics": metrics}
     return to_json(payload, inf_nan_mode="null")
 
 
 @predict_router.post(BATCH_PATH, response_model=BatchResponse, responses=ERRORS)
 async def predict_batch(batch: BatchRequest, request: Request) -> Response:
-    body = _batch_answer(_service(request), batch, request.app.state.observer)
+    rejected = impossible(batch.requests, batch=True)
+    if rejected is not None:
+        return rejected
+    recommender = request.app.state.recommender() if batch.recommend else None
+    body = _batch_answer(_service(request), batch, request.app.state.observer, recommender, request)
     return Response(content=body, status_code=200, media_type="application/json")
+
+
+class SourceScoreOut(BaseModel):
+    score: float
+    confidence: float
+
+
+class RecommendationOut(BaseModel):
+    decision: str = Field(description="EXECUTE | SKIP")
+    reason: str
+    final_score: float | None = Field(description="weighted mean of the sources' scores")
+    confidence: float | None = Field(description="weighted mean of the sources' confidences")
+    sources_used: list[str]
+    scores: dict[str, SourceScoreOut]
+    weights_used: dict[str, float] = Field(description="renormalised over the sources used")
+    left_out: dict[str, str] = Field(description="source -> why (off, timeout, down, ...)")
+    thresholds: dict[str, float]
+
+
+class RecommendOut(BaseModel):
+    prediction: PredictionOut
+    recommendation: RecommendationOut
+
+
+@predict_router.post("/recommend", response_model=RecommendOut, responses=ERRORS)
+async def recommend_trade(trade: TradeRequest, request: Request) -> Response:
+    """One recommendation for the trade from every enabled predictor: magic8's model
+    (weight 0.5), MLOptionTrading (0.3) and Magic8-Companion (0.2) by default; flags and
+    weights from feature flags (AppConfig in AWS, a JSON file locally). EXECUTE when
+    final_score >= 0.7 and confidence >= 0.8. A source that is off, slow or down is left
+    out and named, and the weights renormalise."""
+    rejected = impossible([trade], batch=False)
+    if rejected is not None:
+        return rejected
+    preds, metrics = _service(request).predict_batch([trade])
+    observer: BatchObserver | None = request.app.state.observer
+    if observer:
+        observer(1, metrics)
+    out = answer(preds[0], trade)
+    rec = request.app.state.recommender().for_trade(trade, preds[0].win_probability)
+    return prediction_response({"prediction": out, "recommendation": rec.to_dict()})
 
 
 @predict_router.post("/calculate_risk_reward", responses=ERRORS)
@@ -435,7 +644,17 @@ async def confidence_history(
     symbol: Annotated[str, Path(max_length=16)],
     strategy: Annotated[str, Path(max_length=32)],
     hours: Hours = 24.0,
+    trade: Annotated[
+        str | None,
+        Query(
+            max_length=80,
+            description='one trade\'s line only, e.g. "BUY 5805/5855/5905" (see lines[].trade)',
+        ),
+    ] = None,
 ) -> Response:
+    """Points of the symbol x strategy series, oldest first, each naming its trade, and the
+    same points grouped into `lines`, one per trade identity (action, option kind,
+    strikes): unrelated trades never share a line."""
     sym = _symbol_or_422(symbol, tuple(s.value for s in Symbol), ["path", "symbol"])
     if isinstance(sym, Response):
         return sym
@@ -443,6 +662,9 @@ async def confidence_history(
     if isinstance(strat, Response):
         return strat
     points = _service(request).history(sym, strat.value, hours)
+    if trade is not None:
+        wanted = " ".join(trade.split())
+        points = [p for p in points if p.trade == wanted]
     return json_response(
         {
             "series": f"{sym}#{strat.value}",
@@ -451,15 +673,71 @@ async def confidence_history(
             "hours": hours,
             "count": len(points),
             "points": [p.to_dict() for p in points],
+            "lines": confidence_lines(points),
         }
     )
 
 
+WINDOW_UNITS = {"m": 1 / 60, "h": 1.0, "d": 24.0}
+
+
+def _csv(raw: str | None) -> list[str]:
+    return [part.strip() for part in (raw or "").split(",") if part.strip()]
+
+
 @confidence_router.get("/confidence/trends", responses=ERRORS)
-async def confidence_trends(request: Request, hours: Hours = 1.0) -> Response:
-    trends = _service(request).trends(hours)
+async def confidence_trends(
+    request: Request,
+    hours: Hours = 1.0,
+    symbols: Annotated[
+        str | None, Query(max_length=200, description="comma-separated, e.g. SPX,SPY")
+    ] = None,
+    strategies: Annotated[
+        str | None,
+        Query(max_length=200, description="comma-separated, e.g. Butterfly,Iron Condor"),
+    ] = None,
+    window: Annotated[
+        str | None,
+        Query(
+            pattern=r"^\d{1,4}(\.\d+)?[mhd]$",
+            description="look-back instead of hours: 15m, 4h, 2d",
+        ),
+    ] = None,
+) -> Response:
+    """Per symbol x strategy series: the latest point against the latest point at or
+    before the window's start, filtered by symbols and strategies (aliases accepted)."""
+    if window is not None:
+        hours = float(window[:-1]) * WINDOW_UNITS[window[-1]]
+        if not 0 < hours <= MAX_HISTORY_HOURS:
+            return unprocessable(["query", "window"], f"window: at most {MAX_HISTORY_HOURS} h")
+    syms: list[str] = []
+    for raw in _csv(symbols):
+        sym = _symbol_or_422(raw, tuple(s.value for s in Symbol), ["query", "symbols"])
+        if isinstance(sym, Response):
+            return sym
+        syms.append(sym)
+    strats: list[str] = []
+    for raw in _csv(strategies):
+        strat = _strategy_or_422(raw, ["query", "strategies"])
+        if isinstance(strat, Response):
+            return strat
+        strats.append(strat.value)
+    series = None
+    if syms or strats:
+        series = [
+            series_name(sym, strat)
+            for sym in (syms or [s.value for s in Symbol])
+            for strat in (strats or [s.value for s in Strategy])
+        ]
+    trends = _service(request).trends(hours, series)
     return json_response(
-        {"hours": hours, "count": len(trends), "trends": [t.to_dict() for t in trends]}
+        {
+            "hours": hours,
+            "symbols": syms or None,
+            "strategies": strats or None,
+            "count": len(trends),
+            "trends": [t.to_dict() for t in trends],
+        }
     )
 
 
@@ -533,6 +811,8 @@ def health_detailed(request: Request) -> Response:
         out["history"] = {"reachable": True}
     out["status"] = "degraded" if problems else "ok"
     out["problems"] = problems
+    stats: RequestStats | None = getattr(request.app.state, "request_stats", None)
+    out.update(stats.summary() if stats else {"requests_per_minute": None, "avg_latency_ms": None})
     out["config"] = {
         "cache_ttl_s": {
             "market": settings.cache_market_ttl_s,
@@ -647,6 +927,8 @@ def create_app(
     app.state.settings = settings
     app.state.service = ServiceHolder(settings, service_factory or build_prediction_service)
     app.state.observer = observer
+    app.state.prediction_observer = None  # deps.build_handler: EMF per symbol x strategy
+    app.state.recommender = Lazy(lambda: build_recommender(settings))
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(ServiceUnavailable, service_unavailable_handler)
     app.add_exception_handler(BotoCoreError, store_unavailable_handler)
@@ -663,4 +945,14 @@ def create_app(
     # ---- end of ROUTERS -----------------------------------------------------------------
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(StatsHook, app_ref=app)
     return app
+
+
+class StatsHook(RequestStats):
+    """RequestStats registered on the app's state (the outermost middleware, so rejected
+    bodies count too)."""
+
+    def __init__(self, app: ASGIApp, app_ref: FastAPI) -> None:
+        super().__init__(app)
+        app_ref.state.request_stats = self

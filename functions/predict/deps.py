@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from mangum import Mangum
 
 from functions.predict.app import ServiceFactory, create_app
@@ -48,12 +48,29 @@ def build_handler(
             metrics.add_metric(name="DegradedBatches", unit=MetricUnit.Count, value=1)
             logger.warning("degraded batch", extra={"errors": batch_metrics["errors"]})
 
+    namespace = metrics.namespace
+
+    def observe_predictions(counts: dict[tuple[str, str], int]) -> None:
+        """One EMF line per symbol x strategy answered: Predictions with dimensions
+        symbol and strategy (per-trade-type dashboards and alarms)."""
+        for (symbol, strategy), n in counts.items():
+            with single_metric(
+                name="PredictionsByTrade",
+                unit=MetricUnit.Count,
+                value=n,
+                namespace=namespace,
+                default_dimensions={"service": "predict"},
+            ) as metric:
+                metric.add_dimension(name="symbol", value=symbol)
+                metric.add_dimension(name="strategy", value=strategy)
+
     app = create_app(settings, service_factory, observer=observe)
     if eager:
         try:
             app.state.service.get()
         except Exception as exc:  # the holder remembers why; /health/detailed reports it
             logger.warning("service not built at init", extra={"error": repr(exc)})
+    app.state.prediction_observer = observe_predictions
     asgi = Mangum(app, lifespan="off")
 
     def invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -4,7 +4,9 @@ POST /watchlist          add a trade to watch (201, the entry with id and expiry
 GET  /watchlist          active entries (?symbol=SPX)
 GET  /watchlist/{id}     one entry (404 if unknown)
 DELETE /watchlist/{id}   stop watching (204; 404 if unknown)
-POST /outcomes           record a trade's real result (201)
+POST /outcomes           record a trade's real result (201): {prediction_id, won} for any
+                         answer (its probability and served threshold), or entry_id
+                         for a watched trade, or symbol/strategy/win_probability
 GET  /accuracy           accuracy, Brier score, calibration per symbol x strategy over
                          rolling windows (?windows=1&windows=7&windows=30&symbol=&strategy=)
 
@@ -20,6 +22,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 
+from magic8.domain import prediction_id as prediction_ids
 from magic8.domain.trades import Strategy, Symbol
 from magic8.monitor.accuracy import (
     AccuracyReport,
@@ -139,7 +142,14 @@ def add_outcome(body: OutcomeIn, deps: Deps) -> Outcome:
     now = deps.clock()
     entry_symbol = entry_strategy = None
     last_p = last_thr = None
-    if body.entry_id is not None:
+    if body.prediction_id is not None:
+        try:
+            ref = prediction_ids.decode(body.prediction_id)
+        except prediction_ids.PredictionIdError as exc:
+            raise _unprocessable(["body", "prediction_id"], str(exc)) from exc
+        entry_symbol, entry_strategy = ref.symbol, ref.strategy
+        last_p, last_thr = ref.win_probability, ref.threshold
+    elif body.entry_id is not None:
         entry = deps.watchlist.get(body.entry_id)
         if entry is not None:
             entry_symbol, entry_strategy = entry.symbol.value, entry.strategy.value

@@ -27,13 +27,24 @@ class ApiSettings(AwsSettings):
     # without any market snapshot, time features use the serve time floored to this grid
     feature_time_bucket_s: int = Field(default=300, ge=1)
     record_history: bool = True
-    history_ttl_days: float = Field(default=14.0, gt=0)
+    history_ttl_days: float = Field(default=30.0, gt=0)  # retention (TTL) of history
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     # /health/detailed reports the gateway stale when its heartbeat is older than this
     gateway_stale_after_s: float = Field(default=120.0, gt=0)
     # market-data circuit breaker: open after N failed reads, retry after this many seconds
     market_circuit_failures: int = Field(default=3, ge=1)
     market_circuit_reset_s: float = Field(default=15.0, gt=0)
+    # recommendations (POST /recommend): the external predictors ("" = not configured: left
+    # out, named) and where the flags/weights live (AppConfig in AWS, else a JSON file,
+    # else the defaults)
+    mloptiontrading_url: str = ""
+    companion_url: str = ""
+    recommend_timeout_s: float = Field(default=1.0, gt=0, le=10)
+    recommend_retries: int = Field(default=1, ge=0, le=3)
+    recommend_flags_file: Path | None = None
+    appconfig_application: str = ""
+    appconfig_environment: str = ""
+    appconfig_profile: str = ""
     # the key the local HTTP front requires in x-api-key (API Gateway enforces it in AWS)
     api_key: str = "local-dev-key"
 

@@ -6,39 +6,54 @@ Packaging: a container image, not a zip. The predict function needs numpy, panda
 function + layers (numbers in the README). Images may be 10 GB, and the image is built by
 `cdk deploy`; `cdk synth` only stages the build context (no Docker).
 
-API: API key on every route except GET /health; a usage plan (rate, burst, daily quota);
-a request validator with a JSON-schema model on POST /predict/batch (1..100 trades, each an
-object with the required fields) and POST /predict; failed validation answers 422 with
-API Gateway's message (e.g. `object has missing required properties (["premium"])`, or
-`array is too long: must have at most 100 elements ...`), like FastAPI's 422. So behind
-API Gateway a 101-trade batch is a 422 from the edge, where the local front gives the
-app's 413; the 256 KiB body limit (413) is the app's in both.
+API: API key on every route except GET /health; usage plans (rate, burst, daily quota);
+a request validator with JSON-schema models on POST /predict and POST /predict/batch built
+from the app's own TradeRequest (magic8.domain.trades): the edge requires exactly the
+fields the app requires (strategy, symbol, premium, predicted_price; strikes and action are
+optional, the app fills in the standard ones) and checks the envelope (`requests` is a
+non-empty array of objects). Failed validation answers 422 with API Gateway's message.
+The batch size limit is the app's, so a 101-trade batch is the same 413 "Request too large"
+in AWS and locally; a body over API Gateway's 10 MB is its REQUEST_TOO_LARGE gateway
+response, also 413 "Request too large".
 """
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+import json
+
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_appconfig as appconfig
 from aws_cdk import aws_dynamodb as ddb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.constructs.common import ack, log_group
 from infra.constructs.functions import image_function
-
-MAX_BATCH = 100
+from magic8.adapters.recommend_sources import DEFAULT_FLAGS
+from magic8.api_limits import METHOD_LIMITS
+from magic8.domain.trades import TradeRequest
 
 # Expected load: ~2,500 calls/day from DiscordTrading, plus the dashboard and ops.
 USAGE_RATE_PER_S = 10
 USAGE_BURST = 20
 USAGE_QUOTA_PER_DAY = 20_000
 
-# The edge checks the envelope only: a JSON object with the required fields (API Gateway's
-# message names a missing one) and at most MAX_BATCH trades. Types, ranges and
-# strike geometry are FastAPI's job, whose 422 names the exact field (and which accepts
-# what pydantic accepts, e.g. numbers sent as strings).
-TRADE_REQUIRED = ["strategy", "symbol", "premium", "predicted_price", "strikes", "action"]
-_TRADE_REQUEST_SCHEMA = apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT, required=TRADE_REQUIRED)
+# The edge checks the envelope only: a JSON object with the fields TradeRequest requires
+# (API Gateway's message names a missing one). Types, ranges, aliases, strike geometry and
+# the batch size (413) are the app's job, whose answer names the exact field.
+TRADE_REQUIRED = [name for name, f in TradeRequest.model_fields.items() if f.is_required()]
+TOO_LARGE_MESSAGE = "Request too large"
+
+
+def trade_schema(title: str | None = None) -> apigw.JsonSchema:
+    return apigw.JsonSchema(
+        schema=apigw.JsonSchemaVersion.DRAFT4 if title else None,
+        title=title,
+        type=apigw.JsonSchemaType.OBJECT,
+        required=TRADE_REQUIRED,
+    )
 
 
 class PredictionApi(Construct):
@@ -68,6 +83,51 @@ class PredictionApi(Construct):
             description="magic8 predict: FastAPI via Mangum, XGBoost hierarchy, 3-tier cache",
             reads=read_tables,
             writes=write_tables,
+        )
+
+        # POST /recommend's flags and weights: Powertools feature flags on AppConfig
+        # (hosted configuration, deployed at once; change it in the console or with
+        # `aws appconfig create-hosted-configuration-version` + start-deployment, no deploy
+        # of the stack). The function reads it through AppConfig's data plane (max age 30 s).
+        self.flags_app = appconfig.Application(
+            self, "RecommendFlags", application_name="magic8-recommend"
+        )
+        self.flags_env = appconfig.Environment(
+            self, "RecommendFlagsEnv", application=self.flags_app, environment_name="prod"
+        )
+        self.flags = appconfig.HostedConfiguration(
+            self,
+            "RecommendFlagsProfile",
+            application=self.flags_app,
+            name="recommend-flags",
+            type=appconfig.ConfigurationType.FREEFORM,
+            content=appconfig.ConfigurationContent.from_inline_json(json.dumps(DEFAULT_FLAGS)),
+            deploy_to=[self.flags_env],
+            deployment_strategy=appconfig.DeploymentStrategy(
+                self,
+                "RecommendFlagsAllAtOnce",
+                rollout_strategy=appconfig.RolloutStrategy.linear(
+                    growth_factor=100, deployment_duration=Duration.minutes(0)
+                ),
+            ),
+        )
+        self.function.add_environment("MAGIC8_APPCONFIG_APPLICATION", "magic8-recommend")
+        self.function.add_environment("MAGIC8_APPCONFIG_ENVIRONMENT", "prod")
+        self.function.add_environment("MAGIC8_APPCONFIG_PROFILE", "recommend-flags")
+        # exactly this profile in this environment (no wildcard)
+        profile_arn = Stack.of(self).format_arn(
+            service="appconfig",
+            resource="application",
+            resource_name=(
+                f"{self.flags_app.application_id}/environment/{self.flags_env.environment_id}"
+                f"/configuration/{self.flags.configuration_profile_id}"
+            ),
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"],
+                resources=[profile_arn],
+            )
         )
 
         access_logs = log_group(self, "AccessLogs")
@@ -117,7 +177,13 @@ class PredictionApi(Construct):
             "RequestTooLarge",
             type=apigw.ResponseType.REQUEST_TOO_LARGE,
             status_code="413",
-            templates={"application/json": '{"detail": "request body too large"}'},
+            templates={
+                "application/json": (
+                    '{"detail": [{"loc": ["body"], "msg": "'
+                    + TOO_LARGE_MESSAGE
+                    + ': body over API Gateway\'s 10 MB", "type": "too_large"}]}'
+                )
+            },
         )
 
         integration = apigw.LambdaIntegration(self.function, proxy=True)
@@ -128,12 +194,7 @@ class PredictionApi(Construct):
             "TradeRequest",
             content_type="application/json",
             model_name="TradeRequest",
-            schema=apigw.JsonSchema(
-                schema=apigw.JsonSchemaVersion.DRAFT4,
-                title="TradeRequest",
-                type=apigw.JsonSchemaType.OBJECT,
-                required=TRADE_REQUIRED,
-            ),
+            schema=trade_schema("TradeRequest"),
         )
         batch_model = self.api.add_model(
             "BatchRequest",
@@ -145,11 +206,9 @@ class PredictionApi(Construct):
                 type=apigw.JsonSchemaType.OBJECT,
                 required=["requests"],
                 properties={
+                    # no maxItems: the app answers 413 "Request too large" (more than 100 trades)
                     "requests": apigw.JsonSchema(
-                        type=apigw.JsonSchemaType.ARRAY,
-                        min_items=1,
-                        max_items=MAX_BATCH,
-                        items=_TRADE_REQUEST_SCHEMA,
+                        type=apigw.JsonSchemaType.ARRAY, min_items=1, items=trade_schema()
                     ),
                     "share_market_data": apigw.JsonSchema(type=apigw.JsonSchemaType.BOOLEAN),
                 },
@@ -159,7 +218,8 @@ class PredictionApi(Construct):
         keyed = apigw.MethodOptions(api_key_required=True)
         root = self.api.root
         predict = root.add_resource("predict")
-        predict.add_method(
+        methods: dict[tuple[str, str], apigw.Method] = {}
+        methods["POST", "/predict"] = predict.add_method(
             "POST",
             integration,
             api_key_required=True,
@@ -167,7 +227,7 @@ class PredictionApi(Construct):
             request_models={"application/json": trade_model},
         )
         batch = predict.add_resource("batch")
-        batch.add_method(
+        methods["POST", "/predict/batch"] = batch.add_method(
             "POST",
             integration,
             api_key_required=True,
@@ -195,7 +255,22 @@ class PredictionApi(Construct):
             name="magic8-default",
             throttle=apigw.ThrottleSettings(rate_limit=USAGE_RATE_PER_S, burst_limit=USAGE_BURST),
             quota=apigw.QuotaSettings(limit=USAGE_QUOTA_PER_DAY, period=apigw.Period.DAY),
-            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+            api_stages=[
+                apigw.UsagePlanPerApiStage(
+                    api=self.api,
+                    stage=self.api.deployment_stage,
+                    # per method and client (API key): 100/min /predict, 20/min /batch
+                    throttle=[
+                        apigw.ThrottlingPerMethod(
+                            method=methods[(lim.method, lim.path)],
+                            throttle=apigw.ThrottleSettings(
+                                rate_limit=round(lim.rate_per_s, 4), burst_limit=lim.burst
+                            ),
+                        )
+                        for lim in METHOD_LIMITS
+                    ],
+                )
+            ],
         )
         self.usage_plan.add_api_key(self.api_key)
 

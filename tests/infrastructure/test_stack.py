@@ -6,10 +6,13 @@ import json
 import re
 from typing import Any
 
+import jsonschema
 import pytest
 from aws_cdk.assertions import Match
+from pydantic import ValidationError
 
 from magic8 import resources as r
+from magic8.domain.trades import TradeRequest
 from magic8.settings import AwsSettings
 from tests.infrastructure.conftest import ALERT_EMAILS, Synth
 
@@ -260,6 +263,10 @@ def test_function_environment_tracing_and_logs(synth: Synth, prefix: str, servic
         for name, f in AwsSettings.model_fields.items()
         if isinstance(f.validation_alias, str | type(None))
     }
+    if service == "predict":  # + the predict function's own settings (AppConfig location)
+        from functions.predict.settings import ApiSettings
+
+        fields |= {f"MAGIC8_{name}".upper() for name in ApiSettings.model_fields}
     magic8_vars = {k for k in env if k.startswith("MAGIC8_")} - {"MAGIC8_WS_ENDPOINT"}
     assert magic8_vars <= fields, magic8_vars - fields
     expected = {t.env_var for t in r.TABLES} | {
@@ -371,9 +378,38 @@ def test_request_validator_and_batch_model(synth: Synth) -> None:
     }
     batch = models["BatchRequest"]["Schema"]
     assert batch["required"] == ["requests"]
-    assert batch["properties"]["requests"]["maxItems"] == 100
+    # the batch size is the app's: 413 "Request too large" in AWS as locally
+    assert "maxItems" not in batch["properties"]["requests"]
     assert batch["properties"]["requests"]["minItems"] == 1
-    assert "premium" in models["TradeRequest"]["Schema"]["required"]
+    # one source: the edge requires exactly what the app's TradeRequest requires
+    required = [n for n, f in TradeRequest.model_fields.items() if f.is_required()]
+    assert sorted(required) == ["predicted_price", "premium", "strategy", "symbol"]
+    assert models["TradeRequest"]["Schema"]["required"] == required
+    assert batch["properties"]["requests"]["items"]["required"] == required
+    # the bot's curl body passes the synthesized models and the app's own model
+    bot = {
+        "requests": [
+            {"symbol": "SPX", "strategy": "Butterfly", "premium": 24.82, "predicted_price": 5855},
+            {"symbol": "SPXW", "strategy": "IronCondor", "premium": 0.65, "predicted_price": 5855},
+        ]
+    }
+    jsonschema.Draft4Validator(batch).validate(bot)
+    jsonschema.Draft4Validator(batch).validate({"requests": bot["requests"] * 101})
+    for trade in bot["requests"]:
+        jsonschema.Draft4Validator(models["TradeRequest"]["Schema"]).validate(trade)
+        TradeRequest.model_validate(trade)
+    missing = {"symbol": "SPX", "strategy": "Butterfly", "premium": 24.82}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft4Validator(models["TradeRequest"]["Schema"]).validate(missing)
+    with pytest.raises(ValidationError):
+        TradeRequest.model_validate(missing)
+    too_large = [
+        r["Properties"]
+        for r in synth.resources("AWS::ApiGateway::GatewayResponse").values()
+        if r["Properties"]["ResponseType"] == "REQUEST_TOO_LARGE"
+    ]
+    assert too_large[0]["StatusCode"] == "413"
+    assert "Request too large" in too_large[0]["ResponseTemplates"]["application/json"]
     synth.template.has_resource_properties(
         "AWS::ApiGateway::GatewayResponse",
         {"ResponseType": "BAD_REQUEST_BODY", "StatusCode": "422"},
@@ -391,6 +427,11 @@ def test_api_key_and_usage_plan(synth: Synth) -> None:
         },
     )
     synth.template.resource_count_is("AWS::ApiGateway::UsagePlanKey", 1)
+    # per-method throttles per client (key): 100/min /predict, 20/min /predict/batch
+    plan = next(iter(synth.resources("AWS::ApiGateway::UsagePlan").values()))["Properties"]
+    throttles = plan["ApiStages"][0]["Throttle"]
+    assert throttles["/predict/POST"] == {"RateLimit": 1.6667, "BurstLimit": 100}
+    assert throttles["/predict/batch/POST"] == {"RateLimit": 0.3333, "BurstLimit": 20}
     synth.template.has_resource_properties(
         "AWS::ApiGateway::Stage",
         {
@@ -742,3 +783,27 @@ def test_monitor_async_invocations_have_an_on_failure_destination(synth: Synth) 
         assert "Fn::GetAtt" in dest and dest["Fn::GetAtt"][1] == "Arn"
         queue_id = dest["Fn::GetAtt"][0]
         assert synth.resources("AWS::SQS::Queue")[queue_id]
+
+
+def test_recommend_flags_live_in_appconfig(synth: Synth) -> None:
+    """POST /recommend's flags and weights: a hosted AppConfig profile with the defaults,
+    deployed to an environment the predict function may read (changeable without a deploy
+    of the stack); the function is told where it is."""
+    from magic8.adapters.recommend_sources import DEFAULT_FLAGS
+
+    synth.template.has_resource_properties(
+        "AWS::AppConfig::Application", {"Name": "magic8-recommend"}
+    )
+    versions = synth.resources("AWS::AppConfig::HostedConfigurationVersion")
+    assert [json.loads(v["Properties"]["Content"]) for v in versions.values()] == [DEFAULT_FLAGS]
+    synth.template.resource_count_is("AWS::AppConfig::Deployment", 1)
+    fns = [
+        f["Properties"]
+        for f in synth.resources("AWS::Lambda::Function").values()
+        if "MAGIC8_APPCONFIG_PROFILE" in f["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    assert len(fns) == 1
+    env = fns[0]["Environment"]["Variables"]
+    assert env["MAGIC8_APPCONFIG_APPLICATION"] == "magic8-recommend"
+    policies = json.dumps(synth.resources("AWS::IAM::Policy"))
+    assert "appconfig:GetLatestConfiguration" in policies

@@ -12,6 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
+from functions.predict import monitor_routes
 from functions.predict.app import create_app
 from functions.predict.settings import ApiSettings
 from magic8.adapters.aws import reset_clients
@@ -32,6 +33,7 @@ def seeded(moto_server: EmbeddedAws) -> Iterator[LocalResources]:
     with pytest.MonkeyPatch.context() as mp:
         moto_server.reset()
         reset_clients()
+        monitor_routes._default_deps.cache_clear()  # stores bound to another test's moto
         resources = provision(AwsSettings())
         for key, value in resources.env().items():
             mp.setenv(key, value)

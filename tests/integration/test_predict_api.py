@@ -203,7 +203,7 @@ def test_batch_equals_the_same_trades_one_by_one(seeded: LocalResources) -> None
     ("field", "variants"),
     [
         ("premium", [{"premium": 5.0}, {"premium": 40.0}]),
-        ("strikes", [{"strikes": [5955, 5905, 5855]}, {"strikes": [5875, 5855, 5835]}]),
+        ("strikes", [{"strikes": [5955, 5905, 5855]}, {"strikes": [5885, 5855, 5825]}]),
         ("predicted_price", [{"predicted_price": 5905}, {"predicted_price": 5800}]),
         ("action", [{"action": "SELL"}]),
         ("strategy", [{"strategy": "Vertical", "strikes": [5855, 5805]}]),
@@ -247,7 +247,8 @@ def _missing(field: str) -> dict[str, Any]:
     ("path", "body", "raw", "status", "loc"),
     [
         ("/predict", _missing("premium"), None, 422, ["body", "premium"]),
-        ("/predict", _missing("strikes"), None, 422, ["body", "strikes"]),
+        ("/predict", _missing("predicted_price"), None, 422, ["body", "predicted_price"]),
+        ("/predict", {**BUTTERFLY, "strikes": []}, None, 422, ["body", "strikes"]),
         ("/predict", {**BUTTERFLY, "strategy": "Straddle"}, None, 422, ["body", "strategy"]),
         ("/predict", {**BUTTERFLY, "symbol": "AAPL"}, None, 422, ["body", "symbol"]),
         ("/predict", {**BUTTERFLY, "premium": -1}, None, 422, ["body", "premium"]),
@@ -392,6 +393,8 @@ def test_health(api: Call) -> None:
     assert body["market"]["SPX"]["data_source"] == "seed"
     assert body["history"]["reachable"] is True
     assert body["status"] == "ok", body["problems"]
+    # the /health call above, in this warm container's last minute
+    assert body["requests_per_minute"] >= 1 and body["avg_latency_ms"] > 0
 
 
 # --- the DynamoDB history adapter on moto -------------------------------------------------
@@ -445,3 +448,134 @@ def test_seeded_snapshots_are_read_in_one_batch(seeded: LocalResources) -> None:
     repo = DynamoMarketRepository(seeded.settings.market_table)
     snaps = repo.get_snapshots(["SPX", "SPY", "XSP", "NDX", "QQQ", "RUT", "VIX"])
     assert set(snaps) == {"SPX", "SPY", "XSP", "NDX", "QQQ", "VIX"}
+
+
+# --- issue 15: answers that make sense ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ({**BUTTERFLY, "premium": 80}, "can never profit"),
+        (
+            {
+                "symbol": "SPX",
+                "strategy": "Vertical",
+                "action": "SELL",
+                "premium": 7.0,
+                "predicted_price": 5855,
+                "strikes": [5840, 5845],
+            },
+            "credit is above the width",
+        ),
+        ({**CONDOR, "premium": 6.0}, "can never lose"),
+    ],
+)
+def test_impossible_premium_is_a_422_that_says_why(
+    api_unseeded: Call, body: dict[str, Any], why: str
+) -> None:
+    status, single = api_unseeded("POST", "/predict", body)
+    assert status == 422
+    assert single["detail"][0]["loc"] == ["body", "premium"]
+    assert why in single["detail"][0]["msg"]
+    status, batch = api_unseeded("POST", "/predict/batch", {"requests": [BUTTERFLY, body]})
+    assert status == 422
+    assert batch["detail"][0]["loc"] == ["body", "requests", 1, "premium"]
+
+
+def test_naive_timestamp_is_eastern_and_the_answer_says_so(api: Call) -> None:
+    naive = {**BUTTERFLY, "timestamp": "2026-03-02T12:00:00"}
+    aware = {**BUTTERFLY, "timestamp": "2026-03-02T17:00:00+00:00"}  # the same instant
+    status, body = api("POST", "/predict/batch", {"requests": [naive, aware, BUTTERFLY]})
+    assert status == 200, body
+    p_naive, p_aware, p_none = body["predictions"]
+    assert p_naive["time_used"] == {
+        "at": "2026-03-02T12:00:00-05:00",
+        "source": "timestamp without zone (read as US/Eastern)",
+    }
+    assert p_naive["assumed"] == ["timezone"]
+    assert p_aware["time_used"]["at"] == "2026-03-02T12:00:00-05:00"
+    assert p_aware["time_used"]["source"] == "timestamp" and p_aware["assumed"] == []
+    # the same instant: the same features and probability
+    assert p_naive["win_probability"] == p_aware["win_probability"]
+    assert p_naive["market_open"] is True and p_naive["session"] == "regular"
+    assert p_none["time_used"]["source"].startswith("serve time")
+
+
+def test_closed_sessions_are_answered_but_flagged(api: Call) -> None:
+    saturday = {**BUTTERFLY, "timestamp": "2026-03-07T12:00:00-05:00"}
+    christmas = {**BUTTERFLY, "timestamp": "2028-12-25T11:00:00-05:00"}
+    early = {**BUTTERFLY, "timestamp": "2026-11-27T12:00:00-05:00"}
+    status, body = api("POST", "/predict/batch", {"requests": [saturday, christmas, early]})
+    assert status == 200, body
+    sat, xmas, half = body["predictions"]
+    for p in (sat, xmas):
+        assert p["market_open"] is False and p["session"] == "closed"
+        assert p["warnings"] and "market closed" in p["warnings"][0]
+    assert half["session"] == "early_close" and half["market_open"] is True
+    assert half["warnings"] == []
+
+
+def test_history_has_one_line_per_trade_identity(api: Call) -> None:
+    watched = {**CONDOR, "premium": 0.65}
+    unrelated = {**CONDOR, "strikes": [5790, 5800, 5910, 5920], "premium": 2.0}
+    for premium in (0.65, 0.70):  # two answers for the watched trade, one for the other
+        status, _ = api("POST", "/predict/batch", {"requests": [{**watched, "premium": premium}]})
+        assert status == 200
+    status, _ = api("POST", "/predict/batch", {"requests": [unrelated]})
+    assert status == 200
+    status, hist = api("GET", "/confidence/history/SPX/Iron%20Condor", query={"hours": ["1"]})
+    assert status == 200, hist
+    lines = {line["trade"]: line for line in hist["lines"]}
+    assert set(lines) == {"SELL 5830/5835/5875/5880", "SELL 5790/5800/5910/5920"}
+    assert lines["SELL 5830/5835/5875/5880"]["count"] == 2
+    assert lines["SELL 5790/5800/5910/5920"]["count"] == 1
+    assert all(p["trade"] for p in hist["points"])
+    status, one = api(
+        "GET",
+        "/confidence/history/SPX/Iron%20Condor",
+        query={"hours": ["1"], "trade": ["SELL 5790/5800/5910/5920"]},
+    )
+    assert status == 200 and one["count"] == 1 and len(one["lines"]) == 1
+
+
+def test_trends_filters_and_aliases(api: Call) -> None:
+    spy = {**BUTTERFLY, "symbol": "SPY", "predicted_price": 585.5, "strikes": None, "premium": 2.0}
+    status, _ = api("POST", "/predict/batch", {"requests": [BUTTERFLY, CONDOR, spy]})
+    assert status == 200
+    status, all_ = api("GET", "/confidence/trends", query={"window": ["30m"]})
+    assert status == 200 and all_["hours"] == pytest.approx(0.5, abs=1e-9)
+    assert {t["series"] for t in all_["trends"]} == {
+        "SPX#Butterfly",
+        "SPX#Iron Condor",
+        "SPY#Butterfly",
+    }
+    status, some = api(
+        "GET", "/confidence/trends", query={"symbols": ["SPXW,$SPY"], "strategies": ["fly"]}
+    )
+    assert status == 200, some
+    assert {t["series"] for t in some["trends"]} == {"SPX#Butterfly", "SPY#Butterfly"}
+    status, bad = api("GET", "/confidence/trends", query={"symbols": ["AAPL"]})
+    assert status == 422 and bad["detail"][0]["loc"] == ["query", "symbols"]
+    status, bad = api("GET", "/confidence/trends", query={"window": ["soon"]})
+    assert status == 422
+    status, hist = api("GET", "/confidence/history/SPXW/IronCondor")
+    assert status == 200 and hist["series"] == "SPX#Iron Condor"
+
+
+def test_emf_metrics_have_symbol_and_strategy_dimensions(seeded: LocalResources) -> None:
+    handler = build_handler(ApiSettings())
+    event = apigw_event(
+        "POST", "/predict/batch", json.dumps(DISCORD_BATCH), {"content-type": "application/json"}
+    )
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        resp = handler(event, LambdaContext())
+    assert resp["statusCode"] == 200
+    lines = [json.loads(x) for x in out.getvalue().splitlines() if x.startswith("{")]
+    by_trade = [x for x in lines if "PredictionsByTrade" in x]
+    dims = {(x["symbol"], x["strategy"]) for x in by_trade}
+    assert dims == {("SPX", "Butterfly"), ("SPX", "Iron Condor")}
+    for x in by_trade:
+        declared = x["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]
+        assert {"symbol", "strategy"} <= set(declared)

@@ -144,3 +144,33 @@ def test_a_burst_of_50_concurrent_requests_is_queued_not_reset() -> None:
         gate.set()
         f.stop()
     assert errors == [] and statuses == [201] * 50 and len(rec.events) == 50
+
+
+def test_per_method_limits_answer_429_with_retry_after() -> None:
+    """The usage plan's per-method limits (100/min /predict, 20/min /predict/batch per key)
+    in the local front, on a fake clock."""
+    from magic8.api_limits import METHOD_LIMITS
+    from magic8_dev.local.api_front import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(METHOD_LIMITS, clock=lambda: now[0])
+    rec = Recorder()
+    f = ApiFront("127.0.0.1", 0, "k3y", rec, limiter).start()
+    try:
+        for _ in range(20):
+            assert request(f, "POST", "/predict/batch", b"{}")[0] == 201
+        status, headers, body, _ = request(f, "POST", "/predict/batch", b"{}")
+        assert status == 429 and json.loads(body) == {"message": "Too Many Requests"}
+        assert headers["retry-after"] == "3"  # 20/min: one token every 3 s
+        # another client (key) has its own budget; other methods are not limited by it
+        assert limiter.retry_after("other", "POST", "/predict/batch") is None
+        assert request(f, "POST", "/predict", b"{}")[0] == 201
+        assert request(f, "GET", "/market/SPX")[0] == 201
+        now[0] += 3.0  # one token back
+        assert request(f, "POST", "/predict/batch", b"{}")[0] == 201
+        assert request(f, "POST", "/predict/batch", b"{}")[0] == 429
+        for _ in range(100):
+            assert limiter.retry_after("fresh", "POST", "/predict") is None
+        assert limiter.retry_after("fresh", "POST", "/predict") == 1  # 100/min: 0.6 s -> 1
+    finally:
+        f.stop()

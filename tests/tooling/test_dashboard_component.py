@@ -224,3 +224,28 @@ def test_replayed_session_dates_tell_the_page_where_signals_are(tmp_path: Path) 
         assert cfg["signalsTo"] == "2025-09-26T00:00:00+00:00"
     finally:
         srv.server_close()
+
+
+def test_api_docs_work_offline_through_the_proxy() -> None:
+    """/docs is a self-contained page (no CDN) reading /api/openapi.json, which the proxy
+    fetches from the real app with the key added."""
+    from functions.predict.deps import build_handler
+    from functions.predict.settings import ApiSettings
+    from magic8_dev.local.api_front import ApiFront
+
+    front = ApiFront("127.0.0.1", 0, "k", build_handler(ApiSettings())).start()
+    srv = DashboardServer(("127.0.0.1", 0), STATIC_DIR, api_url=front.url, api_key="k")
+    _serve(srv)
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            page = c.get("/docs")
+            assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+            assert "https://" not in page.text and "/api/openapi.json" in page.text
+            spec = c.get("/api/openapi.json")
+            assert spec.status_code == 200
+            paths = spec.json()["paths"]
+            assert {"/predict/batch", "/recommend", "/outcomes"} <= set(paths)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        front.stop()

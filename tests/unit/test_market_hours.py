@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 import pytest
 
-from magic8.market_hours import ET, MarketCalendar, MarketHoursPolicy, cme_globex_equity_open
+from magic8.market_hours import (
+    ET,
+    NYSE_EARLY_CLOSES,
+    SESSIONS_FILE,
+    MarketCalendar,
+    MarketHoursPolicy,
+    cme_globex_equity_open,
+)
 
 CAL = MarketCalendar()
 
@@ -68,7 +76,37 @@ def test_next_open(now: datetime, expected: datetime) -> None:
 
 
 def test_covered_years() -> None:
-    assert CAL.covered(date(2026, 5, 1)) and not CAL.covered(date(2029, 1, 2))
+    assert CAL.covered(date(2026, 5, 1)) and CAL.covered(date(2029, 1, 2))
+    assert not CAL.covered(date(2036, 1, 2))
+
+
+def test_2028_holidays_are_known() -> None:
+    # Good Friday, Thanksgiving, Christmas 2028; New Year's Day 2028 is a Saturday
+    for day in (date(2028, 4, 14), date(2028, 11, 23), date(2028, 12, 25)):
+        assert not CAL.is_trading_day(day)
+    assert CAL.is_trading_day(date(2028, 11, 22)) and date(2028, 11, 24) in NYSE_EARLY_CLOSES
+
+
+def test_the_session_table_matches_exchange_calendars() -> None:
+    from magic8_dev.calendar import build
+
+    data = json.loads(SESSIONS_FILE.read_text())
+    fresh = build(data["first_year"], data["last_year"])
+    assert fresh["holidays"] == data["holidays"]
+    assert fresh["early_closes"] == data["early_closes"]
+
+
+def test_describe_flags_saturday_christmas_and_early_close() -> None:
+    saturday = CAL.describe(et(2026, 3, 7, 12, 0))
+    assert saturday["session"] == "closed" and saturday["market_open"] is False
+    christmas = CAL.describe(et(2026, 12, 25, 12, 0))
+    assert christmas["session"] == "closed" and christmas["market_open"] is False
+    early = CAL.describe(et(2026, 11, 27, 12, 0))
+    assert early["session"] == "early_close" and early["market_open"] is True
+    assert early["session_hours_et"] == "09:30-13:00"
+    assert CAL.describe(et(2026, 11, 27, 13, 30))["market_open"] is False
+    regular = CAL.describe(et(2026, 3, 2, 12, 0))
+    assert regular["session"] == "regular" and regular["market_open"] is True
 
 
 def test_naive_datetime_rejected() -> None:

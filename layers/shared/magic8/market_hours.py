@@ -1,9 +1,10 @@
 """US equity/index options market hours: NYSE regular trading hours and holidays.
 
-RTH 09:30-16:00 America/New_York, 13:00 on early-close days. The holiday table covers
-2025-2027 (NYSE published calendars); outside it only weekends are known to be closed and
-`covered()` says so. This table is small enough to read at a glance and keeps the Lambda
-images free of pandas.
+RTH 09:30-16:00 America/New_York, 13:00 on early-close days. Holidays and early closes come
+from magic8/data/nyse_sessions.json, generated from the maintained exchange_calendars
+library (XNYS) by `python -m magic8_dev.calendar` (2020-2035; a test checks the file
+against the library); the runtime reads the JSON so the images carry no pandas. Outside
+the covered years only weekends are known to be closed and `covered()` says so.
 
 CME Globex (the NQ options feed): `CmeCalendar` uses exchange_calendars' maintained "CMES"
 calendar (holidays, early closes) plus the daily 16:00-17:00 CT halt; `StreamingWindow` is
@@ -13,9 +14,11 @@ the gateway's Databento streaming window on top of it.
 from __future__ import annotations
 
 import functools
+import json
 import warnings
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -24,57 +27,15 @@ RTH_OPEN = time(9, 30)
 RTH_CLOSE = time(16, 0)
 EARLY_CLOSE = time(13, 0)
 
-NYSE_HOLIDAYS: frozenset[date] = frozenset(
-    {
-        # 2025
-        date(2025, 1, 1),
-        date(2025, 1, 9),  # National Day of Mourning (President Carter)
-        date(2025, 1, 20),
-        date(2025, 2, 17),
-        date(2025, 4, 18),
-        date(2025, 5, 26),
-        date(2025, 6, 19),
-        date(2025, 7, 4),
-        date(2025, 9, 1),
-        date(2025, 11, 27),
-        date(2025, 12, 25),
-        # 2026
-        date(2026, 1, 1),
-        date(2026, 1, 19),
-        date(2026, 2, 16),
-        date(2026, 4, 3),
-        date(2026, 5, 25),
-        date(2026, 6, 19),
-        date(2026, 7, 3),  # Independence Day observed (Jul 4 is a Saturday)
-        date(2026, 9, 7),
-        date(2026, 11, 26),
-        date(2026, 12, 25),
-        # 2027
-        date(2027, 1, 1),
-        date(2027, 1, 18),
-        date(2027, 2, 15),
-        date(2027, 3, 26),
-        date(2027, 5, 31),
-        date(2027, 6, 18),  # Juneteenth observed (Jun 19 is a Saturday)
-        date(2027, 7, 5),  # Independence Day observed (Jul 4 is a Sunday)
-        date(2027, 9, 6),
-        date(2027, 11, 25),
-        date(2027, 12, 24),  # Christmas observed (Dec 25 is a Saturday)
-    }
-)
+SESSIONS_FILE = Path(__file__).resolve().parent / "data" / "nyse_sessions.json"
+_SESSIONS = json.loads(SESSIONS_FILE.read_text())
 
+NYSE_HOLIDAYS: frozenset[date] = frozenset(date.fromisoformat(d) for d in _SESSIONS["holidays"])
 NYSE_EARLY_CLOSES: frozenset[date] = frozenset(
-    {
-        date(2025, 7, 3),
-        date(2025, 11, 28),
-        date(2025, 12, 24),
-        date(2026, 11, 27),
-        date(2026, 12, 24),
-        date(2027, 11, 26),
-    }
+    date.fromisoformat(d) for d in _SESSIONS["early_closes"]
 )
-
-COVERED_YEARS = range(2025, 2028)
+COVERED_YEARS = range(int(_SESSIONS["first_year"]), int(_SESSIONS["last_year"]) + 1)
+CALENDAR_SOURCE: str = _SESSIONS["source"]
 
 HoursPolicy = Literal["rth", "always"]
 
@@ -124,6 +85,30 @@ class MarketCalendar:
 
     def seconds_until_open(self, now: datetime) -> float:
         return 0.0 if self.is_open(now) else (self.next_open(now) - now).total_seconds()
+
+    def session_kind(self, day: date) -> Literal["regular", "early_close", "closed"]:
+        if not self.is_trading_day(day):
+            return "closed"
+        return "early_close" if day in self.early_closes else "regular"
+
+    def describe(self, at: datetime) -> dict[str, object]:
+        """What an answer says about the market at `at`: market_open (within the session's
+        hours), session (regular | early_close | closed, for at's New York date) and the
+        session's hours in New York time."""
+        local = _aware(at).astimezone(ET)
+        day = local.date()
+        sess = self.session(day)
+        return {
+            "market_open": sess is not None and sess[0] <= at < sess[1],
+            "session": self.session_kind(day),
+            "session_date": day.isoformat(),
+            "session_hours_et": (
+                None
+                if sess is None
+                else f"{sess[0].astimezone(ET):%H:%M}-{sess[1].astimezone(ET):%H:%M}"
+            ),
+            "calendar_covered": self.covered(day),
+        }
 
 
 def _aware(dt: datetime) -> datetime:

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 25
 MAX_ATTEMPTS = 6
-DEFAULT_TTL_DAYS = 14.0
+DEFAULT_TTL_DAYS = 30.0
 # the longest a request waits for its history write (the write itself goes on)
 DEFAULT_WRITE_BUDGET_S = 1.0
 
@@ -45,6 +45,7 @@ def _item(point: ConfidencePoint, ts_ms: int, expires_at: int) -> dict[str, Any]
         "model_type": {"S": point.model_type or "-"},
         "model_version": {"S": point.model_version or "-"},
         "data_source": {"S": point.data_source or "-"},
+        "trade": {"S": point.trade or "-"},
         "expires_at": {"N": str(expires_at)},
         "count": {"N": str(int(point.count))},
         "min_probability": {"N": repr(float(_or(point.min_probability, point.win_probability)))},
@@ -75,6 +76,7 @@ def _point(item: dict[str, Any]) -> ConfidencePoint:
         count=int(item["count"]["N"]) if "count" in item else 1,
         min_probability=_num(item, "min_probability"),
         max_probability=_num(item, "max_probability"),
+        trade=item.get("trade", {}).get("S", "-").strip("-"),
     )
 
 

@@ -24,7 +24,7 @@ def build_prediction_service(settings: Any) -> PredictionService:
     # every call of the service is on a request's path (API) or a sweep's: short budgets
     history = DynamoHistoryRepository(
         settings.history_table,
-        ttl_days=float(getattr(settings, "history_ttl_days", 14.0)),
+        ttl_days=float(getattr(settings, "history_ttl_days", 30.0)),
         ddb=client("dynamodb", fast=True),
         write_budget_s=float(getattr(settings, "history_write_budget_s", 1.0)),
     )

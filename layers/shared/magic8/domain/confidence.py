@@ -41,6 +41,8 @@ class ConfidencePoint:
     count: int = 1
     min_probability: float | None = None
     max_probability: float | None = None
+    # the trade the point speaks for when it is one trade's answer ("" for a series summary)
+    trade: str = ""
 
     @property
     def series(self) -> str:
@@ -63,7 +65,20 @@ class ConfidencePoint:
             "max_probability": (
                 self.win_probability if self.max_probability is None else self.max_probability
             ),
+            "trade": self.trade,
         }
+
+
+def lines(points: list[ConfidencePoint]) -> list[dict[str, Any]]:
+    """Points grouped by trade identity, oldest first within each line; lines in order of
+    their first point."""
+    by_trade: dict[str, list[ConfidencePoint]] = {}
+    for p in points:
+        by_trade.setdefault(p.trade, []).append(p)
+    return [
+        {"trade": trade, "count": len(pts), "points": [p.to_dict() for p in pts]}
+        for trade, pts in by_trade.items()
+    ]
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,9 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def series_points(preds: Sequence[Prediction], ts_ms: int) -> list[ConfidencePoint]:
+def series_points(
+    preds: Sequence[Prediction], ts_ms: int, trades: Sequence[str] | None = None
+) -> list[ConfidencePoint]:
     """The history points of one batch's new answers: one per symbol x strategy series,
     the mean win probability of the series' answers (WIN when it reaches the mean
     threshold), with their count, min and max. A series' history is a time series of the
@@ -221,10 +223,15 @@ def series_points(preds: Sequence[Prediction], ts_ms: int) -> list[ConfidencePoi
     does not say, and one point per series keeps the write to one BatchWriteItem (at most
     24 series, DynamoDB takes 25 items per call)."""
     groups: dict[tuple[str, str], list[Prediction]] = {}
-    for p in preds:
+    identities: dict[tuple[str, str], set[str]] = {}
+    for i, p in enumerate(preds):
         groups.setdefault((p.symbol, p.strategy), []).append(p)
+        identities.setdefault((p.symbol, p.strategy), set()).add(trades[i] if trades else "")
     points: list[ConfidencePoint] = []
     for (symbol, strategy), group in groups.items():
+        # a series point names its trade when every answer in it was that one trade
+        names = identities[symbol, strategy]
+        trade = next(iter(names)) if len(names) == 1 else ""
         probs = [p.win_probability for p in group]
         n = len(group)
         mean = math.fsum(probs) / n
@@ -244,6 +251,7 @@ def series_points(preds: Sequence[Prediction], ts_ms: int) -> list[ConfidencePoi
                 count=n,
                 min_probability=min(probs),
                 max_probability=max(probs),
+                trade=trade,
             )
         )
     return points
@@ -507,7 +515,9 @@ class PredictionService:
                 )
             )
         if fresh and self.history_repo is not None and self.config.record_history:
-            self._record([out[i] for i in fresh], now, metrics)
+            self._record(
+                [out[i] for i in fresh], now, metrics, [requests[i].identity for i in fresh]
+            )
         metrics.elapsed_ms = (time.perf_counter() - started) * 1000.0
         self._add_totals(metrics)
         return out, metrics.to_dict()
@@ -555,11 +565,17 @@ class PredictionService:
         ev = (p * gain - (1.0 - p) * lose) * CONTRACT_MULTIPLIER * trade.quantity
         return thr, round(ev, 2)
 
-    def _record(self, preds: list[Prediction], now: datetime, metrics: BatchMetrics) -> None:
+    def _record(
+        self,
+        preds: list[Prediction],
+        now: datetime,
+        metrics: BatchMetrics,
+        trades: Sequence[str] | None = None,
+    ) -> None:
         """One history point per series of the batch (see series_points): the write is one
         BatchWriteItem, one round trip, whatever the batch size."""
         assert self.history_repo is not None
-        points = series_points(preds, epoch_ms(now))
+        points = series_points(preds, epoch_ms(now), trades)
         try:
             metrics.history_written = self.history_repo.record(points)
         except Exception as exc:  # history is best effort: the answer matters more
@@ -588,10 +604,10 @@ class PredictionService:
             series_name(symbol, strategy), epoch_ms(start), epoch_ms(now)
         )
 
-    def trends(self, hours: float) -> list[Trend]:
+    def trends(self, hours: float, series: Sequence[str] | None = None) -> list[Trend]:
         if self.history_repo is None:
             return []
-        return self.history_repo.trends(hours, epoch_ms(self.clock()))
+        return self.history_repo.trends(hours, epoch_ms(self.clock()), series)
 
     # --- health ---------------------------------------------------------------------
 

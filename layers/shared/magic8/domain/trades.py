@@ -6,9 +6,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from magic8.domain import validation
+from magic8.domain import trade_shape, validation
 
 
 class Strategy(StrEnum):
@@ -60,7 +68,12 @@ def _case_insensitive(enum_cls: type[StrEnum], value: object) -> object:
 
 
 class TradeRequest(BaseModel):
-    """One proposed trade. Strikes may come in any order; they are kept as sent."""
+    """One proposed trade. Strikes may come in any order; they are kept as sent.
+
+    strikes and action may be left out (or null): the strategy's standard Magic8 strikes
+    around predicted_price and its default action are used, and `assumed` names them.
+    Names go through the alias tables of magic8.domain.trade_shape (IronCondor, Put Spread,
+    SPXW, $SPX, long/short ...)."""
 
     model_config = ConfigDict(extra="ignore", str_max_length=64, frozen=True)
 
@@ -68,8 +81,10 @@ class TradeRequest(BaseModel):
     symbol: Symbol
     premium: FiniteNonNegative
     predicted_price: FinitePositive
-    strikes: Annotated[list[FinitePositive], Field(min_length=2, max_length=4)]
-    action: Action
+    strikes: Annotated[
+        list[FinitePositive], Field(min_length=2, max_length=4, default_factory=list)
+    ]
+    action: Action = Action.BUY
     quantity: Annotated[int, Field(ge=1, le=10_000)] = 1
     risk: (
         Annotated[float, Field(ge=-MAX_PRICE * 100, le=MAX_PRICE * 100, allow_inf_nan=False)] | None
@@ -86,10 +101,17 @@ class TradeRequest(BaseModel):
     option_type: Annotated[str, Field(pattern=r"^(?i:call|put|c|p)$")] | None = None
     timestamp: datetime | None = None
 
+    _assumed: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, data: object) -> object:
+        return trade_shape.normalise_request(data)
+
     @field_validator("strategy", mode="before")
     @classmethod
     def _strategy(cls, v: object) -> object:
-        return _case_insensitive(Strategy, v)
+        return _case_insensitive(Strategy, trade_shape.canonical_strategy(v))
 
     @field_validator(
         "premium", "predicted_price", "strikes", "quantity", "risk", "reward", mode="before"
@@ -107,6 +129,43 @@ class TradeRequest(BaseModel):
     @classmethod
     def _upper(cls, v: object) -> object:
         return v.strip().upper() if isinstance(v, str) else v
+
+    @field_validator("timestamp", mode="after")
+    @classmethod
+    def _eastern(cls, v: datetime | None) -> datetime | None:
+        return trade_shape.eastern_if_naive(v)  # Magic8's times are US/Eastern
+
+    @model_validator(mode="after")
+    def _standard_defaults(self) -> TradeRequest:
+        """Fill what the request left out (object.__setattr__: the model is frozen)."""
+        assumed = []
+        if "action" not in self.model_fields_set:
+            object.__setattr__(self, "action", Action(trade_shape.default_action(self.strategy)))
+            assumed.append("action")
+        if "strikes" not in self.model_fields_set:
+            strikes = trade_shape.standard_strikes(
+                self.strategy, self.symbol, self.predicted_price, self.option_type, self.action
+            )
+            object.__setattr__(self, "strikes", strikes)
+            assumed.insert(0, "strikes")
+        if trade_shape.zone_was_assumed(self.timestamp):
+            assumed.append("timezone")
+        if assumed:
+            self._assumed = tuple(assumed)
+        return self
+
+    @property
+    def assumed(self) -> tuple[str, ...]:
+        """What the service filled in: "strikes", "action", "timezone" (a timestamp
+        without a zone, read as US/Eastern); empty if nothing."""
+        return self._assumed
+
+    @property
+    def identity(self) -> str:
+        """The trade within its symbol x strategy history series (action, kind, strikes)."""
+        return trade_shape.trade_identity(
+            self.strategy, self.action, self.strikes, self.option_type
+        )
 
     @model_validator(mode="after")
     def _strikes_fit_strategy(self) -> TradeRequest:

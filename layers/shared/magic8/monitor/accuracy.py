@@ -32,13 +32,16 @@ ALL = "ALL"
 class OutcomeIn(BaseModel):
     """POST /outcomes: the real result of a trade.
 
-    Either name a watchlist entry (`entry_id`: symbol, strategy and the last sweep's
-    probability are taken from it) or give symbol, strategy and win_probability.
+    Name the answer (`prediction_id` from any /predict or /predict/batch answer: symbol,
+    strategy, probability and the threshold served come from it), or a watchlist entry
+    (`entry_id`: symbol, strategy and the last sweep's probability are taken from it), or
+    give symbol, strategy and win_probability.
     """
 
     model_config = ConfigDict(extra="ignore", str_max_length=64, frozen=True)
 
     won: bool
+    prediction_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     entry_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     symbol: Symbol | None = None
     strategy: Strategy | None = None
@@ -79,6 +82,7 @@ class Outcome(BaseModel):
     won: bool
     pnl: float | None = None
     entry_id: str | None = None
+    prediction_id: str | None = None
     closed_at: datetime
 
     @field_validator("closed_at")
@@ -118,6 +122,7 @@ def resolve_outcome(
         won=data.won,
         pnl=data.pnl,
         entry_id=data.entry_id,
+        prediction_id=data.prediction_id,
         closed_at=data.closed_at or now,
     )
 

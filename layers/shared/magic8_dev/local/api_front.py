@@ -12,6 +12,10 @@ connections (Python's default of 5 reset 13-35 of 50 concurrent clients), every 
 connection gets its own thread, and waits for the function like API Gateway's queued
 requests; a request that waits longer than API Gateway's 29 s integration timeout is
 answered 504.
+With `limits` (magic8.api_limits.METHOD_LIMITS; on in `make run`, MAGIC8_THROTTLE=off
+turns it off; off by default for tests and benchmarks that drive load), each API key gets
+a token bucket per limited method, like the usage plan's per-method throttles: over it,
+429 {"message": "Too Many Requests"} with Retry-After (seconds until the next token).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import asyncio
 import base64
 import itertools
 import json
+import math
+import os
 import threading
 import time
 import uuid
@@ -29,6 +35,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
+
+from magic8.api_limits import METHOD_LIMITS, MethodLimit
 
 if TYPE_CHECKING:  # no moto import for users of apigw_event / LambdaContext
     from magic8_dev.local.context import LocalContext
@@ -137,6 +145,36 @@ class FunctionTimeout(Exception):
     """The invocation waited past API Gateway's integration timeout."""
 
 
+class RateLimiter:
+    """Token buckets per (api key, method, path): `per_minute` tokens refilled evenly,
+    bursts up to the same number, as API Gateway's usage-plan throttles."""
+
+    def __init__(
+        self, limits: tuple[MethodLimit, ...], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limits = {(lim.method, lim.path): lim for lim in limits}
+        self.clock = clock
+        self._buckets: dict[tuple[str, str, str], tuple[float, float]] = {}
+        self._lock = threading.Lock()
+        self.throttled = 0
+
+    def retry_after(self, key: str, method: str, path: str) -> int | None:
+        """None if the request may go now (a token is taken), else seconds to wait."""
+        lim = self.limits.get((method, path.rstrip("/") or "/"))
+        if lim is None:
+            return None
+        now = self.clock()
+        with self._lock:
+            tokens, last = self._buckets.get((key, lim.method, lim.path), (float(lim.burst), now))
+            tokens = min(float(lim.burst), tokens + (now - last) * lim.rate_per_s)
+            if tokens >= 1.0:
+                self._buckets[key, lim.method, lim.path] = (tokens - 1.0, now)
+                return None
+            self._buckets[key, lim.method, lim.path] = (tokens, now)
+            self.throttled += 1
+            return max(1, math.ceil((1.0 - tokens) / lim.rate_per_s))
+
+
 class ApiFront:
     """The HTTP server itself (usable without a LocalContext, e.g. by the benchmark)."""
 
@@ -146,10 +184,12 @@ class ApiFront:
         port: int,
         api_key: str,
         handler: LambdaHandler | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.host = host
         self.api_key = api_key
         self._handler = handler
+        self.limiter = limiter
         self._lock = threading.Lock()
         self._tls = threading.local()
         self.requests = 0
@@ -257,7 +297,7 @@ class ApiFront:
                     return
                 if length > API_GATEWAY_MAX_BODY:
                     self.close_connection = True
-                    self._json(413, {"message": "Request Too Long"})
+                    self._json(413, {"message": "Request too large"})
                     return
                 body = self.rfile.read(length) if length else b""
                 if path not in OPEN_PATHS and self.headers.get("x-api-key") != front.api_key:
@@ -265,6 +305,18 @@ class ApiFront:
                     front.last_status = 403
                     self._json(403, {"message": "Forbidden"})
                     return
+                if front.limiter is not None:
+                    wait = front.limiter.retry_after(
+                        self.headers.get("x-api-key") or "", self.command, path
+                    )
+                    if wait is not None:
+                        front.last_status = 429
+                        self._send(
+                            429,
+                            [("Retry-After", str(wait))],
+                            json.dumps({"message": "Too Many Requests"}).encode(),
+                        )
+                        return
                 headers: dict[str, str] = {}
                 for name, value in self.headers.items():
                     headers[name.lower()] = value
@@ -323,7 +375,11 @@ class ApiFrontComponent:
         self._started = 0.0
 
     def start(self, ctx: LocalContext) -> None:
-        self.front = ApiFront(ctx.api_host, ctx.api_port, ctx.api_key, self._handler_override)
+        throttle = os.environ.get("MAGIC8_THROTTLE", "off").lower() not in ("off", "0", "")
+        limiter = RateLimiter(METHOD_LIMITS) if throttle else None
+        self.front = ApiFront(
+            ctx.api_host, ctx.api_port, ctx.api_key, self._handler_override, limiter
+        )
         self.front.start()
         self._started = time.monotonic()
         ctx.facts["api_url"] = self.front.url

@@ -213,6 +213,10 @@ class DashboardHandler(BaseHTTPRequestHandler):
         if path == "/config.js":
             self._send(200, render_config_js(self.server.config()).encode(), CONTENT_TYPES[".js"])
             return
+        if path in ("/docs", "/docs/"):
+            # the API docs, offline: a self-contained page reading /api/openapi.json
+            self._static("/docs.html")
+            return
         self._static(path)
 
     def do_POST(self) -> None:

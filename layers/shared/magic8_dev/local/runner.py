@@ -32,6 +32,8 @@ STOP_BUDGET_S = 2.5
 # Started in this order, stopped in reverse. "module:factory"; factory(ctx_args) -> Component.
 COMPONENTS: tuple[str, ...] = (
     "magic8_dev.local.seed_component:SeedMarketComponent",
+    # the external predictors of POST /recommend (their URLs go to the API's environment)
+    "magic8_dev.local.predictor_standins:PredictorStandInsComponent",
     "magic8_dev.local.api_front:ApiFrontComponent",
     # before the ifd poller: it serves the WebSocket API the ifd function pushes signals to
     "magic8_dev.local.monitor_timer:MonitorTimerComponent",
@@ -188,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
         for line in lines:
             print(line, file=out, flush=True)
 
+    # the usage plan's per-method limits in the local front too (MAGIC8_THROTTLE=off: none)
+    os.environ.setdefault("MAGIC8_THROTTLE", "on")
     stack = LocalStack(
         api_port=args.port,
         api_key=args.api_key,

@@ -219,6 +219,17 @@
     return s;
   }
 
+  /** The line of one trade within a symbol x strategy series (history points name it). */
+  function ensureTradeSeries(parent, trade) {
+    var key = parent.key + "#" + trade;
+    var s = state.series.get(key);
+    if (!s) {
+      s = { key: key, symbol: parent.symbol, strategy: parent.strategy, trade: trade, threshold: parent.threshold, points: new Map(), trades: [], line: true };
+      state.series.set(key, s);
+    }
+    return s;
+  }
+
   /** A confidence point from history, a sweep message or a prediction. */
   function addPoint(series, p) {
     if (!p || typeof p !== "object") return false;
@@ -338,7 +349,11 @@
     return api(path).then(function (resp) {
       var th = num(resp && resp.threshold);
       if (!isNaN(th)) series.threshold = th;
-      arrayIn(resp, ["history", "points"]).forEach(function (p) { addPoint(series, p); });
+      // one line per trade identity (the API names each point's trade): unrelated trades
+      // of the same symbol x strategy get their own card instead of one zig-zag line
+      arrayIn(resp, ["history", "points"]).forEach(function (p) {
+        addPoint(p && p.trade ? ensureTradeSeries(series, p.trade) : series, p);
+      });
     }, function () {});
   }
 
@@ -353,7 +368,7 @@
       loadSignals().catch(function () {}),
       loadHealth(),
       Promise.all([loadWatchlist(), loadTrends()]).then(function () {
-        return Promise.all(Array.from(state.series.values()).map(loadHistory));
+        return Promise.all(Array.from(state.series.values()).filter(function (s) { return !s.line; }).map(loadHistory));
       }),
     ];
     state.inflight = Promise.all(jobs).then(function () {
@@ -604,7 +619,7 @@
     var last = pts[pts.length - 1];
     var th = isNaN(s.threshold) ? (isNaN(last.th) ? NaN : last.th) : s.threshold;
     var card = el("div", { class: "conf-card", "data-testid": "confidence-card", "data-series": s.key }, host);
-    var h = el("h3", {}, card, s.symbol + " · " + s.strategy);
+    var h = el("h3", {}, card, s.symbol + " · " + s.strategy + (s.trade ? " · " + s.trade : ""));
     var now = el("span", { class: "now " + (!isNaN(th) && last.v >= th ? "above" : "below") }, h, (last.v * 100).toFixed(1) + "%");
     now.setAttribute("title", "latest win probability at " + fmtTime(last.t, true) + " ET");
     el("div", { class: "meta" }, card,
