@@ -504,7 +504,7 @@ def test_naive_timestamp_is_eastern_and_the_answer_says_so(api: Call) -> None:
 
 def test_closed_sessions_are_answered_but_flagged(api: Call) -> None:
     saturday = {**BUTTERFLY, "timestamp": "2026-03-07T12:00:00-05:00"}
-    christmas = {**BUTTERFLY, "timestamp": "2028-12-25T11:00:00-05:00"}
+    christmas = {**BUTTERFLY, "timestamp": "2026-12-25T11:00:00-05:00"}
     early = {**BUTTERFLY, "timestamp": "2026-11-27T12:00:00-05:00"}
     status, body = api("POST", "/predict/batch", {"requests": [saturday, christmas, early]})
     assert status == 200, body

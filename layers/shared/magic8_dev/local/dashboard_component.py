@@ -58,7 +58,14 @@ MAX_BODY = 1 << 20
 PROXY_TIMEOUT_S = 15.0
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # API paths the dashboard reads (GET/HEAD): the proxy adds the key to these only
-READ_ROUTES = ("/signals", "/watchlist", "/confidence/trends", "/health/detailed", "/health")
+READ_ROUTES = (
+    "/signals",
+    "/watchlist",
+    "/confidence/trends",
+    "/health/detailed",
+    "/health",
+    "/openapi.json",  # the offline /docs page reads the contract through the proxy
+)
 READ_PREFIXES = ("/confidence/history/",)
 
 
