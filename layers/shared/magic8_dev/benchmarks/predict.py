@@ -155,7 +155,12 @@ def make_trades(lasts: dict[str, float], n: int = 100, bump: int = 0) -> list[di
         else:
             inner = w if strat == "Iron Condor" else 2 * w
             strikes = [center + inner + step, center + inner, center - inner, center - inner - step]
-            prem, action = round(step * 0.3 + 0.01 * (i % 5) + cents, 2), "SELL"
+            # the credit stays below the wing width (one step; a credit above it can never
+            # lose and is refused with a 422): premiums cycle over 50 cents, the predicted
+            # price moves by a hundredth every 50 bumps, so every bump is still new
+            pred = round(last + shift + 0.01 * (bump // 50), 2)
+            prem = round(step * 0.3 + 0.01 * (i % 5) + 0.01 * (bump % 50), 2)
+            action = "SELL"
         out.append(
             {
                 "strategy": strat,
