@@ -1,10 +1,11 @@
 """λ predict: API Gateway (REST, proxy) -> Mangum -> the FastAPI app (functions.predict.app).
 
-numpy, the feature module and boto3 (imported by the adapters deps.py wires) load at import
-(Lambda's init phase, full CPU, not billed to a request). In Lambda (AWS_LAMBDA_FUNCTION_NAME set) settings, app, model,
-repositories and boto3 clients are built at import too; elsewhere (tests, the local
-runtime, tools importing the module) on the first invocation, since they need the
-environment a test or the local stack sets first. Reused while the container is warm.
+numpy, the feature module and boto3 (imported by the adapters deps.py wires) load at
+import (Lambda's init phase, full CPU, not billed to a request). In Lambda
+(AWS_LAMBDA_FUNCTION_NAME set) settings, app, model, repositories and boto3 clients are
+built at import too; elsewhere (tests, the local runtime, tools importing the module) on
+the first invocation, since they need the environment a test or the local stack sets
+first. Reused while the container is warm.
 """
 
 from __future__ import annotations
