@@ -71,13 +71,14 @@ def window(
     unknown: float = 0.0,
     underlying: str = UNDERLYING,
     final: bool = True,
+    instrument: int | None = None,
 ) -> PressureWindow:
     total = ask + bid + unknown
     avg = avg_size if avg_size is not None else max(1.0, min(total, 2.0))
     trades = max(1, round(total / avg)) if total > 0 else 0
     ratio = pressure_ratio(ask, bid)
     return PressureWindow(
-        instrument_id=instrument_id(strike, option_type),
+        instrument_id=instrument_id(strike, option_type) if instrument is None else instrument,
         underlying=underlying,
         symbol=f"{underlying} {option_type}{int(strike)}",
         expiration="2025-12-19",
@@ -97,6 +98,12 @@ def window(
         source="replay",
         final=final,
     )
+
+
+def numbered_window(iid: int, k: int, t0: datetime, strike: float = 20000.0) -> PressureWindow:
+    """Window number ``k`` (5-minute slots from ``t0``) of instrument ``iid``: a small
+    buying call window, for transport tests that only need distinct keys and order."""
+    return window(strike, "C", t0 + timedelta(minutes=5 * k), ask=2, bid=1, instrument=iid)
 
 
 def session_start(day: str = "2025-09-15") -> datetime:

@@ -5,18 +5,15 @@ logged), the oversized batch (413 "Request too large") and an outcome tied to an
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from functions.predict import handler as predict_handler
-from functions.predict import monitor_routes
-from magic8.adapters.aws import reset_clients
 from magic8_dev.local.moto_server import free_port
-from magic8_dev.local.runner import LocalStack
+from tests.e2e.stacks import api_url as stack_api_url
+from tests.e2e.stacks import running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("predict_api")]
 
@@ -36,23 +33,8 @@ BOT_CURL_BODY: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def api_url() -> Iterator[str]:
-    saved = dict(os.environ)
-    reset_clients()
-    predict_handler.reset()
-    # /outcomes and /accuracy keep their stores (and boto3 clients) in a cached MonitorDeps:
-    # built for this stack's moto server, dropped with it
-    monitor_routes._default_deps.cache_clear()
-    stack = LocalStack(api_port=free_port(), api_key=KEY, components=COMPONENTS)
-    try:
-        ctx = stack.start()
-        yield ctx.facts["api_url"]
-    finally:
-        stack.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_clients()
-        predict_handler.reset()
-        monitor_routes._default_deps.cache_clear()
+    with running_stack(api_port=free_port(), api_key=KEY, components=COMPONENTS) as stack:
+        yield stack_api_url(stack)
 
 
 def check_trades_batch(http: httpx.Client, trades: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -27,10 +27,11 @@ from typing import Any
 
 import pytest
 
-from magic8.adapters.aws import reset_clients, resource
+from magic8.adapters.aws import resource
 from magic8.settings import AwsSettings
 from magic8_dev.local.moto_server import free_port
 from magic8_dev.local.runner import COMPONENTS, LocalStack
+from tests.e2e import stacks
 from tests.progress import wait_for
 
 pytestmark = pytest.mark.xdist_group("e2e")
@@ -70,18 +71,13 @@ def with_dashboard(components: tuple[str, ...]) -> tuple[str, ...]:
 @contextmanager
 def running_stack(components: tuple[str, ...]) -> Iterator[LocalStack]:
     """A LocalStack on free ports; the process environment is restored afterwards."""
-    saved = dict(os.environ)
-    os.environ["MAGIC8_DASHBOARD_PORT"] = str(free_port())
-    reset_clients()
-    stack = LocalStack(api_port=free_port(), demo=True, components=with_dashboard(components))
-    try:
-        stack.start()
+    with stacks.running_stack(
+        {"MAGIC8_DASHBOARD_PORT": str(free_port())},
+        api_port=free_port(),
+        demo=True,
+        components=with_dashboard(components),
+    ) as stack:
         yield stack
-    finally:
-        stack.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_clients()
 
 
 def table_has_items(table_name: str) -> bool:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Iterator
 
 import pytest
 
-import functions.ifd.handler as ifd
-from magic8.adapters.aws import reset_clients
 from magic8_dev.local.runner import LocalStack
+from tests.e2e.stacks import running_stack
 from tests.e2e.test_websocket_push import _frames, _subscribe
 from tests.integration.test_ifd_handler import episode_session, events, invoke, payloads_of
 
@@ -19,19 +17,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-ifd-push")]
 
 @pytest.fixture()
 def stack() -> Iterator[LocalStack]:
-    saved = dict(os.environ)
-    reset_clients()
-    local = LocalStack(demo=False, components=("tests.e2e.test_websocket_push:quiet_monitor",))
-    local.start()
-    ifd.reset()
-    try:
+    with running_stack(
+        demo=False, components=("tests.e2e.test_websocket_push:quiet_monitor",)
+    ) as local:
         yield local
-    finally:
-        local.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_clients()
-        ifd.reset()
 
 
 def test_signals_are_pushed_to_nq_subscribers_only(stack: LocalStack) -> None:

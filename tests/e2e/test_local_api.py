@@ -4,16 +4,14 @@ HTTP -> API Gateway event -> functions.predict.handler -> HTTP, with the x-api-k
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from functions.predict import handler as predict_handler
-from magic8.adapters.aws import reset_clients
 from magic8_dev.local.moto_server import free_port
-from magic8_dev.local.runner import LocalStack
+from tests.e2e.stacks import api_url as stack_api_url
+from tests.e2e.stacks import running_stack
 from tests.factories import DISCORD_BATCH
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("predict_api")]
@@ -27,19 +25,8 @@ COMPONENTS = (
 
 @pytest.fixture()
 def api_url() -> Iterator[str]:
-    saved = dict(os.environ)
-    reset_clients()  # boto3 clients cached for another endpoint must not be reused
-    predict_handler.reset()
-    stack = LocalStack(api_port=free_port(), api_key=KEY, components=COMPONENTS)
-    try:
-        ctx = stack.start()
-        yield ctx.facts["api_url"]
-    finally:
-        stack.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_clients()
-        predict_handler.reset()
+    with running_stack(api_port=free_port(), api_key=KEY, components=COMPONENTS) as stack:
+        yield stack_api_url(stack)
 
 
 def test_local_api_answers_with_the_key_and_refuses_without(api_url: str) -> None:

@@ -5,7 +5,6 @@ file, re-read on every request (no restart)."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from functions.predict import handler as predict_handler
-from magic8.adapters.aws import reset_clients
 from magic8.adapters.recommend_sources import DEFAULT_FLAGS
 from magic8_dev.local.moto_server import free_port
 from magic8_dev.local.predictor_standins import PredictorStandInsComponent
-from magic8_dev.local.runner import LocalStack
+from tests.e2e.stacks import api_url as stack_api_url
+from tests.e2e.stacks import running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("predict_api")]
 
@@ -34,24 +32,12 @@ TRADE = {"symbol": "SPX", "strategy": "Iron Condor", "premium": 0.65, "predicted
 
 @pytest.fixture()
 def stack(tmp_path: Path) -> Iterator[tuple[str, PredictorStandInsComponent, Path]]:
-    saved = dict(os.environ)
     flags = tmp_path / "flags.json"
-    os.environ["MAGIC8_RECOMMEND_FLAGS_FILE"] = str(flags)
-    os.environ["MAGIC8_RECOMMEND_TIMEOUT_S"] = "0.5"
-    reset_clients()
-    predict_handler.reset()
-    local = LocalStack(api_port=free_port(), api_key=KEY, components=COMPONENTS)
-    try:
-        ctx = local.start()
+    env = {"MAGIC8_RECOMMEND_FLAGS_FILE": str(flags), "MAGIC8_RECOMMEND_TIMEOUT_S": "0.5"}
+    with running_stack(env, api_port=free_port(), api_key=KEY, components=COMPONENTS) as local:
         standins = next(c for c in local.components if c.name == "predictors")
         assert isinstance(standins, PredictorStandInsComponent)
-        yield ctx.facts["api_url"], standins, flags
-    finally:
-        local.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_clients()
-        predict_handler.reset()
+        yield stack_api_url(local), standins, flags
 
 
 def _recommend(url: str, body: dict[str, Any] = TRADE) -> dict[str, Any]:

@@ -11,7 +11,6 @@ Management API adapter (post_to_connection) to the local server.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,12 +18,12 @@ from typing import Any
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from magic8.adapters.aws import reset_clients
 from magic8.domain.market import Bar, MarketSnapshot
 from magic8.monitor.watchlist import WatchlistEntry
 from magic8.settings import DEFAULT_MODEL_DIR, AwsSettings
 from magic8_dev.local.monitor_timer import MonitorTimerComponent
 from magic8_dev.local.runner import LocalStack
+from tests.e2e.stacks import running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-websocket")]
 
@@ -61,11 +60,9 @@ def _entry(symbol: str, strategy: str, strikes: list[float], center: float) -> W
 def stack() -> Iterator[tuple[LocalStack, MonitorTimerComponent]]:
     if not (DEFAULT_MODEL_DIR / "manifest.json").exists():
         pytest.fail("models/manifest.json missing: run `magic8 train` first")
-    saved = dict(os.environ)
-    reset_clients()
-    local = LocalStack(demo=False, components=("tests.e2e.test_websocket_push:quiet_monitor",))
-    local.start()
-    try:
+    with running_stack(
+        demo=False, components=("tests.e2e.test_websocket_push:quiet_monitor",)
+    ) as local:
         from magic8.adapters.market_dynamo import DynamoMarketRepository
         from magic8.adapters.watchlist_dynamo import DynamoWatchlistStore
 
@@ -85,11 +82,6 @@ def stack() -> Iterator[tuple[LocalStack, MonitorTimerComponent]]:
         component = local.components[0]
         assert isinstance(component, MonitorTimerComponent)
         yield local, component
-    finally:
-        local.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_clients()
 
 
 def _frames(ws: ClientConnection, timeout: float, quiet: float = 0.5) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,29 +14,14 @@ from magic8.adapters.kinesis_flow import KinesisFlowProducer
 from magic8.domain.flow import PressureWindow
 from magic8.settings import AwsSettings
 from magic8_dev.local.provision import LocalResources
+from tests.factories import numbered_window
 
 pytestmark = pytest.mark.xdist_group("kinesis_producer")
 T0 = datetime(2025, 9, 15, 13, 30, tzinfo=UTC)
 
 
 def window(iid: int, k: int) -> PressureWindow:
-    start = T0 + timedelta(minutes=5 * k)
-    return PressureWindow(
-        instrument_id=iid,
-        underlying="NQZ5",
-        strike=20000.0,
-        option_type="C",
-        window_start=start,
-        window_end=start + timedelta(minutes=5),
-        bid_volume=1,
-        ask_volume=2,
-        total_trades=2,
-        avg_trade_size=1.5,
-        largest_trade=2,
-        notional_premium=100,
-        pressure_ratio=1 / 3,
-        dominant_side="BUY",
-    )
+    return numbered_window(iid, k, T0, strike=20000.0)
 
 
 class Recording:

@@ -17,7 +17,7 @@ import random
 import threading
 import tracemalloc
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from gateway_host.databento.session import DatabentoSession
 from magic8.adapters.kinesis_flow import KinesisFlowProducer
 from magic8.adapters.spill import SpillQueue
 from magic8.domain.flow import PressureWindow
+from tests.factories import numbered_window
 
 T0 = datetime(2025, 9, 15, 13, 30, tzinfo=UTC)
 SAMPLE_DAY = (
@@ -38,23 +39,7 @@ SAMPLE_DAY = (
 
 
 def window(iid: int, k: int) -> PressureWindow:
-    start = T0 + timedelta(minutes=5 * k)
-    return PressureWindow(
-        instrument_id=iid,
-        underlying="NQZ5",
-        strike=20000.0 + iid,
-        option_type="C",
-        window_start=start,
-        window_end=start + timedelta(minutes=5),
-        bid_volume=1,
-        ask_volume=2,
-        total_trades=2,
-        avg_trade_size=1.5,
-        largest_trade=2,
-        notional_premium=100,
-        pressure_ratio=1 / 3,
-        dominant_side="BUY",
-    )
+    return numbered_window(iid, k, T0, strike=20000.0 + iid)
 
 
 class Throttled:

@@ -78,10 +78,27 @@ class LazyDynamoClient:
     """Mixin for adapters holding `_ddb`: the DynamoDB client passed in, or the shared
     cached one on first use (never at import or construction time)."""
 
-    _ddb: Any
+    def __init__(self, table_name: str, ddb: Any | None = None) -> None:
+        self.table = table_name
+        self._ddb = ddb
 
     @property
     def ddb(self) -> Any:
         if self._ddb is None:
             self._ddb = client("dynamodb")
         return self._ddb
+
+
+class LazyDynamoTable:
+    """Mixin for adapters over one boto3 Table resource: the table passed in, or the
+    table of the shared cached resource on first use (never at import or construction)."""
+
+    def __init__(self, table_name: str, table: Any = None) -> None:
+        self.table_name = table_name
+        self._table = table
+
+    @property
+    def table(self) -> Any:
+        if self._table is None:
+            self._table = resource("dynamodb").Table(self.table_name)
+        return self._table

@@ -13,21 +13,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from magic8.adapters.aws import resource
+from magic8.adapters.aws import LazyDynamoTable
 from magic8.flow.backfill import BUDGET_PK
 
 
-class DynamoBudgetLedger:
+class DynamoBudgetLedger(LazyDynamoTable):
     def __init__(self, table_name: str, table: Any = None, ttl_days: int = 40) -> None:
-        self.table_name = table_name
-        self._table = table
+        super().__init__(table_name, table)
         self.ttl_days = ttl_days
-
-    @property
-    def table(self) -> Any:
-        if self._table is None:
-            self._table = resource("dynamodb").Table(self.table_name)
-        return self._table
 
     def try_spend(self, day: str, amount: float, limit: float) -> bool:
         amt = Decimal(repr(round(float(amount), 6)))

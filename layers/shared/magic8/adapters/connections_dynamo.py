@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from magic8.adapters.aws import LazyDynamoClient
 from magic8.adapters.watchlist_dynamo import query_all
@@ -20,10 +19,6 @@ CONNECTION_TTL_S = 2 * 3600 + 600
 
 
 class DynamoConnectionStore(LazyDynamoClient):
-    def __init__(self, table_name: str, ddb: Any | None = None) -> None:
-        self.table = table_name
-        self._ddb = ddb
-
     def _put(self, connection: Connection) -> None:
         ttl = int(connection.connected_at.timestamp()) + CONNECTION_TTL_S
         self.ddb.put_item(

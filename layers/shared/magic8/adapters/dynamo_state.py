@@ -17,7 +17,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from magic8.adapters.aws import resource
+from magic8.adapters.aws import LazyDynamoTable
 from magic8.domain.flow import PressureWindow
 from magic8.ifd.analysis import WindowLite
 from magic8.ifd.baselines import Baseline, trading_day
@@ -55,18 +55,8 @@ def expired(item: dict[str, Any], now: float | None = None) -> bool:
     return exp is not None and float(exp) <= (now if now is not None else time.time())
 
 
-class DynamoKeyValueState:
+class DynamoKeyValueState(LazyDynamoTable):
     """KeyValueState (magic8.domain.ports) over a table with string keys pk/sk."""
-
-    def __init__(self, table_name: str, table: Any = None) -> None:
-        self.table_name = table_name
-        self._table = table
-
-    @property
-    def table(self) -> Any:
-        if self._table is None:
-            self._table = resource("dynamodb").Table(self.table_name)
-        return self._table
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         item = self.table.get_item(Key={"pk": pk, "sk": sk}).get("Item")

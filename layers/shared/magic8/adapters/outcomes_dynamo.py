@@ -22,8 +22,7 @@ def _sort_ts(t: datetime) -> str:
 
 class DynamoOutcomeStore(LazyDynamoClient):
     def __init__(self, table_name: str, ddb: Any | None = None, retention_days: int = 400) -> None:
-        self.table = table_name
-        self._ddb = ddb
+        super().__init__(table_name, ddb)
         self.retention_days = retention_days
 
     def add(self, outcome: Outcome) -> None:

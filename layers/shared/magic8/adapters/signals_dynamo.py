@@ -8,7 +8,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
-from magic8.adapters.aws import resource
+from magic8.adapters.aws import LazyDynamoTable
 from magic8.adapters.dynamo_state import expired, from_dynamo, to_dynamo
 from magic8.ifd.baselines import trading_day
 from magic8.ifd.signals import Signal
@@ -16,17 +16,10 @@ from magic8.ifd.signals import Signal
 MAX_DAYS_SCANNED = 62
 
 
-class DynamoSignalStore:
+class DynamoSignalStore(LazyDynamoTable):
     def __init__(self, table_name: str, ttl_days: int = 30, table: Any = None) -> None:
-        self.table_name = table_name
+        super().__init__(table_name, table)
         self.ttl_days = ttl_days
-        self._table = table
-
-    @property
-    def table(self) -> Any:
-        if self._table is None:
-            self._table = resource("dynamodb").Table(self.table_name)
-        return self._table
 
     def put(self, signal: Signal) -> None:
         item = to_dynamo(signal.model_dump(mode="json"))

@@ -129,7 +129,8 @@ class SpillQueue:
             return rec
         return None
 
-    def _finish_segment(self) -> None:
+    def _drop_reader_segment(self) -> None:
+        """Close and delete the segment being read (and its writer when it is the same)."""
         assert self._reader is not None and self._reader_seq is not None
         self._reader.close()
         self._reader = None
@@ -140,6 +141,9 @@ class SpillQueue:
             self._writer_seq = None
         self._segments.remove(seq)
         self._path(seq).unlink(missing_ok=True)
+
+    def _finish_segment(self) -> None:
+        self._drop_reader_segment()
         if not self._segments:
             self.count = 0  # torn tail records (crash) are not counted again
 
@@ -176,15 +180,7 @@ class SpillQueue:
             if self._reader_seq == self._writer_seq and self._writer is not None:
                 self._writer.flush()
             tail = list(_read_records(self._reader))
-            self._reader.close()
-            self._reader = None
-            seq, self._reader_seq = self._reader_seq, None
-            if seq == self._writer_seq and self._writer is not None:
-                self._writer.close()
-                self._writer = None
-                self._writer_seq = None
-            self._segments.remove(seq)
-            self._path(seq).unlink(missing_ok=True)
+            self._drop_reader_segment()
             self.count -= len(tail)
         front = records + tail
         if front:

@@ -46,10 +46,6 @@ def query_all(ddb: Any, table: str, pk: str, **kwargs: Any) -> Iterator[dict[str
 class DynamoWatchlistStore(LazyDynamoClient):
     """WatchlistStore over the state table."""
 
-    def __init__(self, table_name: str, ddb: Any | None = None) -> None:
-        self.table = table_name
-        self._ddb = ddb
-
     def add(self, entry: WatchlistEntry) -> None:
         self.ddb.put_item(
             TableName=self.table,
@@ -92,10 +88,6 @@ class DynamoWatchlistStore(LazyDynamoClient):
 
 class DynamoSweepStateStore(LazyDynamoClient):
     """SweepStateStore: one JSON item read and written once per sweep."""
-
-    def __init__(self, table_name: str, ddb: Any | None = None) -> None:
-        self.table = table_name
-        self._ddb = ddb
 
     def load(self) -> SweepState:
         item = self.ddb.get_item(

@@ -47,7 +47,14 @@ class CacheConfig:
 
 class TTLCache(Generic[K, V]):
     """A dict with per-entry expiry and hit/miss counters. Not a general LRU: when full,
-    expired entries go first, then the oldest inserted."""
+    expired entries go first, then the oldest inserted.
+
+    Why not cachetools: its TTLCache has one TTL per cache (the market cache remembers a
+    missing snapshot for 15 s and a present one for 300 s), TLRUCache does per-entry TTLs
+    but neither counts hits or stores None distinctly, and both are ~6x slower on the hot
+    path: 100 gets 0.47 ms (TTLCache) / 0.69 ms (TLRUCache) vs 0.08 ms here, measured on
+    this project's dev machine; a cached batch of 100 does three lookups per trade within
+    a 5 ms budget."""
 
     def __init__(
         self,

@@ -448,6 +448,10 @@ def build_day(
     return records, episodes, baits, len(iid)
 
 
+# the columns trades_to_mbo fills per block of records, in put()'s argument order
+MBO_COLUMNS = ("instrument_id", "ts_event", "order_id", "price", "size", "action", "side", "flags")
+
+
 def trades_to_mbo(
     iid: np.ndarray,
     ts: np.ndarray,
@@ -483,44 +487,17 @@ def trades_to_mbo(
     out["rtype"] = int(dbn.RType.MBO)
     out["publisher_id"] = PUBLISHER_GLBX
 
-    def put(sl: slice, **cols: Any) -> None:
-        for name, value in cols.items():
-            out[name][sl] = value
+    def put(rows: slice, *values: Any) -> None:
+        for name, value in zip(MBO_COLUMNS, values, strict=True):
+            out[name][rows] = value
 
-    a, t, f = slice(0, n), slice(n, 2 * n), slice(2 * n, 3 * n)
-    put(
-        a,
-        instrument_id=iid,
-        ts_event=ts - lead,
-        order_id=oid_rest,
-        price=price,
-        size=size,
-        action=b"A",
-        side=resting_add_side,
-        flags=F_LAST,
-    )
-    put(
-        t,
-        instrument_id=iid,
-        ts_event=ts,
-        order_id=oid_aggr,
-        price=price,
-        size=size,
-        action=b"T",
-        side=side,
-        flags=0,
-    )
-    put(
-        f,
-        instrument_id=iid,
-        ts_event=ts,
-        order_id=oid_rest,
-        price=price,
-        size=size,
-        action=b"F",
-        side=resting_side,
-        flags=F_LAST,
-    )
+    # the resting order's add, the aggressor's trade, the resting order's fill
+    for rows, t_event, oid, action, sides, flags in (
+        (slice(0, n), ts - lead, oid_rest, b"A", resting_add_side, F_LAST),
+        (slice(n, 2 * n), ts, oid_aggr, b"T", side, 0),
+        (slice(2 * n, 3 * n), ts, oid_rest, b"F", resting_side, F_LAST),
+    ):
+        put(rows, iid, t_event, oid, price, size, action, sides, flags)
     if n_noise:
         src = rng.integers(0, n, n_noise)
         t_add = ts[src] - rng.integers(0, 120 * NS, n_noise)
@@ -531,28 +508,8 @@ def trades_to_mbo(
         nside = np.where(away > 0, b"A", b"B").astype("S1")
         nsize = rng.integers(1, 30, n_noise)
         ad, cx = slice(3 * n, 3 * n + n_noise), slice(3 * n + n_noise, total)
-        put(
-            ad,
-            instrument_id=iid[src],
-            ts_event=t_add,
-            order_id=noise_oid,
-            price=nprice,
-            size=nsize,
-            action=b"A",
-            side=nside,
-            flags=F_LAST,
-        )
-        put(
-            cx,
-            instrument_id=iid[src],
-            ts_event=t_cxl,
-            order_id=noise_oid,
-            price=nprice,
-            size=nsize,
-            action=b"C",
-            side=nside,
-            flags=F_LAST,
-        )
+        for rows, t_event, action in ((ad, t_add, b"A"), (cx, t_cxl, b"C")):
+            put(rows, iid[src], t_event, noise_oid, nprice, nsize, action, nside, F_LAST)
     # time order; the T/F of one trade keep T first (stable sort over the A|T|F|noise layout)
     order = np.argsort(out["ts_event"], kind="stable")
     out = out[order]
