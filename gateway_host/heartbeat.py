@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from magic8.adapters.aws import resource
+from magic8.adapters.aws import LazyDynamoTable
 from magic8.domain.heartbeat import DEFAULT_TTL_SECONDS, GatewayHeartbeat
 
 log = logging.getLogger("magic8.gateway.heartbeat")
@@ -20,7 +20,7 @@ log = logging.getLogger("magic8.gateway.heartbeat")
 Collect = Callable[[bool], GatewayHeartbeat]  # final -> heartbeat
 
 
-class HeartbeatWriter:
+class HeartbeatWriter(LazyDynamoTable):
     def __init__(
         self,
         table_name: str,
@@ -29,22 +29,13 @@ class HeartbeatWriter:
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
         table: Any = None,
     ) -> None:
-        self.table_name = table_name
-        self.collect = collect
-        self.interval_s = interval_s
-        self.ttl_seconds = ttl_seconds
-        self._table = table
+        super().__init__(table_name, table)
+        self.collect, self.interval_s, self.ttl_seconds = collect, interval_s, ttl_seconds
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.writes = 0
         self.errors = 0
         self.last: GatewayHeartbeat | None = None
-
-    @property
-    def table(self) -> Any:
-        if self._table is None:
-            self._table = resource("dynamodb").Table(self.table_name)
-        return self._table
 
     async def start(self) -> None:
         self._stopping = asyncio.Event()

@@ -80,11 +80,8 @@ class GatewayMetrics:
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        self.facts = facts
-        self.interval_s = interval_s
-        self.out = out
-        self._monotonic = monotonic
-        self._wall = wall
+        self.facts, self.interval_s, self.out = facts, interval_s, out
+        self._monotonic, self._wall = monotonic, wall  # injectable clocks (tests)
         self._prev: dict[str, float] = {}
         self._prev_at: float | None = None
         self._task: asyncio.Task[None] | None = None

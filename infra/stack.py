@@ -16,12 +16,13 @@ from infra.constructs.common import (
 )
 from infra.constructs.dashboard_site import DashboardSite
 from infra.constructs.data import Data
-from infra.constructs.flow_detection import IFD_CMD, FlowDetection
+from infra.constructs.flow_detection import FlowDetection
+from infra.constructs.functions import SharedImage
 from infra.constructs.gateway import DEFAULT_IB_GATEWAY_IMAGE, GatewayHost
-from infra.constructs.monitoring import MONITOR_CMD, Monitoring
+from infra.constructs.monitoring import Monitoring
 from infra.constructs.observability import Observability, Watched
 from infra.constructs.prediction_api import PredictionApi
-from infra.constructs.push import AUTHORIZER_CMD, WEBSOCKET_CMD, WS_ENDPOINT_ENV, Push
+from infra.constructs.push import WS_ENDPOINT_ENV, Push
 from magic8 import resources as r
 
 
@@ -48,9 +49,9 @@ class Magic8Stack(Stack):
         state = data.table(r.STATE_TABLE)
         idempotency = data.table(r.IDEMPOTENCY_TABLE)
 
-        def lambda_image(cmd: list[str] | None = None) -> lambda_.DockerImageCode:
-            # Every function runs from ONE image (functions/Dockerfile, built once by
-            # `cdk deploy`; synth only stages the context); each overrides the CMD.
+        # Every function runs from ONE image (functions/Dockerfile, built once by
+        # `cdk deploy`; synth only stages the context); each overrides the CMD.
+        def image_code(cmd: list[str]) -> lambda_.DockerImageCode:
             return lambda_.DockerImageCode.from_image_asset(
                 str(paths.root),
                 file=paths.functions_dockerfile,
@@ -59,21 +60,19 @@ class Magic8Stack(Stack):
                 platform=ecr_assets.Platform.LINUX_AMD64,
             )
 
+        image = SharedImage(image_code, env)
         push = Push(
             self,
             "Push",
-            image_code=lambda_image(WEBSOCKET_CMD),
-            environment=env,
+            image=image,
             state_table=state,
-            authorizer_code=lambda_image(AUTHORIZER_CMD),
         )
-        env_with_push = {**env, WS_ENDPOINT_ENV: push.callback_url}
+        image_with_push = image.with_environment(**{WS_ENDPOINT_ENV: push.callback_url})
 
         api = PredictionApi(
             self,
             "PredictionApi",
-            image_code=lambda_image(),
-            environment=env_with_push,
+            image=image_with_push,
             read_tables=[market, signals],
             write_tables=[history, state],
         )
@@ -82,8 +81,7 @@ class Magic8Stack(Stack):
         flow = FlowDetection(
             self,
             "FlowDetection",
-            image_code=lambda_image(IFD_CMD),
-            environment=env_with_push,
+            image=image_with_push,
             stream=data.stream,
             failure_queue=data.ifd_failure_queue,
             signals_table=signals,
@@ -96,8 +94,7 @@ class Magic8Stack(Stack):
         monitoring = Monitoring(
             self,
             "Monitoring",
-            image_code=lambda_image(MONITOR_CMD),
-            environment=env_with_push,
+            image=image_with_push,
             read_tables=[market],
             write_tables=[history, state],
             topic=data.topic,

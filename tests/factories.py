@@ -8,6 +8,7 @@ real generator and aggregator.
 
 from __future__ import annotations
 
+import base64
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -166,3 +167,28 @@ def merge(groups: list[list[PressureWindow]], extra: list[PressureWindow]) -> li
     for w in extra:
         by_key[(w.instrument_id, w.window_start)] = w
     return sorted(by_key.values(), key=lambda w: (w.window_start, w.instrument_id))
+
+
+# --- Kinesis event records ------------------------------------------------------------------
+
+
+def kinesis_record(
+    payload: bytes, seq: int, shard: str = "shardId-000000000000", partition_key: str = "1"
+) -> dict[str, Any]:
+    """One record of a Kinesis -> Lambda event, as the event source mapping delivers it."""
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": partition_key,
+            "sequenceNumber": f"{seq:056d}",
+            "data": base64.b64encode(payload).decode(),
+            "approximateArrivalTimestamp": 1758000000.0 + seq,
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"{shard}:{seq:056d}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/magic8-ifd-role",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/magic8-flow",
+    }

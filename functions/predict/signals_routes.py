@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import RequestValidationError
 
-from magic8.ifd.ports import SignalStore
+from magic8.ifd.ports import SignalQuery, SignalStore
 from magic8.settings import AwsSettings
 
 MAX_RANGE = timedelta(days=31)
@@ -84,12 +84,12 @@ def list_signals(
         # the most recent signals: the tail of the last hour (else of the last 24 hours)
         for span in (RECENT_RANGE, DEFAULT_RANGE, LOOKBACK_RANGE):
             start = end - span
-            signals = store.query(start, end, underlying, min_confidence, SCAN_LIMIT)
+            signals = store.query(SignalQuery(start, end, underlying, min_confidence, SCAN_LIMIT))
             if signals:
                 signals = signals[-limit:]
                 break
     else:
-        signals = store.query(start, end, underlying, min_confidence, limit)
+        signals = store.query(SignalQuery(start, end, underlying, min_confidence, limit))
     return {
         "since": start.isoformat(),
         "until": end.isoformat(),

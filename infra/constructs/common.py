@@ -5,8 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, CfnResource, RemovalPolicy, Stack, Token, Validations
+from aws_cdk import (
+    Acknowledgment,
+    CfnResource,
+    Duration,
+    RemovalPolicy,
+    Stack,
+    Token,
+    Validations,
+)
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -66,6 +75,20 @@ def ack(scope: IConstruct, rule_id: str, reason: str) -> None:
         raise ValueError(f"acknowledgement of {rule_id} needs a reason")
     full_id = rule_id if "::" in rule_id.split("[")[0] else f"{NAG_PLUGIN}::{rule_id}"
     Validations.of(scope).acknowledge(Acknowledgment(id=full_id, reason=reason))
+
+
+def failure_queue(scope: Construct, construct_id: str, holds: str) -> sqs.Queue:
+    """A terminal on-failure queue (SSE-SQS, TLS only, 14 days): what `holds` says ends
+    here. It is itself a dead-letter destination, so it has no DLQ of its own."""
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+    )
+    ack(queue, "AwsSolutions-SQS3", f"This queue is itself the on-failure destination of {holds}.")
+    return queue
 
 
 def log_group(scope: Construct, construct_id: str) -> logs.LogGroup:

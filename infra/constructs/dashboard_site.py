@@ -12,6 +12,7 @@ page asks the trader for it. WebSockets are not subject to CORS.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
@@ -45,25 +46,25 @@ class DashboardSite(Construct):
         ws_url: str,
     ) -> None:
         super().__init__(scope, construct_id)
+        private: dict[str, Any] = {
+            "encryption": s3.BucketEncryption.S3_MANAGED,
+            "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+            "enforce_ssl": True,
+            "removal_policy": RemovalPolicy.DESTROY,
+        }
         self.logs_bucket = s3.Bucket(
             self,
             "AccessLogsBucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,  # CloudFront logs
-            removal_policy=RemovalPolicy.DESTROY,
             auto_delete_objects=False,
+            **private,
         )
         self.bucket = s3.Bucket(
             self,
             "AssetsBucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
             server_access_logs_bucket=self.logs_bucket,
             server_access_logs_prefix="s3/",
-            removal_policy=RemovalPolicy.DESTROY,
+            **private,
         )
         self.distribution = cloudfront.Distribution(
             self,

@@ -31,7 +31,7 @@ from aws_cdk import aws_sns_subscriptions as subs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.constructs.common import ack
+from infra.constructs.common import failure_queue
 from magic8 import resources as r
 
 _ATTR_TYPES = {
@@ -61,13 +61,16 @@ class Data(Construct):
         # Two keys, not one: SNS -> SQS delivery needs the queue key's policy to name the
         # topic (aws:SourceArn) while the topic references its own key, so one shared key
         # would make a circular dependency.
-        self.topic_key = kms.Key(
-            self,
-            "TopicKey",
-            description="magic8: SNS alerts topic",
-            enable_key_rotation=True,
-            removal_policy=removal_policy,
-        )
+        def rotating_key(key_id: str, description: str) -> kms.Key:
+            return kms.Key(
+                self,
+                key_id,
+                description=description,
+                enable_key_rotation=True,
+                removal_policy=removal_policy,
+            )
+
+        self.topic_key = rotating_key("TopicKey", "magic8: SNS alerts topic")
         # CloudWatch alarms publish to the encrypted alerts topic.
         self.topic_key.add_to_resource_policy(
             iam.PolicyStatement(
@@ -77,13 +80,7 @@ class Data(Construct):
                 resources=["*"],  # in a key policy "*" means this key
             )
         )
-        self.queue_key = kms.Key(
-            self,
-            "QueueKey",
-            description="magic8: alerts subscriber queue and its DLQ",
-            enable_key_rotation=True,
-            removal_policy=removal_policy,
-        )
+        self.queue_key = rotating_key("QueueKey", "magic8: alerts subscriber queue and its DLQ")
 
         self.tables: dict[str, ddb.Table] = {}
         for spec in r.TABLES:
@@ -131,18 +128,10 @@ class Data(Construct):
 
         # On-failure destination of Kinesis -> ifd: the terminal place for poison records.
         # SSE-SQS (SQS-owned key): only Lambda's role writes here, so no key grants needed.
-        self.ifd_failure_queue = sqs.Queue(
+        self.ifd_failure_queue = failure_queue(
             self,
             r.IFD_FAILURE_QUEUE.logical_id,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        ack(
-            self.ifd_failure_queue,
-            "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter (on-failure) destination of the Kinesis -> ifd"
-            " event source; it holds failed-batch metadata for 14 days and is alarmed on depth.",
+            "the Kinesis -> ifd event source (failed-batch metadata, alarmed on depth)",
         )
 
         self.alerts_dlq = sqs.Queue(

@@ -23,13 +23,12 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.constructs.functions import image_function
+from infra.constructs.functions import IFD, SharedImage, image_function
 
 BATCH_SIZE = 100
 MAX_BATCHING_WINDOW_S = 2
 RETRY_ATTEMPTS = 3
 MAX_RECORD_AGE = Duration.hours(1)
-IFD_CMD = ["functions.ifd.handler.handler"]
 
 
 class FlowDetection(Construct):
@@ -38,8 +37,7 @@ class FlowDetection(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        image_code: lambda_.DockerImageCode,
-        environment: dict[str, str],
+        image: SharedImage,
         stream: kinesis.IStream,
         failure_queue: sqs.IQueue,
         signals_table: ddb.ITable,
@@ -51,12 +49,8 @@ class FlowDetection(Construct):
         self.function = image_function(
             self,
             "IfdFunction",
-            code=image_code,
-            service="ifd",
-            environment=environment,
-            memory_size=512,
-            timeout=Duration.seconds(60),
-            description="magic8 ifd: pressure windows -> baselines -> signals -> SNS alerts",
+            IFD,
+            image,
             writes=[signals_table, state_table, idempotency_table],
             publishes=[topic],
         )

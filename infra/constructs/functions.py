@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as ddb
@@ -41,16 +42,74 @@ def acknowledge_function_role(fn: lambda_.Function) -> None:
     )
 
 
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What differs between magic8's functions: the handler (the image's CMD), the
+    Powertools service name, size, time limit and description."""
+
+    service: str
+    cmd: tuple[str, ...]
+    memory_size: int
+    timeout: Duration
+    description: str
+
+
+# every function of the shared image, in one table
+PREDICT = FunctionSpec(
+    "predict",
+    ("functions.predict.handler.handler",),
+    2048,
+    Duration.seconds(29),
+    "magic8 predict: FastAPI via Mangum, XGBoost hierarchy, 3-tier cache",
+)
+MONITOR = FunctionSpec(
+    "monitor",
+    ("functions.monitor.handler.handler",),
+    2048,
+    Duration.seconds(120),
+    "magic8 monitor: watchlist sweep, confidence crossings, stale gateway",
+)
+IFD = FunctionSpec(
+    "ifd",
+    ("functions.ifd.handler.handler",),
+    512,
+    Duration.seconds(60),
+    "magic8 ifd: pressure windows -> baselines -> signals -> SNS alerts",
+)
+WEBSOCKET = FunctionSpec(
+    "websocket",
+    ("functions.websocket.handler.handler",),
+    256,
+    Duration.seconds(10),
+    "magic8 websocket: $connect/$disconnect/subscribe, connections in state",
+)
+WEBSOCKET_AUTHORIZER = FunctionSpec(
+    "websocket-authorizer",
+    ("functions.websocket.authorizer.handler",),
+    256,
+    Duration.seconds(5),
+    "magic8 websocket $connect authorizer: the REST API key required",
+)
+
+
+@dataclass(frozen=True)
+class SharedImage:
+    """The one Lambda image (built once by `cdk deploy`; each function overrides its CMD)
+    and the environment every function gets."""
+
+    code_for: Callable[[list[str]], lambda_.DockerImageCode]
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def with_environment(self, **extra: str) -> SharedImage:
+        return replace(self, environment={**self.environment, **extra})
+
+
 def image_function(
     scope: Construct,
     construct_id: str,
+    spec: FunctionSpec,
+    image: SharedImage,
     *,
-    code: lambda_.DockerImageCode,
-    service: str,
-    environment: dict[str, str],
-    memory_size: int,
-    timeout: Duration,
-    description: str,
     reads: Sequence[ddb.ITable] = (),
     writes: Sequence[ddb.ITable] = (),
     publishes: Sequence[sns.ITopic] = (),
@@ -60,13 +119,13 @@ def image_function(
     fn = lambda_.DockerImageFunction(
         scope,
         construct_id,
-        code=code,
-        description=description,
+        code=image.code_for(list(spec.cmd)),
+        description=spec.description,
         architecture=lambda_.Architecture.X86_64,
-        memory_size=memory_size,
-        timeout=timeout,
+        memory_size=spec.memory_size,
+        timeout=spec.timeout,
         tracing=lambda_.Tracing.ACTIVE,
-        environment={**environment, **powertools_env(service)},
+        environment={**image.environment, **powertools_env(spec.service)},
         log_group=log_group(scope, f"{construct_id}Logs"),
     )
     acknowledge_function_role(fn)

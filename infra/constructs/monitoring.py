@@ -10,17 +10,14 @@ from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as ddb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.constructs.common import ack
-from infra.constructs.functions import image_function
+from infra.constructs.common import failure_queue
+from infra.constructs.functions import MONITOR, SharedImage, image_function
 
 SWEEP_EVERY = Duration.minutes(5)
-MONITOR_CMD = ["functions.monitor.handler.handler"]
 
 
 class Monitoring(Construct):
@@ -29,8 +26,7 @@ class Monitoring(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        image_code: lambda_.DockerImageCode,
-        environment: dict[str, str],
+        image: SharedImage,
         read_tables: list[ddb.ITable],
         write_tables: list[ddb.ITable],
         topic: sns.ITopic,
@@ -39,30 +35,18 @@ class Monitoring(Construct):
         self.function = image_function(
             self,
             "MonitorFunction",
-            code=image_code,
-            service="monitor",
-            environment=environment,
-            memory_size=2048,
-            timeout=Duration.seconds(120),
-            description="magic8 monitor: watchlist sweep, confidence crossings, stale gateway",
+            MONITOR,
+            image,
             reads=read_tables,
             writes=write_tables,
             publishes=[topic],
         )
         # A late sweep is superseded by the next one: no async retries piling up; a sweep
         # that fails (or expires) is recorded in an on-failure queue, never silently lost.
-        self.failure_queue = sqs.Queue(
+        self.failure_queue = failure_queue(
             self,
             "MonitorFailureQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        ack(
-            self.failure_queue,
-            "AwsSolutions-SQS3",
-            "This queue is itself the on-failure destination of the monitor's asynchronous"
-            " invocations (failed sweeps' records for 14 days).",
+            "the monitor's asynchronous invocations (failed sweeps' records)",
         )
         self.function.configure_async_invoke(
             retry_attempts=0,

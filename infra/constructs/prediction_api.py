@@ -26,11 +26,10 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_appconfig as appconfig
 from aws_cdk import aws_dynamodb as ddb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.constructs.common import ack, log_group
-from infra.constructs.functions import image_function
+from infra.constructs.functions import PREDICT, SharedImage, image_function
 from magic8.adapters.recommend_sources import DEFAULT_FLAGS
 from magic8.api_limits import METHOD_LIMITS
 from magic8.domain.trades import TradeRequest
@@ -64,25 +63,15 @@ class PredictionApi(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        image_code: lambda_.DockerImageCode,
-        environment: dict[str, str],
+        stage_name: str = "prod",
+        image: SharedImage,
         read_tables: list[ddb.ITable],
         write_tables: list[ddb.ITable],
-        stage_name: str = "prod",
     ) -> None:
         super().__init__(scope, construct_id)
 
         self.function = image_function(
-            self,
-            "PredictFunction",
-            code=image_code,
-            service="predict",
-            environment=environment,
-            memory_size=2048,
-            timeout=Duration.seconds(29),
-            description="magic8 predict: FastAPI via Mangum, XGBoost hierarchy, 3-tier cache",
-            reads=read_tables,
-            writes=write_tables,
+            self, "PredictFunction", PREDICT, image, reads=read_tables, writes=write_tables
         )
 
         # POST /recommend's flags and weights: Powertools feature flags on AppConfig
@@ -161,30 +150,31 @@ class PredictionApi(Construct):
                 ),
             ),
         )
-        # Validation failures name the field, like FastAPI's 422.
-        self.api.add_gateway_response(
-            "BadRequestBody",
-            type=apigw.ResponseType.BAD_REQUEST_BODY,
-            status_code="422",
-            templates={
-                "application/json": (
-                    '{"detail": "request body failed validation",'
-                    ' "errors": "$context.error.validationErrorString"}'
-                )
-            },
-        )
-        self.api.add_gateway_response(
-            "RequestTooLarge",
-            type=apigw.ResponseType.REQUEST_TOO_LARGE,
-            status_code="413",
-            templates={
-                "application/json": (
-                    '{"detail": [{"loc": ["body"], "msg": "'
-                    + TOO_LARGE_MESSAGE
-                    + ': body over API Gateway\'s 10 MB", "type": "too_large"}]}'
-                )
-            },
-        )
+        # Validation failures name the field, like FastAPI's 422; an oversized body says
+        # "Request too large" as the app's own 413 does.
+        for response_id, response_type, status, body in (
+            (
+                "BadRequestBody",
+                apigw.ResponseType.BAD_REQUEST_BODY,
+                "422",
+                '{"detail": "request body failed validation",'
+                ' "errors": "$context.error.validationErrorString"}',
+            ),
+            (
+                "RequestTooLarge",
+                apigw.ResponseType.REQUEST_TOO_LARGE,
+                "413",
+                '{"detail": [{"loc": ["body"], "msg": "'
+                + TOO_LARGE_MESSAGE
+                + ': body over API Gateway\'s 10 MB", "type": "too_large"}]}',
+            ),
+        ):
+            self.api.add_gateway_response(
+                response_id,
+                type=response_type,
+                status_code=status,
+                templates={"application/json": body},
+            )
 
         integration = apigw.LambdaIntegration(self.function, proxy=True)
         validator = self.api.add_request_validator(
@@ -219,21 +209,18 @@ class PredictionApi(Construct):
         root = self.api.root
         predict = root.add_resource("predict")
         methods: dict[tuple[str, str], apigw.Method] = {}
-        methods["POST", "/predict"] = predict.add_method(
-            "POST",
-            integration,
-            api_key_required=True,
-            request_validator=validator,
-            request_models={"application/json": trade_model},
-        )
         batch = predict.add_resource("batch")
-        methods["POST", "/predict/batch"] = batch.add_method(
-            "POST",
-            integration,
-            api_key_required=True,
-            request_validator=validator,
-            request_models={"application/json": batch_model},
-        )
+        for path, resource, model in (
+            ("/predict", predict, trade_model),
+            ("/predict/batch", batch, batch_model),
+        ):
+            methods["POST", path] = resource.add_method(
+                "POST",
+                integration,
+                api_key_required=True,
+                request_validator=validator,
+                request_models={"application/json": model},
+            )
         # Every other route (market, confidence history/trends, signals, risk/reward,
         # watchlist, outcomes, accuracy, /health/detailed) goes to the same FastAPI app.
         # The root's ANY first, keyed: add_proxy would otherwise add it without the key.

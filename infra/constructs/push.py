@@ -10,21 +10,18 @@ from __future__ import annotations
 import json
 
 import jsii
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_dynamodb as ddb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.constructs.common import ack, log_group, nag_env, nag_ref
-from infra.constructs.functions import image_function
+from infra.constructs.functions import WEBSOCKET, WEBSOCKET_AUTHORIZER, SharedImage, image_function
 
-WEBSOCKET_CMD = ["functions.websocket.handler.handler"]
-AUTHORIZER_CMD = ["functions.websocket.authorizer.handler"]
 WS_ENDPOINT_ENV = "MAGIC8_WS_ENDPOINT"  # https://{api}.execute-api.{region}.amazonaws.com/{stage}
 
 
@@ -63,35 +60,18 @@ class Push(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        image_code: lambda_.DockerImageCode,
-        environment: dict[str, str],
+        image: SharedImage,
         state_table: ddb.ITable,
         stage_name: str = "prod",
-        authorizer_code: lambda_.DockerImageCode | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = image_function(
-            self,
-            "WebSocketFunction",
-            code=image_code,
-            service="websocket",
-            environment=environment,
-            memory_size=256,
-            timeout=Duration.seconds(10),
-            description="magic8 websocket: $connect/$disconnect/subscribe, connections in state",
-            writes=[state_table],
+            self, "WebSocketFunction", WEBSOCKET, image, writes=[state_table]
         )
 
         # $connect is authorised with the REST API's key (use_api_key wires which one)
         self.authorizer_function = image_function(
-            self,
-            "ConnectAuthorizerFunction",
-            code=authorizer_code or image_code,
-            service="websocket-authorizer",
-            environment=environment,
-            memory_size=256,
-            timeout=Duration.seconds(5),
-            description="magic8 websocket $connect authorizer: the REST API key required",
+            self, "ConnectAuthorizerFunction", WEBSOCKET_AUTHORIZER, image
         )
         self.authorizer = authorizers.WebSocketLambdaAuthorizer(
             "ConnectAuthorizer",

@@ -216,7 +216,8 @@ def test_every_queue_encrypted_and_ssl_only(synth: Synth) -> None:
 
 
 FUNCTION_CMDS = {
-    "PredictionApiPredictFunction": None,  # the image's own CMD (functions.predict.handler)
+    # every function names its handler, the image's default CMD (predict) included
+    "PredictionApiPredictFunction": ["functions.predict.handler.handler"],
     "MonitoringMonitorFunction": ["functions.monitor.handler.handler"],
     "FlowDetectionIfdFunction": ["functions.ifd.handler.handler"],
     "PushWebSocketFunction": ["functions.websocket.handler.handler"],
@@ -231,10 +232,7 @@ def test_function_packaging(synth: Synth) -> None:
         assert props["PackageType"] == "Image", prefix
         assert props["Architectures"] == ["x86_64"], prefix
         uris.add(json.dumps(props["Code"]["ImageUri"]))
-        if cmd is None:
-            assert "ImageConfig" not in props or "Command" not in props["ImageConfig"]
-        else:
-            assert props["ImageConfig"]["Command"] == cmd, prefix
+        assert props["ImageConfig"]["Command"] == cmd, prefix
     assert len(uris) == 1  # one image for all four functions, built once
     synth.template.resource_count_is("AWS::Lambda::LayerVersion", 1)  # CDK's AWS CLI layer only
     assets = json.loads((synth.outdir / "Magic8.assets.json").read_text())

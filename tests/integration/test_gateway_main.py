@@ -18,7 +18,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 import pytest
@@ -30,6 +30,7 @@ from magic8.domain.heartbeat import HEARTBEAT_PK, HEARTBEAT_SK, GatewayHeartbeat
 from magic8_dev.local.provision import LocalResources
 from tests.fakes.fake_tws import FakeTws, ThreadedFakeTws
 from tests.integration.test_ib_session import item_updated, market_repository, read_items
+from tests.streams import kinesis_records as read_stream
 
 pytestmark = pytest.mark.xdist_group("ib_gateway")
 
@@ -185,22 +186,27 @@ def test_settings_mask_secrets() -> None:
     assert settings.databento_api_key.get_secret_value() == SECRET
 
 
+def start_gateway_process(
+    env: dict[str, str], log_path: Path
+) -> tuple[TextIO, subprocess.Popen[str]]:
+    """`python -m gateway_host.main` with its output in a file, not a pipe: DEBUG output
+    must never block the child."""
+    log_file = log_path.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, *MAIN_CMD],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return log_file, proc
+
+
 def kinesis_records(stream: str) -> list[dict[str, Any]]:
     from magic8.adapters.aws import client
 
-    kinesis = client("kinesis")
-    out: list[dict[str, Any]] = []
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        it = kinesis.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while it:
-            resp = kinesis.get_records(ShardIterator=it, Limit=10000)
-            out += [json.loads(r["Data"]) for r in resp["Records"]]
-            if not resp["Records"]:
-                break
-            it = resp.get("NextShardIterator")
-    return out
+    return [json.loads(r["Data"]) for r in read_stream(client("kinesis"), stream)]
 
 
 def test_main_process_sigterm_flushes_and_exits_0(
@@ -221,15 +227,7 @@ def test_main_process_sigterm_flushes_and_exits_0(
         "MAGIC8_DATABENTO_REPLAY_PATH": str(SAMPLE_DAY),
     }
     log_path = tmp_path / "gateway.log"
-    log_file = log_path.open("w")  # a file, not a pipe: DEBUG output must never block the child
-    proc = subprocess.Popen(
-        [sys.executable, *MAIN_CMD],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    log_file, proc = start_gateway_process(env, log_path)
     try:
         # cold imports (databento pulls pandas + pyarrow) are slow on a busy machine
         deadline = time.monotonic() + 90
@@ -334,15 +332,7 @@ def test_sigterm_mid_stream_stops_intake_flushes_and_exits_within_30s(
         "MAGIC8_FLOW_MAX_BUFFERED": "500",
     }
     log_path = tmp_path / "gateway.log"
-    log_file = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway_host.main"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    log_file, proc = start_gateway_process(env, log_path)
     try:
         deadline = time.monotonic() + 90
         health: dict[str, Any] = {}

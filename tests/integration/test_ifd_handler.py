@@ -3,7 +3,6 @@ alerts under redelivery, the hourly alert cap, store/alert thresholds."""
 
 from __future__ import annotations
 
-import base64
 import json
 import random
 from collections.abc import Iterator
@@ -18,13 +17,14 @@ from magic8.adapters.dynamo_state import DynamoAlertRateLimiter
 from magic8.adapters.signals_dynamo import DynamoSignalStore
 from magic8.domain.flow import PressureWindow
 from magic8.ifd.calibration import load_calibration
+from magic8.ifd.ports import SignalQuery
 from magic8_dev.local.kinesis_poller import (
     EventSourceConfig,
     FakeLambdaContext,
     KinesisEventSourceEmulator,
 )
 from magic8_dev.local.provision import LocalResources
-from tests.factories import STRIKES, merge, one_sided, quiet_windows, session_start
+from tests.factories import STRIKES, kinesis_record, merge, one_sided, quiet_windows, session_start
 
 pytestmark = pytest.mark.xdist_group("ifd-moto")
 
@@ -37,22 +37,7 @@ def fresh_handler(aws_resources: LocalResources) -> Iterator[LocalResources]:
 
 
 def record(payload: bytes, seq: int, shard: str = "shardId-000000000000") -> dict[str, Any]:
-    return {
-        "kinesis": {
-            "kinesisSchemaVersion": "1.0",
-            "partitionKey": "200001",
-            "sequenceNumber": f"{seq:056d}",
-            "data": base64.b64encode(payload).decode(),
-            "approximateArrivalTimestamp": 1758000000.0 + seq,
-        },
-        "eventSource": "aws:kinesis",
-        "eventVersion": "1.0",
-        "eventID": f"{shard}:{seq:056d}",
-        "eventName": "aws:kinesis:record",
-        "invokeIdentityArn": "arn:aws:iam::123456789012:role/magic8-ifd-role",
-        "awsRegion": "us-east-1",
-        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/magic8-flow",
-    }
+    return kinesis_record(payload, seq, shard, partition_key="200001")
 
 
 def events(payloads: list[bytes], batch_size: int = 100, first_seq: int = 1) -> list[dict]:
@@ -208,7 +193,7 @@ def test_thresholds_and_hourly_cap(
 
     store = DynamoSignalStore(res.settings.signals_table)
     day = session_start("2025-09-16")
-    signals = store.query(day, day + timedelta(hours=8), underlying="NQZ5")
+    signals = store.query(SignalQuery(day, day + timedelta(hours=8), underlying="NQZ5"))
     assert signals and all(s.confidence >= 0.7 for s in signals)
     sent = [s for s in signals if s.alert_status == "sent"]
     limited = [s for s in signals if s.alert_status == "rate_limited"]
@@ -227,6 +212,6 @@ def test_thresholds_and_hourly_cap(
     messages = alert_messages(res.alerts_queue_url)
     assert len(messages) == len(sent)
     # by_day index: the same signals without naming the underlying
-    assert {s.signal_id for s in store.query(day, day + timedelta(hours=8))} == {
+    assert {s.signal_id for s in store.query(SignalQuery(day, day + timedelta(hours=8)))} == {
         s.signal_id for s in signals
     }

@@ -67,6 +67,15 @@ QUICK = budget() == "quick"
 BAR_S = 300
 
 
+def fully_subscribed(session: Any, tws: Any) -> bool:
+    """Connected again with every symbol subscribed once (nothing lost, nothing doubled)."""
+    return (
+        session.state == "connected"
+        and tws.subscribed_symbols() == set(SYMBOLS)
+        and tws.active_subscriptions == len(SYMBOLS)
+    )
+
+
 def _bucket(ts: float) -> int:
     return int(ts) // BAR_S * BAR_S
 
@@ -156,11 +165,7 @@ def test_ib_disconnect_storm_reconnects_resubscribes_and_snapshots_complete(
                         break
                 try:
                     await until(
-                        lambda: (
-                            session.state == "connected"
-                            and tws.subscribed_symbols() == set(SYMBOLS)
-                            and tws.active_subscriptions == len(SYMBOLS)
-                        ),
+                        lambda: fully_subscribed(session, tws),
                         10,
                     )
                 except AssertionError:
@@ -347,11 +352,7 @@ def test_ib_farm_cycles_and_data_lost_resubscribe_and_ticks_reach_snapshots(
                         tws.restore(data_lost=True)  # the fake forgot every subscription
                     try:
                         await until(
-                            lambda: (
-                                session.state == "connected"
-                                and tws.subscribed_symbols() == set(SYMBOLS)
-                                and tws.active_subscriptions == len(SYMBOLS)
-                            ),
+                            lambda: fully_subscribed(session, tws),
                             5,
                         )
                         if not kind.startswith("2103"):  # 2106 and 1101 reload the bars

@@ -12,26 +12,17 @@ from magic8_dev.local.provision import LocalResources
 from magic8_dev.resilience.fault_proxy import FaultProxy, FaultRule
 from magic8_dev.resilience.table import ResilienceRow, budget, record
 from tests.resilience.conftest import sample_day_windows
+from tests.streams import kinesis_records
 
 pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience-kinesis_faults")]
 
 
 def _read_stream(stream: str) -> list[dict[str, object]]:
     kinesis = boto3.client("kinesis", region_name="us-east-1")
-    out: list[dict[str, object]] = []
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        it = kinesis.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while it:
-            resp = kinesis.get_records(ShardIterator=it, Limit=10_000)
-            out += [
-                {"key": r["PartitionKey"], "window": json.loads(r["Data"])} for r in resp["Records"]
-            ]
-            if not resp["Records"] or resp.get("MillisBehindLatest", 0) == 0:
-                break
-            it = resp["NextShardIterator"]
-    return out
+    return [
+        {"key": r["PartitionKey"], "window": json.loads(r["Data"])}
+        for r in kinesis_records(kinesis, stream)
+    ]
 
 
 def test_put_records_partial_failures_and_throttles_lose_nothing(

@@ -83,17 +83,18 @@ def assert_all_once_in_order(accepted: list[tuple[str, str]], n_keys: int, n: in
         assert starts == sorted(starts), "order per partition key kept"
 
 
+def throttled_producer(kinesis: Throttled, **options: Any) -> KinesisFlowProducer:
+    """A producer on the throttled stream that retries at once (no real sleeping)."""
+    return KinesisFlowProducer(
+        "flow", client=kinesis, max_attempts=2, sleep=lambda _s: None, **options
+    )
+
+
 def test_spill_keeps_memory_bounded_under_a_throttled_stream(tmp_path: Path) -> None:
     n_keys, n, bound = 200, 20_000, 1_000
     kinesis = Throttled(per_call=20)
-    producer = KinesisFlowProducer(
-        "flow",
-        client=kinesis,
-        max_attempts=2,
-        sleep=lambda _s: None,
-        max_buffered=bound,
-        spill_dir=tmp_path / "spill",
-        spill_segment_bytes=256 * 1024,
+    producer = throttled_producer(
+        kinesis, max_buffered=bound, spill_dir=tmp_path / "spill", spill_segment_bytes=256 * 1024
     )
     windows = stream_of(n_keys, n)
     tracemalloc.start()
@@ -129,9 +130,7 @@ def test_spill_keeps_memory_bounded_under_a_throttled_stream(tmp_path: Path) -> 
 def test_backpressure_without_a_spill_directory_bounds_memory() -> None:
     n_keys, n, bound = 50, 3_000, 200
     kinesis = Throttled(per_call=30)
-    producer = KinesisFlowProducer(
-        "flow", client=kinesis, max_attempts=2, sleep=lambda _s: None, max_buffered=bound
-    )
+    producer = throttled_producer(kinesis, max_buffered=bound)
     windows = list(stream_of(n_keys, n))
     for i in range(0, n, 100):
         producer.send(windows[i : i + 100])
@@ -223,11 +222,8 @@ def test_replay_through_a_throttled_producer_keeps_the_outbox_bounded(
     tmp_path: Path, spill: bool
 ) -> None:
     kinesis = Throttled(per_call=200)
-    producer = KinesisFlowProducer(
-        "flow",
-        client=kinesis,
-        max_attempts=2,
-        sleep=lambda _s: None,
+    producer = throttled_producer(
+        kinesis,
         max_buffered=300,
         spill_dir=tmp_path / "spill" if spill else None,
         flush_timeout_s=120,

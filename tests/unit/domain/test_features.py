@@ -130,14 +130,7 @@ def _flat_context(n_bars: int = 90, with_vix: bool = True) -> F.MarketContext:
 
 
 def test_missing_data_gives_documented_defaults_not_inf() -> None:
-    trade = TradeRequest(
-        strategy="Butterfly",
-        symbol="SPX",
-        premium=24.82,
-        predicted_price=5855,
-        strikes=[5905, 5855, 5805],
-        action="BUY",
-    )
+    trade = make_trade()
     empty = F.MarketContext("SPX", np.empty((0, 6)), np.empty((0, 6)), 5850.0, datetime.now(UTC))
     x = F.build_features([trade], [empty])[0]
     assert not np.isinf(x).any()
@@ -155,15 +148,7 @@ def test_missing_data_gives_documented_defaults_not_inf() -> None:
 
 def test_trade_fields_move_their_features() -> None:
     ctx = _flat_context()
-    base = TradeRequest(
-        strategy="Butterfly",
-        symbol="SPX",
-        premium=10.0,
-        predicted_price=5855,
-        strikes=[5905, 5855, 5805],
-        action="BUY",
-        short_term=5860,
-    )
+    base = make_trade(premium=10.0, short_term=5860)
     x0 = F.build_features([base], [ctx])[0]
     variants = {
         "net_premium_norm": _with(base, {"premium": 12.0}),

@@ -11,7 +11,6 @@ DynamoDB's number rules (TypeSerializer), so a Decimal overflow would surface he
 
 from __future__ import annotations
 
-import base64
 import json
 import tracemalloc
 from datetime import UTC, datetime, timedelta
@@ -32,7 +31,7 @@ from magic8.domain.flow import PressureWindow
 from magic8.ifd.batch import FlowBatchDeps, process_flow_batch
 from magic8.ifd.detector import IfdDetector
 from magic8.ifd.signals import DispatchResult, Signal
-from tests.factories import LambdaContext, session_start, window
+from tests.factories import LambdaContext, kinesis_record, session_start, window
 
 _SER = TypeSerializer()
 
@@ -92,22 +91,7 @@ class Quiet:
 
 
 def _record(payload: bytes, seq: int) -> dict[str, Any]:
-    return {
-        "kinesis": {
-            "kinesisSchemaVersion": "1.0",
-            "partitionKey": "1",
-            "sequenceNumber": f"{seq:056d}",
-            "data": base64.b64encode(payload).decode(),
-            "approximateArrivalTimestamp": 1758000000.0 + seq,
-        },
-        "eventSource": "aws:kinesis",
-        "eventVersion": "1.0",
-        "eventID": f"shardId-000000000000:{seq:056d}",
-        "eventName": "aws:kinesis:record",
-        "invokeIdentityArn": "arn:aws:iam::123456789012:role/ifd",
-        "awsRegion": "us-east-1",
-        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/flow",
-    }
+    return kinesis_record(payload, seq)
 
 
 class Rig:

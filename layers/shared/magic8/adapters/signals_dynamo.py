@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
@@ -11,6 +11,7 @@ from boto3.dynamodb.conditions import Key
 from magic8.adapters.aws import LazyDynamoTable
 from magic8.adapters.dynamo_state import expired, from_dynamo, to_dynamo
 from magic8.ifd.baselines import trading_day
+from magic8.ifd.ports import SignalQuery
 from magic8.ifd.signals import Signal
 
 MAX_DAYS_SCANNED = 62
@@ -26,33 +27,24 @@ class DynamoSignalStore(LazyDynamoTable):
         item["expires_at"] = int(time.time()) + self.ttl_days * 86400
         self.table.put_item(Item=item)
 
-    def query(
-        self,
-        since: datetime,
-        until: datetime,
-        underlying: str | None = None,
-        min_confidence: float = 0.0,
-        limit: int = 500,
-    ) -> list[Signal]:
-        lo = since.astimezone(UTC).isoformat()
-        hi = until.astimezone(UTC).isoformat()
+    def query(self, q: SignalQuery) -> list[Signal]:
+        lo = q.since.astimezone(UTC).isoformat()
+        hi = q.until.astimezone(UTC).isoformat()
         out: list[Signal] = []
-        if underlying is not None:
+        if q.underlying is not None:
             out = self._collect(
                 {
-                    "KeyConditionExpression": Key("underlying").eq(underlying)
+                    "KeyConditionExpression": Key("underlying").eq(q.underlying)
                     & Key("signal_id").between(lo, hi)
                 },
-                since,
-                until,
-                min_confidence,
-                limit,
+                q,
+                q.limit,
             )
         else:
-            day = date.fromisoformat(trading_day(since))
-            last = date.fromisoformat(trading_day(until))
+            day = date.fromisoformat(trading_day(q.since))
+            last = date.fromisoformat(trading_day(q.until))
             for _ in range(MAX_DAYS_SCANNED):
-                if day > last or len(out) >= limit:
+                if day > last or len(out) >= q.limit:
                     break
                 out.extend(
                     self._collect(
@@ -61,24 +53,15 @@ class DynamoSignalStore(LazyDynamoTable):
                             "KeyConditionExpression": Key("day").eq(day.isoformat())
                             & Key("signal_id").between(lo, hi),
                         },
-                        since,
-                        until,
-                        min_confidence,
-                        limit - len(out),
+                        q,
+                        q.limit - len(out),
                     )
                 )
                 day += timedelta(days=1)
         out.sort(key=lambda s: (s.window_end, s.signal_id))
-        return out[:limit]
+        return out[: q.limit]
 
-    def _collect(
-        self,
-        kwargs: dict[str, Any],
-        since: datetime,
-        until: datetime,
-        min_confidence: float,
-        limit: int,
-    ) -> list[Signal]:
+    def _collect(self, kwargs: dict[str, Any], q: SignalQuery, limit: int) -> list[Signal]:
         out: list[Signal] = []
         now = time.time()
         while len(out) < limit:
@@ -89,7 +72,7 @@ class DynamoSignalStore(LazyDynamoTable):
                 item = from_dynamo(raw)
                 item.pop("expires_at", None)
                 signal = Signal.model_validate(item)
-                if since <= signal.window_end < until and signal.confidence >= min_confidence:
+                if q.matches(signal):
                     out.append(signal)
             if "LastEvaluatedKey" not in page:
                 break

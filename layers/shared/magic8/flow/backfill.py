@@ -78,27 +78,22 @@ class DatabentoHistoricalSource:
         self.stype_in = stype_in
         self.chunk_records = chunk_records
 
+    def _range(self, start_ns: int, end_ns: int) -> dict[str, Any]:
+        """The MBO query for [start_ns, end_ns] (Databento's end is exclusive)."""
+        return {
+            "dataset": self.dataset,
+            "start": start_ns,
+            "end": end_ns + 1,
+            "symbols": self.symbols,
+            "schema": "mbo",
+            "stype_in": self.stype_in,
+        }
+
     def estimate_cost(self, start_ns: int, end_ns: int) -> float:
-        return float(
-            self.client.metadata.get_cost(
-                dataset=self.dataset,
-                start=start_ns,
-                end=end_ns + 1,
-                symbols=self.symbols,
-                schema="mbo",
-                stype_in=self.stype_in,
-            )
-        )
+        return float(self.client.metadata.get_cost(**self._range(start_ns, end_ns)))
 
     def fetch(self, start_ns: int, end_ns: int) -> Iterator[np.ndarray]:
-        store = self.client.timeseries.get_range(
-            dataset=self.dataset,
-            start=start_ns,
-            end=end_ns + 1,
-            symbols=self.symbols,
-            schema="mbo",
-            stype_in=self.stype_in,
-        )
+        store = self.client.timeseries.get_range(**self._range(start_ns, end_ns))
         yield from store.to_ndarray(count=self.chunk_records)
 
 

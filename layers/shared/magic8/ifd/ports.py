@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -54,21 +55,31 @@ class WindowStore(Protocol):
     def peers(self, underlying: str, window_start: datetime) -> list[WindowLite]: ...
 
 
+@dataclass(frozen=True)
+class SignalQuery:
+    """Signals with window_end in [since, until), of one underlying or all, at or above a
+    confidence; the oldest ``limit`` of them, oldest first."""
+
+    since: datetime
+    until: datetime
+    underlying: str | None = None
+    min_confidence: float = 0.0
+    limit: int = 500
+
+    def matches(self, signal: Signal) -> bool:
+        return (
+            self.since <= signal.window_end < self.until
+            and (self.underlying is None or signal.underlying == self.underlying)
+            and signal.confidence >= self.min_confidence
+        )
+
+
 class SignalStore(Protocol):
     def put(self, signal: Signal) -> None:
         """Idempotent by (underlying, signal_id)."""
         ...
 
-    def query(
-        self,
-        since: datetime,
-        until: datetime,
-        underlying: str | None = None,
-        min_confidence: float = 0.0,
-        limit: int = 500,
-    ) -> list[Signal]:
-        """Signals with window_end in [since, until), oldest first."""
-        ...
+    def query(self, q: SignalQuery) -> list[Signal]: ...
 
 
 class AlertRateLimiter(Protocol):

@@ -11,6 +11,7 @@ from magic8.domain.alerts import Alert
 from magic8.domain.flow import PressureWindow
 from magic8.ifd.analysis import WindowLite
 from magic8.ifd.baselines import Baseline
+from magic8.ifd.ports import SignalQuery
 from magic8.ifd.signals import DispatchResult, Signal
 from magic8.ifd.state import OptionState
 
@@ -72,22 +73,9 @@ class MemorySignalStore:
     def put(self, signal: Signal) -> None:
         self.items[(signal.underlying, signal.signal_id)] = signal
 
-    def query(
-        self,
-        since: datetime,
-        until: datetime,
-        underlying: str | None = None,
-        min_confidence: float = 0.0,
-        limit: int = 500,
-    ) -> list[Signal]:
-        out = [
-            s
-            for s in self.items.values()
-            if since <= s.window_end < until
-            and (underlying is None or s.underlying == underlying)
-            and s.confidence >= min_confidence
-        ]
-        return sorted(out, key=lambda s: (s.window_end, s.signal_id))[:limit]
+    def query(self, q: SignalQuery) -> list[Signal]:
+        out = [s for s in self.items.values() if q.matches(s)]
+        return sorted(out, key=lambda s: (s.window_end, s.signal_id))[: q.limit]
 
 
 class MemoryRateLimiter:
