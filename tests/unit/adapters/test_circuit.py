@@ -3,26 +3,25 @@ from __future__ import annotations
 import pytest
 
 from magic8.adapters.circuit import CircuitBreaker, CircuitOpenError, CircuitState
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes.clock import ManualClock
 
 
 def _boom() -> int:
     raise ConnectionError("dependency down")
 
 
-def test_opens_after_threshold_then_half_opens_and_closes_on_success() -> None:
-    clock = FakeClock()
-    cb = CircuitBreaker("market", failure_threshold=3, reset_timeout_s=10, clock=clock)
-    for _ in range(3):
+def tripped(threshold: int, reset_timeout_s: float, clock: ManualClock) -> CircuitBreaker:
+    """A breaker that has just seen `threshold` failures in a row."""
+    cb = CircuitBreaker("market", threshold, reset_timeout_s, clock)
+    for _ in range(threshold):
         with pytest.raises(ConnectionError):
             cb.call(_boom)
+    return cb
+
+
+def test_opens_after_threshold_then_half_opens_and_closes_on_success() -> None:
+    clock = ManualClock()
+    cb = tripped(3, 10, clock)
     assert cb.state == CircuitState.OPEN
     calls = []
     with pytest.raises(CircuitOpenError):
@@ -35,11 +34,8 @@ def test_opens_after_threshold_then_half_opens_and_closes_on_success() -> None:
 
 
 def test_failure_in_half_open_reopens() -> None:
-    clock = FakeClock()
-    cb = CircuitBreaker("market", failure_threshold=2, reset_timeout_s=5, clock=clock)
-    for _ in range(2):
-        with pytest.raises(ConnectionError):
-            cb.call(_boom)
+    clock = ManualClock()
+    cb = tripped(2, 5, clock)
     clock.now = 5.0
     with pytest.raises(ConnectionError):
         cb.call(_boom)
@@ -48,7 +44,7 @@ def test_failure_in_half_open_reopens() -> None:
 
 
 def test_success_resets_failure_count() -> None:
-    cb = CircuitBreaker("market", failure_threshold=2, clock=FakeClock())
+    cb = CircuitBreaker("market", failure_threshold=2, clock=ManualClock())
     with pytest.raises(ConnectionError):
         cb.call(_boom)
     cb.call(lambda: None)

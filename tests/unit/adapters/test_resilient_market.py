@@ -8,6 +8,7 @@ import pytest
 from magic8.adapters.circuit import CircuitBreaker, CircuitState
 from magic8.adapters.resilient_market import ResilientMarketRepository
 from magic8.domain.market import MarketSnapshot
+from tests.fakes.clock import ManualClock
 
 T0 = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 
@@ -27,15 +28,8 @@ class FlakyRepo:
         raise NotImplementedError
 
 
-class Clock:
-    now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_failed_read_serves_last_good_flagged_stale_then_circuit_opens() -> None:
-    inner, clock = FlakyRepo(), Clock()
+    inner, clock = FlakyRepo(), ManualClock()
     repo = ResilientMarketRepository(inner, CircuitBreaker("m", 2, 30, clock))
     assert repo.get_snapshots(["SPX"])["SPX"].source == "gateway"
     inner.fail = True

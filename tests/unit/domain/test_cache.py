@@ -13,31 +13,24 @@ from magic8.domain.cache import (
 from magic8.domain.market import MarketSnapshot
 from magic8.domain.trades import TradeRequest
 from tests.factories import trade
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
+from tests.fakes.clock import ManualClock
 
 
 def test_entries_expire_after_ttl_on_the_injected_clock() -> None:
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     cache: TTLCache[str, int] = TTLCache(60, clock=clock)
     cache.put("a", 1)
     assert cache.get("a") == 1
-    clock.t += 59.9
+    clock.now += 59.9
     assert cache.get("a") == 1
-    clock.t += 0.2
+    clock.now += 0.2
     assert cache.get("a") is None
     assert (cache.hits, cache.misses) == (2, 1)
     assert len(cache) == 0  # the expired entry was dropped on read
 
 
 def test_lookup_distinguishes_a_cached_none() -> None:
-    cache: TTLCache[str, int | None] = TTLCache(10, clock=FakeClock())
+    cache: TTLCache[str, int | None] = TTLCache(10, clock=ManualClock(1000.0))
     assert cache.lookup("x") == (False, None)
     cache.put("x", None)
     assert cache.lookup("x") == (True, None)
@@ -45,22 +38,22 @@ def test_lookup_distinguishes_a_cached_none() -> None:
 
 
 def test_per_entry_ttl_and_zero_ttl_not_stored() -> None:
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     cache: TTLCache[str, int] = TTLCache(300, clock=clock)
     cache.put("short", 1, ttl_s=5)
     cache.put("never", 2, ttl_s=0)
-    clock.t += 6
+    clock.now += 6
     assert cache.get("short") is None
     assert cache.get("never") is None
 
 
 def test_full_cache_drops_expired_then_oldest() -> None:
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     cache: TTLCache[int, int] = TTLCache(10, max_entries=3, clock=clock)
     cache.put(1, 1, ttl_s=1)
     cache.put(2, 2)
     cache.put(3, 3)
-    clock.t += 2  # 1 has expired
+    clock.now += 2  # 1 has expired
     cache.put(4, 4)
     assert 1 not in cache and 2 in cache and 4 in cache
     cache.put(5, 5)  # full of live entries: the oldest (2) goes

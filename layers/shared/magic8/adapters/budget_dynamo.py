@@ -11,9 +11,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from magic8.adapters.aws import LazyDynamoTable
+from magic8.adapters.dynamo_state import conditional_update
 from magic8.flow.backfill import BUDGET_PK
 
 
@@ -27,23 +26,18 @@ class DynamoBudgetLedger(LazyDynamoTable):
         headroom = Decimal(repr(round(float(limit) - float(amount), 6)))
         if headroom < 0:
             return False
-        try:
-            self.table.update_item(
-                Key={"pk": BUDGET_PK, "sk": day},
-                UpdateExpression="ADD used :amt SET expires_at = :exp, budget = :limit",
-                ConditionExpression="attribute_not_exists(used) OR used <= :headroom",
-                ExpressionAttributeValues={
-                    ":amt": amt,
-                    ":headroom": headroom,
-                    ":limit": Decimal(repr(float(limit))),
-                    ":exp": int(time.time()) + self.ttl_days * 86400,
-                },
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return conditional_update(
+            self.table,
+            Key={"pk": BUDGET_PK, "sk": day},
+            UpdateExpression="ADD used :amt SET expires_at = :exp, budget = :limit",
+            ConditionExpression="attribute_not_exists(used) OR used <= :headroom",
+            ExpressionAttributeValues={
+                ":amt": amt,
+                ":headroom": headroom,
+                ":limit": Decimal(repr(float(limit))),
+                ":exp": int(time.time()) + self.ttl_days * 86400,
+            },
+        )
 
     def used(self, day: str) -> float:
         item = self.table.get_item(Key={"pk": BUDGET_PK, "sk": day}).get("Item")

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable
 
 from magic8.adapters.aws import LazyDynamoClient
-from magic8.adapters.watchlist_dynamo import query_all
+from magic8.adapters.watchlist_dynamo import put_doc, query_all
 from magic8.monitor.push import Connection
 
 CONN_PK = "ws#conn"
@@ -21,15 +21,7 @@ CONNECTION_TTL_S = 2 * 3600 + 600
 class DynamoConnectionStore(LazyDynamoClient):
     def _put(self, connection: Connection) -> None:
         ttl = int(connection.connected_at.timestamp()) + CONNECTION_TTL_S
-        self.ddb.put_item(
-            TableName=self.table,
-            Item={
-                "pk": {"S": CONN_PK},
-                "sk": {"S": connection.connection_id},
-                "doc": {"S": connection.model_dump_json()},
-                "expires_at": {"N": str(ttl)},
-            },
-        )
+        put_doc(self.ddb, self.table, CONN_PK, connection.connection_id, connection, ttl)
 
     def add(self, connection: Connection) -> None:
         self._put(connection)

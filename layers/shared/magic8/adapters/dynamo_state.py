@@ -50,6 +50,18 @@ def from_dynamo(value: Any) -> Any:
     return value
 
 
+def conditional_update(table: Any, **update: Any) -> bool:
+    """UpdateItem with a ConditionExpression: True when applied, False when the condition
+    did not hold (the caller's limit was reached); any other error propagates."""
+    try:
+        table.update_item(**update)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
 def expired(item: dict[str, Any], now: float | None = None) -> bool:
     exp = item.get(TTL_ATTRIBUTE)
     return exp is not None and float(exp) <= (now if now is not None else time.time())
@@ -278,22 +290,17 @@ class DynamoAlertRateLimiter:
         self.ttl_seconds = ttl_seconds
 
     def try_acquire(self, bucket: str, limit: int) -> bool:
-        try:
-            self.state.table.update_item(
-                Key={"pk": "ifd#rate", "sk": bucket},
-                UpdateExpression="ADD taken :one SET expires_at = :exp",
-                ConditionExpression="attribute_not_exists(taken) OR taken < :limit",
-                ExpressionAttributeValues={
-                    ":one": 1,
-                    ":limit": limit,
-                    ":exp": int(time.time()) + self.ttl_seconds,
-                },
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return conditional_update(
+            self.state.table,
+            Key={"pk": "ifd#rate", "sk": bucket},
+            UpdateExpression="ADD taken :one SET expires_at = :exp",
+            ConditionExpression="attribute_not_exists(taken) OR taken < :limit",
+            ExpressionAttributeValues={
+                ":one": 1,
+                ":limit": limit,
+                ":exp": int(time.time()) + self.ttl_seconds,
+            },
+        )
 
     def record_excess(self, bucket: str) -> int:
         out = self.state.table.update_item(

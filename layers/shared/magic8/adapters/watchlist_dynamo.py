@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
+
 from magic8.adapters.aws import LazyDynamoClient
 from magic8.monitor.sweep import SweepState
 from magic8.monitor.watchlist import WatchlistEntry
@@ -20,6 +22,19 @@ from magic8.monitor.watchlist import WatchlistEntry
 WATCH_PK = "watch"
 MONITOR_PK = "monitor"
 SWEEP_STATE_SK = "sweep_state"
+
+
+def put_doc(ddb: Any, table: str, pk: str, sk: str, doc: BaseModel, expires_at: int) -> None:
+    """One pydantic document as an item of the state table (pk, sk, doc JSON, TTL)."""
+    ddb.put_item(
+        TableName=table,
+        Item={
+            "pk": {"S": pk},
+            "sk": {"S": sk},
+            "doc": {"S": doc.model_dump_json()},
+            "expires_at": {"N": str(expires_at)},
+        },
+    )
 
 
 def query_all(ddb: Any, table: str, pk: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -47,15 +62,7 @@ class DynamoWatchlistStore(LazyDynamoClient):
     """WatchlistStore over the state table."""
 
     def add(self, entry: WatchlistEntry) -> None:
-        self.ddb.put_item(
-            TableName=self.table,
-            Item={
-                "pk": {"S": WATCH_PK},
-                "sk": {"S": entry.id},
-                "doc": {"S": entry.model_dump_json()},
-                "expires_at": {"N": str(entry.ttl_epoch())},
-            },
-        )
+        put_doc(self.ddb, self.table, WATCH_PK, entry.id, entry, entry.ttl_epoch())
 
     def get(self, entry_id: str) -> WatchlistEntry | None:
         item = self.ddb.get_item(
