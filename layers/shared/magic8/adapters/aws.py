@@ -74,19 +74,36 @@ def reset_clients() -> None:
     resource.cache_clear()
 
 
+class LazyClient:
+    """A boto3 client attribute: the client the constructor stored in ``_<name>``, else the
+    shared cached client of ``service`` on first use (never at import or construction)."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.slot = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, obj: object, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = getattr(obj, self.slot, None)
+        if value is None:
+            value = client(self.service)
+            setattr(obj, self.slot, value)
+        return value
+
+
 class LazyDynamoClient:
     """Mixin for adapters holding `_ddb`: the DynamoDB client passed in, or the shared
     cached one on first use (never at import or construction time)."""
 
+    ddb = LazyClient("dynamodb")
+
     def __init__(self, table_name: str, ddb: Any | None = None) -> None:
         self.table = table_name
         self._ddb = ddb
-
-    @property
-    def ddb(self) -> Any:
-        if self._ddb is None:
-            self._ddb = client("dynamodb")
-        return self._ddb
 
 
 class LazyDynamoTable:

@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from magic8.adapters.aws import client
+from magic8.adapters.aws import LazyClient
 from magic8.domain.alerts import Alert
 
 RETRYABLE = {
@@ -34,6 +34,8 @@ class SnsAlertPublisher:
     that, ``attempts`` whole publishes are tried with exponential backoff before raising.
     """
 
+    sns = LazyClient("sns")
+
     def __init__(
         self,
         topic_arn: str,
@@ -47,12 +49,6 @@ class SnsAlertPublisher:
         self._sns = sns
         self.attempts = max(1, attempts)
         self.backoff_s = backoff_s
-
-    @property
-    def sns(self) -> Any:
-        if self._sns is None:
-            self._sns = client("sns")
-        return self._sns
 
     def publish(self, alert: Alert) -> str | None:
         for attempt in range(1, self.attempts + 1):

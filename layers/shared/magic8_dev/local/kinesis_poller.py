@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from magic8.adapters.aws import client
+from magic8.adapters.aws import LazyClient
 from magic8_dev.local.context import LocalContext
 
 HANDLER_PATH = "functions.ifd.handler:handler"
@@ -103,6 +103,9 @@ class ParkFailed(Exception):
 class KinesisEventSourceEmulator:
     """Polls a Kinesis stream and drives a Lambda handler with Lambda's semantics."""
 
+    kinesis = LazyClient("kinesis")
+    sqs = LazyClient("sqs")
+
     def __init__(
         self,
         stream_name: str,
@@ -134,18 +137,6 @@ class KinesisEventSourceEmulator:
         self._lock = threading.Lock()
         self._sleep = sleep
         self._stop: threading.Event | None = None
-
-    @property
-    def kinesis(self) -> Any:
-        if self._kinesis is None:
-            self._kinesis = client("kinesis")
-        return self._kinesis
-
-    @property
-    def sqs(self) -> Any:
-        if self._sqs is None:
-            self._sqs = client("sqs")
-        return self._sqs
 
     # --- polling --------------------------------------------------------------------
     def _init_shards(self) -> None:

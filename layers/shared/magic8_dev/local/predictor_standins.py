@@ -18,14 +18,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from magic8.settings import REPO_ROOT
 from magic8_dev.local.context import LocalContext
+from magic8_dev.local.http_thread import ServedHttp
 
 COMPANION_PREFERENCE = {
     "Butterfly": (0.78, 0.85),
@@ -84,24 +84,18 @@ class StandIn:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer((host, 0), Handler)
-        # non-daemon request threads: stop() (server_close) joins them, none outlives it
-        self.server.daemon_threads = False
-        self.thread = threading.Thread(target=self.server.serve_forever, name=name, daemon=True)
+        self.http = ServedHttp(Handler, name, host, join_requests=True)
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}{self.path}"
+        return f"{self.http.base_url}{self.path}"
 
     def start(self) -> StandIn:
-        self.thread.start()
+        self.http.start()
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.http.stop()
 
 
 def write_default_flags(path: Path) -> Path:
