@@ -31,36 +31,6 @@ pytestmark = [pytest.mark.resilience, pytest.mark.xdist_group("resilience-outage
 API_GATEWAY_TIMEOUT_S = 29.0
 
 
-class BlackHole:
-    """Accepts TCP connections and never answers (closed at the end; its thread joined)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            self.held.append(conn)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        for c in self.held:
-            c.close()
-        self.sock.close()
-
-
 def _unused_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -69,7 +39,8 @@ def _unused_port() -> int:
 
 @pytest.fixture(params=["black-holed", "refused"])
 def outage(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    hole = BlackHole() if request.param == "black-holed" else None
+    # black-holed: a relay that is down from the start (accepts, never answers)
+    hole = SwitchableRelay(0, down=True) if request.param == "black-holed" else None
     port = hole.port if hole else _unused_port()
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -171,9 +142,9 @@ class SwitchableRelay:
     answers (bytes on existing connections are swallowed too); up again, it relays. Every
     thread it starts is joined in close()."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, down: bool = False) -> None:
         self.upstream_port = upstream_port
-        self.down = False
+        self.down = down
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)

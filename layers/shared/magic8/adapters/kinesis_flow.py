@@ -77,6 +77,17 @@ class _Entry:
         return len(self.data) + len(self.key.encode())
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter: round n waits U(0, cap(n))."""
+
+    base_s: float
+    max_s: float
+
+    def cap(self, attempt: int) -> float:
+        return min(self.max_s, self.base_s * (2 ** max(attempt - 1, 0)))
+
+
 class KinesisFlowProducer:
     def __init__(
         self,
@@ -100,8 +111,7 @@ class KinesisFlowProducer:
         self.stream_name = stream_name
         self._client = client
         self.max_attempts = max_attempts
-        self.base_delay_s = base_delay_s
-        self.max_delay_s = max_delay_s
+        self.backoff = Backoff(base_delay_s, max_delay_s)
         self.max_buffered = max_buffered
         self.flush_timeout_s = flush_timeout_s
         self._sleep = sleep
@@ -265,8 +275,7 @@ class KinesisFlowProducer:
         return batch
 
     def _backoff(self, attempt: int) -> None:
-        cap = min(self.max_delay_s, self.base_delay_s * (2 ** max(attempt - 1, 0)))
-        delay = self._rng.uniform(0, cap)  # full jitter
+        delay = self._rng.uniform(0, self.backoff.cap(attempt))  # full jitter
         self.stats["backoffs"] += 1
         if delay > 0:
             self._sleep(delay)
