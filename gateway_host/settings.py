@@ -12,7 +12,8 @@ Env vars (prefix MAGIC8_, plus the AwsSettings table/stream names):
   MAGIC8_DATABENTO_REPLAY_PATH, MAGIC8_DATABENTO_REPLAY_SPEED (0 = as fast as possible),
   MAGIC8_DATABENTO_PARENTS (comma list; empty = the session's default),
   MAGIC8_DATABENTO_DATASET (GLBX.MDP3), MAGIC8_DATABENTO_FUTURES (NQ.c.0: the NQ front month's
-  1-minute bars -> 5-minute bars in the bars table; "" = none), MAGIC8_BACKFILL_DAILY_BUDGET_USD (20.0),
+  1-minute bars -> 5-minute bars in the bars table; "" = none),
+  MAGIC8_BACKFILL_DAILY_BUDGET_USD (20.0),
   MAGIC8_STREAMING_DAILY_BUDGET_USD (25.0), MAGIC8_DATABENTO_USD_PER_GB (5.0: the estimate's
   price; set it from your Databento plan), MAGIC8_STOP_STREAMING_AT_BUDGET (false: alert and
   stop backfill only), MAGIC8_STREAM_WINDOW ("09:30-16:00" America/New_York on CME Globex

@@ -15,7 +15,6 @@ The store comes through `get_bar_store` (override it in tests).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -35,18 +34,23 @@ MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 router = APIRouter(tags=["nq"])
 
 
-@lru_cache(maxsize=1)
-def _default_store() -> BarStore:
-    from magic8.adapters.aws import resource
-    from magic8.adapters.bars_dynamo import DynamoBarStore
-
-    name = AwsSettings().bars_table
-    # request path: a short timeout budget
-    return DynamoBarStore(name, table=resource("dynamodb", fast=True).Table(name))
+_cached: tuple[Any, BarStore] | None = None  # (the DynamoDB resource, the store on it)
 
 
 def get_bar_store() -> BarStore:
-    return _default_store()
+    from magic8.adapters.aws import resource
+    from magic8.adapters.bars_dynamo import DynamoBarStore
+
+    global _cached
+    # request path: a short timeout budget. The store is rebuilt when the cached resource
+    # changes (magic8.adapters.aws.reset_clients(): another endpoint), never held past it.
+    # (boto3 resources compare equal to each other, so identity, not an lru_cache key.)
+    ddb = resource("dynamodb", fast=True)
+    cached = _cached
+    if cached is None or cached[0] is not ddb:
+        name = AwsSettings().bars_table
+        cached = _cached = (ddb, DynamoBarStore(name, table=ddb.Table(name)))
+    return cached[1]
 
 
 def _invalid(field: str, msg: str) -> RequestValidationError:

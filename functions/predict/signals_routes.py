@@ -3,8 +3,8 @@
 GET /signals?since=&until=&underlying=&min_confidence=&limit=
     signals stored by the ifd function (confidence >= the store threshold) whose window
     ended in [since, until), oldest first; each with its market `bias` (bullish | bearish:
-    magic8.domain.bias, the chart's marker direction). Defaults: the last 24 hours, every underlying,
-    min_confidence 0. Naive timestamps are UTC. Range at most 31 days. Without since and
+    magic8.domain.bias, the chart's marker direction). Defaults: the last 24 hours, every
+    underlying, min_confidence 0. Naive timestamps are UTC. Range at most 31 days. Without since and
     until the answer is the most recent `limit` signals (of the last hour when it has any,
     else of the last 24 hours, else of the last 31 days), still oldest first.
 

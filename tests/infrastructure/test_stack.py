@@ -386,7 +386,8 @@ def test_nq_bars_route_is_keyed_and_served_by_the_app(synth: Synth) -> None:
         "symbol",
     }
     (dist,) = synth.resources("AWS::CloudFront::Distribution").values()
-    patterns = {b["PathPattern"] for b in dist["Properties"]["DistributionConfig"]["CacheBehaviors"]}
+    behaviours = dist["Properties"]["DistributionConfig"]["CacheBehaviors"]
+    patterns = {b["PathPattern"] for b in behaviours}
     assert "/nq/*" in patterns  # the dashboard reads the bars through its own origin
 
 

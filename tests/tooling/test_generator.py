@@ -140,7 +140,7 @@ def test_sample_futures_files_are_the_generator_output_and_follow_the_episodes(
     assert str(store.schema) == "ohlcv-1m" and store.symbols == ["NQ.c.0"]
     bars = _df(SAMPLE / "day-2025-09-16" / FUTURES_FILE)
     assert len(bars) == 390 and set(bars["instrument_id"]) == {100_000}
-    assert 19_600 < bars["low"].min() and bars["high"].max() < 20_400
+    assert bars["low"].min() > 19_600 and bars["high"].max() < 20_400
     assert (bars["low"] <= bars[["open", "close"]].min(axis=1)).all()
     assert (bars[["open", "close"]].max(axis=1) <= bars["high"]).all()
     # every labelled episode moves the price its way (LONG up, SHORT down)

@@ -29,7 +29,7 @@ def ohlcv(rows: list[Minute], iid: int = 100_000) -> np.ndarray:
         a[i]["instrument_id"] = iid
         a[i]["ts_event"] = T0_NS + m * M
         for k, x in zip(("open", "high", "low", "close"), (o, h, lo, c), strict=True):
-            a[i][k] = int(round(x * 1e9))
+            a[i][k] = round(x * 1e9)
         a[i]["volume"] = v
     return a
 
@@ -105,7 +105,10 @@ def test_record_arrays_give_the_same_bars(minutes: list[Minute], expected: list[
     ("trades", "expected"),
     [
         ([(0, 100.0, 1), (30, 101.0, 2), (299, 99.5, 3)], [(0, 100, 101, 99.5, 99.5, 6, False)]),
-        ([(0, 100.0, 1), (300, 102.0, 2)], [(0, 100, 100, 100, 100, 1, True), (5, 102, 102, 102, 102, 2, False)]),
+        (
+            [(0, 100.0, 1), (300, 102.0, 2)],
+            [(0, 100, 100, 100, 100, 1, True), (5, 102, 102, 102, 102, 2, False)],
+        ),
     ],
     ids=["trades within one bar", "a trade on the boundary opens the next bar"],
 )
@@ -188,7 +191,8 @@ def test_feed_filters_instruments_and_survives_a_failing_store() -> None:
 def test_ingest_routes_live_ohlcv_records_to_the_feed_and_replayed_arrays_to_the_queue() -> None:
     written: list[Bar] = []
     ingest = FlowIngest(futures=FuturesBarFeed(written.extend))
-    record = dbn.OHLCVMsg(dbn.RType.OHLCV_1M, 1, 100_000, T0_NS, 100 * NS, 101 * NS, 99 * NS, 100 * NS, 3)
+    px = (100 * NS, 101 * NS, 99 * NS, 100 * NS)
+    record = dbn.OHLCVMsg(dbn.RType.OHLCV_1M, 1, 100_000, T0_NS, *px, 3)
     ingest.on_record(record)
     assert final(written) == [(0, 100, 101, 99, 100, 3, False)]
     assert ingest.counts()["used"]["OHLCVMsg"] == 1

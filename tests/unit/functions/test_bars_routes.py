@@ -80,7 +80,9 @@ def test_since_until_range(api: TestClient) -> None:
     assert r.status_code == 200
     assert [b["close"] for b in r.json()["bars"]] == [20_000 + i for i in range(6)]
     # naive timestamps are UTC
-    naive = api.get("/nq/bars", params={"since": "2025-09-15T13:30:00", "until": "2025-09-15T13:40:00"})
+    naive = api.get(
+        "/nq/bars", params={"since": "2025-09-15T13:30:00", "until": "2025-09-15T13:40:00"}
+    )
     assert naive.json()["count"] == 2
 
 

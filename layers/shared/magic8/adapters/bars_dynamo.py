@@ -16,7 +16,7 @@ FIELDS = ("open", "high", "low", "close", "volume", "minutes", "complete")
 
 
 def epoch_ms(ts: datetime) -> int:
-    return int(round(ts.astimezone(UTC).timestamp() * 1000))
+    return round(ts.astimezone(UTC).timestamp() * 1000)
 
 
 class DynamoBarStore:

@@ -19,7 +19,8 @@ and `day-YYYY-MM-DD/mbo.dbn.zst` per day plus `truth.json`. Beside them,
 NQ.c.0, the future's instrument id), a price path around the day's spot (the level the
 options are priced at) that drifts with each labelled episode (LONG up, SHORT down), so
 the chart's candles and the signals tell one story. It draws from its own random stream:
-the option files do not change with it (`generate_futures` adds it to an existing session). The DBN header comes from
+the option files do not change with it (`generate_futures` adds it to an existing session).
+The DBN header comes from
 `databento_dbn.Metadata.encode()`, definitions are `databento_dbn.InstrumentDefMsg`
 records, MBO records are laid out with the library's own `MBOMsg` dtype; everything reads
 back with `databento.DBNStore.from_file`.

@@ -273,11 +273,7 @@ class GatewayReplayComponent:
             f"backlog {self.backlog():,}, kinesis lag {self.kinesis_lag():,}, "
             f"session time {reached} UTC{shown}"
             + (f" (error: {h['last_error']})" if h.get("last_error") else "")
-            + (
-                f"; NQ bars {h['futures']['bars_written']:,} written"
-                if h.get("futures")
-                else ""
-            )
+            + (f"; NQ bars {h['futures']['bars_written']:,} written" if h.get("futures") else "")
             + f"; {self.heartbeats} heartbeats"
         )
 
