@@ -685,7 +685,7 @@ def futures_metadata(start_ns: int, end_ns: int, day: date) -> dbn.Metadata:
         end=end_ns,
         stype_in=dbn.SType.CONTINUOUS,  # type: ignore[arg-type]
         stype_out=dbn.SType.INSTRUMENT_ID,  # type: ignore[arg-type]
-        schema=dbn.Schema.OHLCV_1M,
+        schema=dbn.Schema.OHLCV_1M,  # type: ignore[arg-type]
         symbols=[FUTURES_SYMBOL],
         mappings=[mapping],  # type: ignore[list-item]
     )
