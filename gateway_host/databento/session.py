@@ -13,8 +13,9 @@ as possible, optionally looping (the aggregator starts over each loop).
 
 NQ price: with a `bar_sink` (a BarStore's put), the live session also subscribes to the NQ
 futures front month (`ohlcv-1m`, continuous symbol NQ.c.0, same dataset and window); the
-1-minute bars become 5-minute OHLCV bars (magic8.flow.bars) written through the sink. A
-replayed `ohlcv-1m` file goes the same way, released on the options' clock.
+1-minute bars become 5-minute OHLCV bars (magic8.flow.bars) written through the sink (live:
+a BackgroundBarWriter thread, so the bars table never holds the feed). A replayed `ohlcv-1m`
+file goes the same way, released on the options' clock.
 
 Closed windows go through a bounded Outbox to the FlowProducer on one sender thread, so a
 slow PutRecords never stalls the feed until `outbox_max_windows` are waiting (then the feed
@@ -43,7 +44,7 @@ from magic8.domain.flow import PressureWindow
 from magic8.domain.ports import FlowProducer
 from magic8.flow.aggregator import PressureAggregator
 from magic8.flow.backfill import Backfiller
-from magic8.flow.bars import BarSink, FuturesBarFeed
+from magic8.flow.bars import BackgroundBarWriter, BarSink, FuturesBarFeed
 from magic8.flow.ingest import FlowIngest
 from magic8.flow.replay import Pacer, replay
 from magic8.market_hours import StreamingWindow
@@ -91,6 +92,7 @@ class DatabentoSession(GapHandling):
             track_keys=config.mode == "live",
             early_seconds=config.early_window_seconds,
         )
+        self._bar_sink = bar_sink
         self.futures = FuturesBarFeed(bar_sink) if bar_sink is not None else None
         self.ingest = FlowIngest(
             self.aggregator,
@@ -167,6 +169,9 @@ class DatabentoSession(GapHandling):
         """
         self._backfill_pool.shutdown(wait=True, cancel_futures=False)
         self.ingest.flush()
+        close_bars = getattr(self._bar_sink, "close", None)
+        if callable(close_bars):  # a background bar writer: the last bars, then its thread ends
+            close_bars(timeout=5.0)
         sender = self._sender_thread
         self._outbox.close()
         if sender is not None and sender.is_alive():
@@ -471,6 +476,15 @@ class DatabentoSession(GapHandling):
                 latest[product] = t
         return {p: round(max(0.0, now - t), 1) for p, t in sorted(latest.items())}
 
+    def _futures_health(self) -> dict[str, Any] | None:
+        if self.futures is None:
+            return None
+        out = self.futures.health()
+        writer = self._bar_sink
+        if isinstance(writer, BackgroundBarWriter):
+            out.update(writer_pending=writer.pending, writer_failures=writer.failures)
+        return out
+
     def window_facts(self) -> dict[str, Any]:
         if self.window is None:
             return {"configured": False, "open": True}
@@ -517,7 +531,7 @@ class DatabentoSession(GapHandling):
             "backfill_budget_used": budget if budget == budget else 0.0,
             "window": self.window_facts(),
             "spend": self.spend.facts() if self.spend is not None else None,
-            "futures": self.futures.health() if self.futures is not None else None,
+            "futures": self._futures_health(),
             "loops": self.loops,
             "last_error": self.last_error,
         }
@@ -551,7 +565,11 @@ def from_settings(settings: Any) -> DatabentoSession:
         speed=settings.databento_replay_speed,
         futures_symbols=settings.futures_symbols,
     )
-    bar_sink = DynamoBarStore(settings.bars_table).put if settings.futures_symbols else None
+    # live: one writer thread, so a slow bars table never holds the feed
+    bar_sink: BarSink | None = None
+    if settings.futures_symbols:
+        store = DynamoBarStore(settings.bars_table)
+        bar_sink = BackgroundBarWriter(store.put) if config.mode == "live" else store.put
     spend = None
     window = None
     ledger: Any = None

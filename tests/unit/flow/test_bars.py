@@ -205,3 +205,37 @@ def test_ingest_routes_live_ohlcv_records_to_the_feed_and_replayed_arrays_to_the
     plain.on_record(record)
     plain.on_ohlcv(ohlcv([(0, 1, 1, 1, 1, 1)]))
     assert plain.counts()["skipped"]["OHLCVMsg"] == 2
+
+
+def test_background_writer_retries_keeps_the_newest_version_and_drains_on_close() -> None:
+    import threading
+
+    from magic8.flow.bars import BackgroundBarWriter
+
+    stored: dict[datetime, Bar] = {}
+    failing = threading.Event()
+    failing.set()
+    attempts: list[int] = []
+    first_attempt = threading.Event()
+
+    def put(bars: list[Bar]) -> None:
+        attempts.append(len(bars))
+        first_attempt.set()
+        if failing.is_set():
+            raise RuntimeError("throttled")
+        stored.update({b.start: b for b in bars})
+
+    writer = BackgroundBarWriter(put, retry_s=0.01, max_retry_s=0.02)
+    agg = BarAggregator()
+    writer(agg.add(T0_NS, 100, 101, 99, 100, 1))
+    assert first_attempt.wait(5)
+    # while the store fails, a newer version of the same bar and a new bar arrive
+    writer(agg.add(T0_NS + M, 100, 105, 99, 104, 2) + agg.add(T0_NS + 5 * M, 104, 104, 104, 104, 1))
+    failing.clear()
+    writer.close(timeout=5)
+    assert not writer._thread.is_alive()
+    assert writer.failures >= 1 and writer.pending == 0
+    assert final(list(stored.values())) == [
+        (0, 100, 105, 99, 104, 3, True),
+        (5, 104, 104, 104, 104, 1, False),
+    ]

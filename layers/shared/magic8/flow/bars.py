@@ -15,6 +15,7 @@ so bars and flow windows reach their stores on one clock (replay pacing included
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -245,6 +246,70 @@ class FuturesBarFeed:
             "errors": self.errors,
             "last_error": self.last_error,
         }
+
+
+class BackgroundBarWriter:
+    """A BarSink for the live feed: bars are handed to one writer thread, so a slow or
+    failing store never holds the feed's thread (the ingest lock) while it retries.
+
+    Pending bars are keyed by (symbol, start) and the newest version wins, so the backlog
+    is bounded by the distinct bars (78 per regular session) however long the store is
+    down; a failed write is retried with backoff. `close()` writes what is pending (within
+    its timeout) and ends the thread."""
+
+    def __init__(self, put: BarSink, retry_s: float = 2.0, max_retry_s: float = 60.0) -> None:
+        self.put = put
+        self.retry_s = retry_s
+        self.max_retry_s = max_retry_s
+        self._pending: dict[tuple[str, datetime], Bar] = {}
+        self._cond = threading.Condition()
+        self._closed = False
+        self.written = 0
+        self.failures = 0
+        self._thread = threading.Thread(target=self._run, name="nq-bars-writer", daemon=True)
+        self._thread.start()
+
+    def __call__(self, bars: list[Bar]) -> None:
+        with self._cond:
+            for b in bars:
+                self._pending[(b.symbol, b.start)] = b
+            self._cond.notify()
+
+    @property
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._pending)
+
+    def _run(self) -> None:
+        delay = self.retry_s
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending and self._closed:
+                    return
+                batch, self._pending = self._pending, {}
+            try:
+                self.put(sorted(batch.values(), key=lambda b: b.start))
+            except Exception as exc:
+                self.failures += 1
+                log.warning("futures bars: write failed (%d pending): %s", len(batch), exc)
+                with self._cond:
+                    for key, bar in batch.items():  # newer versions that came meanwhile win
+                        self._pending.setdefault(key, bar)
+                    if self._closed:
+                        return
+                    self._cond.wait(delay)
+                delay = min(delay * 2, self.max_retry_s)
+                continue
+            self.written += len(batch)
+            delay = self.retry_s
+
+    def close(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
 
 
 def _ohlcv_dtype() -> np.dtype[Any]:
