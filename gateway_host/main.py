@@ -49,6 +49,17 @@ async def _call(fn: Callable[[], Any]) -> Any:
     return await asyncio.to_thread(fn)
 
 
+def spend_facts(spend: Any) -> dict[str, float | int | str | bool]:
+    """The cost ledger's facts for the heartbeat (numbers, flags, the day); {} without one."""
+    if not isinstance(spend, dict):
+        return {}
+    return {
+        str(k): v
+        for k, v in spend.items()
+        if isinstance(v, bool | int | str) or (isinstance(v, float) and v == v)
+    }
+
+
 def _parse_time(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
@@ -167,6 +178,7 @@ class Gateway:
             connections={"ib": str(ib.get("state")), "databento": str(db.get("state"))},
             pacing=pacing,
             backfill_budget_used=float(db.get("backfill_budget_used", 0.0) or 0.0),
+            spend=spend_facts(db.get("spend")),
             healthy=healthy and not final,
             final=final,
         )

@@ -11,7 +11,9 @@ Env vars (prefix MAGIC8_, plus the AwsSettings table/stream names):
   injected by ECS from Secrets Manager), MAGIC8_DATABENTO_MODE (live | replay),
   MAGIC8_DATABENTO_REPLAY_PATH, MAGIC8_DATABENTO_REPLAY_SPEED (0 = as fast as possible),
   MAGIC8_DATABENTO_PARENTS (comma list; empty = the session's default),
-  MAGIC8_DATABENTO_DATASET (GLBX.MDP3), MAGIC8_BACKFILL_DAILY_BUDGET_USD (20.0),
+  MAGIC8_DATABENTO_DATASET (GLBX.MDP3), MAGIC8_DATABENTO_FUTURES (NQ.c.0: the NQ front month's
+  1-minute bars -> 5-minute bars in the bars table; "" = none),
+  MAGIC8_BACKFILL_DAILY_BUDGET_USD (20.0),
   MAGIC8_STREAMING_DAILY_BUDGET_USD (25.0), MAGIC8_DATABENTO_USD_PER_GB (5.0: the estimate's
   price; set it from your Databento plan), MAGIC8_STOP_STREAMING_AT_BUDGET (false: alert and
   stop backfill only), MAGIC8_STREAM_WINDOW ("09:30-16:00" America/New_York on CME Globex
@@ -65,6 +67,7 @@ class GatewaySettings(AwsSettings):
     databento_replay_speed: float = 0.0
     databento_parents: str = ""  # "" = the DatabentoSession default (NQ.OPT + weeklies)
     databento_dataset: str = "GLBX.MDP3"
+    databento_futures: str = "NQ.c.0"  # continuous symbols, comma list; "" = no NQ bars
     backfill_daily_budget_usd: float = 20.0
     streaming_daily_budget_usd: float = 25.0
     databento_usd_per_gb: float = Field(default=5.0, ge=0)
@@ -97,6 +100,10 @@ class GatewaySettings(AwsSettings):
     @property
     def parent_symbols(self) -> tuple[str, ...]:
         return tuple(p.strip() for p in self.databento_parents.split(",") if p.strip())
+
+    @property
+    def futures_symbols(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.databento_futures.split(",") if p.strip())
 
     def ib_config(self) -> IbSessionConfig:
         return IbSessionConfig(

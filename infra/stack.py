@@ -48,6 +48,7 @@ class Magic8Stack(Stack):
         signals = data.table(r.SIGNALS_TABLE)
         state = data.table(r.STATE_TABLE)
         idempotency = data.table(r.IDEMPOTENCY_TABLE)
+        bars = data.table(r.BARS_TABLE)
 
         # Every function runs from ONE image (functions/Dockerfile, built once by
         # `cdk deploy`; synth only stages the context); each overrides the CMD.
@@ -73,7 +74,7 @@ class Magic8Stack(Stack):
             self,
             "PredictionApi",
             image=image_with_push,
-            read_tables=[market, signals],
+            read_tables=[market, signals, bars],
             write_tables=[history, state],
         )
         push.use_api_key(api.api_key)
@@ -109,6 +110,7 @@ class Magic8Stack(Stack):
             environment=env,
             market_table=market,
             state_table=state,
+            bars_table=bars,
             stream=data.stream,
             ib_gateway_image=ib_gateway_image,
             trading_mode=ib_trading_mode,

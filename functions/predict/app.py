@@ -30,6 +30,7 @@ from pydantic_core import to_json
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from functions.predict.bars_routes import router as bars_router
 from functions.predict.monitor_routes import router as monitor_router
 from functions.predict.recommend_routes import Recommender, build_recommender
 from functions.predict.settings import ApiSettings
@@ -896,6 +897,7 @@ def _gateway_health(
         "last_quote_at": beat.last_quote_at.isoformat() if beat.last_quote_at else None,
         "last_mbo_at": beat.last_mbo_at.isoformat() if beat.last_mbo_at else None,
         "backfill_budget_used": beat.backfill_budget_used,
+        "spend": dict(beat.spend) or None,
         "final": beat.final,
     }
 
@@ -942,6 +944,7 @@ def create_app(
     app.include_router(health_router)
     app.include_router(monitor_router)  # watchlist, outcomes, accuracy (issue 5)
     app.include_router(signals_router)  # GET /signals (issue 4)
+    app.include_router(bars_router)  # GET /nq/bars (issue 13)
     # ---- end of ROUTERS -----------------------------------------------------------------
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -2,8 +2,9 @@
 
 GET /signals?since=&until=&underlying=&min_confidence=&limit=
     signals stored by the ifd function (confidence >= the store threshold) whose window
-    ended in [since, until), oldest first. Defaults: the last 24 hours, every underlying,
-    min_confidence 0. Naive timestamps are UTC. Range at most 31 days. Without since and
+    ended in [since, until), oldest first; each with its market `bias` (bullish | bearish:
+    magic8.domain.bias, the chart's marker direction). Defaults: the last 24 hours, every
+    underlying, min_confidence 0. Naive timestamps are UTC. Range at most 31 days. Without since and
     until the answer is the most recent `limit` signals (of the last hour when it has any,
     else of the last 24 hours, else of the last 31 days), still oldest first.
 
@@ -19,6 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import RequestValidationError
 
+from magic8.domain.bias import signal_bias
 from magic8.ifd.ports import SignalQuery, SignalStore
 from magic8.settings import AwsSettings
 
@@ -96,5 +98,8 @@ def list_signals(
         "underlying": underlying,
         "min_confidence": min_confidence,
         "count": len(signals),
-        "signals": [s.model_dump(mode="json") for s in signals],
+        "signals": [
+            {**s.model_dump(mode="json"), "bias": signal_bias(s.option_type, s.direction)}
+            for s in signals
+        ],
     }

@@ -15,6 +15,9 @@ WEEKLY_PRODUCTS: tuple[str, ...] = (
     *("QN1", "QN2", "QN3", "QN4", "QNE"),
 )
 DEFAULT_PARENTS: tuple[str, ...] = ("NQ.OPT", *(f"{p}.OPT" for p in WEEKLY_PRODUCTS))
+# the NQ futures front month for the price chart: Databento continuous symbology, calendar
+# rule (NQ.c.0 = the nearest expiry; NQ.v.0 would follow volume instead)
+DEFAULT_FUTURES: tuple[str, ...] = ("NQ.c.0",)
 
 
 class DatabentoConfig(BaseModel):
@@ -40,6 +43,11 @@ class DatabentoConfig(BaseModel):
     outbox_max_windows: int = Field(default=10_000, ge=1)  # then the feed waits
     window_poll_s: float = 60.0  # outside the window: re-check this often
     stale_after_s: float = 120.0  # live: no MBO record for this long -> unhealthy
+    # NQ futures front month -> 5-minute bars (live: subscribed with the options, inside the
+    # same window, when the session has a bar sink; () = no futures subscription)
+    futures_symbols: tuple[str, ...] = DEFAULT_FUTURES
+    futures_stype: str = "continuous"
+    futures_schema: Literal["ohlcv-1m"] = "ohlcv-1m"
 
 
 def iso_ns(ns: int) -> str | None:

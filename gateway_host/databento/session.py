@@ -11,6 +11,12 @@ dedupe, so nothing is counted twice), then the windows are released.
 Replay: DBN files or folders through the same FlowIngest path, at a speed factor or as fast
 as possible, optionally looping (the aggregator starts over each loop).
 
+NQ price: with a `bar_sink` (a BarStore's put), the live session also subscribes to the NQ
+futures front month (`ohlcv-1m`, continuous symbol NQ.c.0, same dataset and window); the
+1-minute bars become 5-minute OHLCV bars (magic8.flow.bars) written through the sink (live:
+a BackgroundBarWriter thread, so the bars table never holds the feed). A replayed `ohlcv-1m`
+file goes the same way, released on the options' clock.
+
 Closed windows go through a bounded Outbox to the FlowProducer on one sender thread, so a
 slow PutRecords never stalls the feed until `outbox_max_windows` are waiting (then the feed
 waits: backpressure; the production producer spills to disk long before that). The sender
@@ -38,6 +44,7 @@ from magic8.domain.flow import PressureWindow
 from magic8.domain.ports import FlowProducer
 from magic8.flow.aggregator import PressureAggregator
 from magic8.flow.backfill import Backfiller
+from magic8.flow.bars import BackgroundBarWriter, BarSink, FuturesBarFeed
 from magic8.flow.ingest import FlowIngest
 from magic8.flow.replay import Pacer, replay
 from magic8.market_hours import StreamingWindow
@@ -68,6 +75,7 @@ class DatabentoSession(GapHandling):
         live_factory: Callable[..., Any] | None = None,
         window: StreamingWindow | None = None,
         spend: SpendTracker | None = None,
+        bar_sink: BarSink | None = None,
     ) -> None:
         self.config = config
         self.producer = producer
@@ -84,12 +92,15 @@ class DatabentoSession(GapHandling):
             track_keys=config.mode == "live",
             early_seconds=config.early_window_seconds,
         )
+        self._bar_sink = bar_sink
+        self.futures = FuturesBarFeed(bar_sink) if bar_sink is not None else None
         self.ingest = FlowIngest(
             self.aggregator,
             on_windows=self._enqueue,
             on_gap=self._on_sequence_gap,
             sequence_gap_threshold=config.sequence_gap_threshold,
             batch_records=config.batch_records,
+            futures=self.futures,
         )
         self.state: State = "idle"
         self.windows_emitted = 0
@@ -158,6 +169,9 @@ class DatabentoSession(GapHandling):
         """
         self._backfill_pool.shutdown(wait=True, cancel_futures=False)
         self.ingest.flush()
+        close_bars = getattr(self._bar_sink, "close", None)
+        if callable(close_bars):  # a background bar writer: the last bars, then its thread ends
+            close_bars(timeout=5.0)
         sender = self._sender_thread
         self._outbox.close()
         if sender is not None and sender.is_alive():
@@ -257,6 +271,8 @@ class DatabentoSession(GapHandling):
                 if not self.config.loop_replay:
                     break
                 self.aggregator.reset()  # the next loop repeats the same timestamps
+                if self.futures is not None:
+                    self.futures.reset()
             self.state = "done"
         except Exception as exc:
             self.state = "error"
@@ -312,6 +328,14 @@ class DatabentoSession(GapHandling):
                 # definitions first, then MBO
                 live.subscribe(self.config.dataset, "definition", symbols, stype_in="parent")
                 live.subscribe(self.config.dataset, "mbo", symbols, stype_in="parent")
+                if self.futures is not None and self.config.futures_symbols:
+                    # the NQ front month's 1-minute bars (price chart), same session/window
+                    live.subscribe(
+                        self.config.dataset,
+                        self.config.futures_schema,
+                        list(self.config.futures_symbols),
+                        stype_in=self.config.futures_stype,
+                    )
                 self._live = live
                 live.start()
                 self.state = "streaming"
@@ -452,6 +476,15 @@ class DatabentoSession(GapHandling):
                 latest[product] = t
         return {p: round(max(0.0, now - t), 1) for p, t in sorted(latest.items())}
 
+    def _futures_health(self) -> dict[str, Any] | None:
+        if self.futures is None:
+            return None
+        out = self.futures.health()
+        writer = self._bar_sink
+        if isinstance(writer, BackgroundBarWriter):
+            out.update(writer_pending=writer.pending, writer_failures=writer.failures)
+        return out
+
     def window_facts(self) -> dict[str, Any]:
         if self.window is None:
             return {"configured": False, "open": True}
@@ -498,6 +531,7 @@ class DatabentoSession(GapHandling):
             "backfill_budget_used": budget if budget == budget else 0.0,
             "window": self.window_facts(),
             "spend": self.spend.facts() if self.spend is not None else None,
+            "futures": self._futures_health(),
             "loops": self.loops,
             "last_error": self.last_error,
         }
@@ -515,6 +549,7 @@ def product_of(instrument: Any) -> str:
 
 def from_settings(settings: Any) -> DatabentoSession:
     """The production wiring from gateway_host.settings.GatewaySettings."""
+    from magic8.adapters.bars_dynamo import DynamoBarStore
     from magic8.adapters.budget_dynamo import DynamoBudgetLedger
     from magic8.adapters.kinesis_flow import KinesisFlowProducer
     from magic8.flow.backfill import DatabentoHistoricalSource
@@ -528,7 +563,13 @@ def from_settings(settings: Any) -> DatabentoSession:
         mode=settings.databento_mode,
         replay_paths=paths,
         speed=settings.databento_replay_speed,
+        futures_symbols=settings.futures_symbols,
     )
+    # live: one writer thread, so a slow bars table never holds the feed
+    bar_sink: BarSink | None = None
+    if settings.futures_symbols:
+        store = DynamoBarStore(settings.bars_table)
+        bar_sink = BackgroundBarWriter(store.put) if config.mode == "live" else store.put
     spend = None
     window = None
     ledger: Any = None
@@ -559,5 +600,10 @@ def from_settings(settings: Any) -> DatabentoSession:
         flush_timeout_s=settings.flow_flush_timeout_s,
     )
     return DatabentoSession(
-        config, producer=producer, backfiller=backfiller, window=window, spend=spend
+        config,
+        producer=producer,
+        backfiller=backfiller,
+        window=window,
+        spend=spend,
+        bar_sink=bar_sink,
     )

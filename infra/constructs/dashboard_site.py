@@ -27,6 +27,7 @@ from infra.constructs.common import ack, log_group
 # The read-only API paths the dashboard page calls (served by the predict function).
 DASHBOARD_API_PATHS: tuple[str, ...] = (
     "/signals*",
+    "/nq/*",
     "/watchlist*",
     "/confidence/*",
     "/market/*",

@@ -11,7 +11,8 @@
   the README's ops runbook) and gateway_host (our image, from
   gateway_host/Dockerfile with the repository root as build context), which talks to the
   sidecar over the task's localhost and to Databento with the `magic8/databento` key.
-- Least privilege: read/write on exactly the market and state tables, write on the stream.
+- Least privilege: read/write on exactly the market and state tables, write on the stream,
+  PutItem/BatchWriteItem (no read, no delete) on the NQ bars table.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class GatewayHost(Construct):
         market_table: ddb.ITable,
         state_table: ddb.ITable,
         stream: kinesis.IStream,
+        bars_table: ddb.ITable | None = None,
         ib_gateway_image: str = DEFAULT_IB_GATEWAY_IMAGE,
         trading_mode: str = "paper",
     ) -> None:
@@ -237,6 +239,8 @@ class GatewayHost(Construct):
         market_table.grant_read_write_data(task_role)
         state_table.grant_read_write_data(task_role)
         stream.grant_write(task_role)
+        if bars_table is not None:  # the NQ 5-minute bars: upserts only
+            bars_table.grant(task_role, "dynamodb:PutItem", "dynamodb:BatchWriteItem")
 
         ack(
             self.task_definition,

@@ -228,6 +228,21 @@ class PredictionApi(Construct):
         root.add_proxy(
             default_integration=integration, default_method_options=keyed, any_method=True
         )
+        # GET /nq/bars (the NQ price chart): its own keyed method, so the route is visible
+        # in the template and its query parameters are declared (the app validates them)
+        self.nq_bars_method = (
+            root.add_resource("nq")
+            .add_resource("bars")
+            .add_method(
+                "GET",
+                integration,
+                api_key_required=True,
+                request_parameters={
+                    f"method.request.querystring.{q}": False
+                    for q in ("since", "until", "hours", "symbol")
+                },
+            )
+        )
         health = root.add_resource("health")
         self.health_method = health.add_method("GET", integration, api_key_required=False)
         # API Gateway does not fall back from /health to /{proxy+}: route the child explicitly.

@@ -113,6 +113,25 @@ def assert_chart_has_markers(page: Any, timeout_s: float = 20.0) -> int:
     return count
 
 
+def assert_nq_chart_has_candles_and_signals(page: Any, timeout_s: float = 120.0) -> int:
+    """The NQ price chart: 5-minute candles from /nq/bars with IFD signal markers on them,
+    each marker's bias bullish or bearish (magic8.domain.bias through /signals)."""
+    candles = rendered_count(page, "nq-candle", timeout_s)
+    assert candles > 0, "the NQ chart shows no candles"
+    markers = rendered_count(page, "nq-signal-marker", timeout_s)
+    assert markers > 0, "the NQ chart shows no IFD signal markers"
+    biases = set(
+        page.evaluate(
+            """() => Array.from(document.querySelectorAll('[data-testid="nq-signal-marker"]'),
+                (e) => e.getAttribute("data-bias"))"""
+        )
+    )
+    assert biases and biases <= {"bullish", "bearish"}, biases
+    title = page.locator('[data-testid="nq-signal-marker"]').first.locator("title").text_content()
+    assert title is not None and "confidence" in title
+    return markers
+
+
 def assert_confidence_lines(page: Any, timeout_s: float = 20.0) -> int:
     count = rendered_count(page, "confidence-line", timeout_s)
     assert count > 0, "the dashboard shows no confidence lines"
@@ -155,12 +174,13 @@ def richer_picture(page: Any, timeout_s: float) -> None:
                 document.querySelectorAll('[data-testid="confidence-line"]'),
                 (e) => Number(e.getAttribute("data-points") || 0)))"""
         )
-        if markers >= 5 and points >= 2:
+        nq = page.locator('[data-testid="nq-signal-marker"]').count()
+        if markers >= 5 and points >= 2 and nq >= 2:
             return
         page.wait_for_timeout(500)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)
 def test_dashboard_renders_signal_markers_and_confidence_lines(browser: Any) -> None:
     t0 = time.monotonic()
     with running_stack(COMPONENTS) as stack:
@@ -200,12 +220,18 @@ def test_dashboard_renders_signal_markers_and_confidence_lines(browser: Any) -> 
             assert "Health unavailable" not in health and "Loading" not in health
             if "ws_url" in stack.ctx.facts:
                 page.wait_for_selector('[data-testid="live-status"][data-mode="websocket"]')
+            # the NQ price chart (issue 13): candles from the replayed future, signals on them
+            nq_markers = assert_nq_chart_has_candles_and_signals(page)
+            # the gateway's spend vs budget, from its heartbeat through /health/detailed
+            assert rendered_count(page, "spend-streaming", 20) == 1
+            spend = page.locator('[data-testid="spend-panel"]').inner_text()
+            assert "of $25.00" in spend and "of $20.00" in spend, spend
             richer_picture(page, timeout_s=15)
             markers = max(markers, rendered_count(page, "signal-marker", 0))
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
             assert not errors, errors
-    assert markers > 0 and lines > 0
+    assert markers > 0 and lines > 0 and nq_markers > 0
     assert SCREENSHOT.stat().st_size > 10_000
 
 
@@ -221,4 +247,10 @@ def test_marker_assertion_fails_when_the_stack_has_no_signals(browser: Any) -> N
                 assert_chart_has_markers(page, timeout_s=2.0)
             chart_text = page.locator('[data-testid="flow-chart"]').text_content() or ""
             assert "No IFD signals yet" in chart_text
+            page.wait_for_selector("#nq-panel[data-loaded='1']", timeout=20_000)
+            assert page.locator('[data-testid="nq-candle"]').count() == 0
+            with pytest.raises(AssertionError, match="no candles"):
+                assert_nq_chart_has_candles_and_signals(page, timeout_s=2.0)
+            nq_text = page.locator('[data-testid="nq-chart"]').text_content() or ""
+            assert "No NQ bars yet" in nq_text
             assert not errors, errors

@@ -366,6 +366,29 @@ def test_rest_api_keys_and_routes(synth: Synth) -> None:
         assert "application/json" in methods[route]["RequestModels"], route
 
 
+def test_nq_bars_route_is_keyed_and_served_by_the_app(synth: Synth) -> None:
+    from functions.predict.app import create_app
+
+    method = _methods(synth)[("/nq/bars", "GET")]
+    assert method["ApiKeyRequired"] is True
+    assert set(method["RequestParameters"]) == {
+        f"method.request.querystring.{q}" for q in ("since", "until", "hours", "symbol")
+    }
+    # the same route and query parameters in the FastAPI app behind the integration
+    route = create_app().openapi()["paths"]["/nq/bars"]
+    assert set(route) == {"get"}
+    assert {p["name"] for p in route["get"]["parameters"] if p["in"] == "query"} == {
+        "since",
+        "until",
+        "hours",
+        "symbol",
+    }
+    (dist,) = synth.resources("AWS::CloudFront::Distribution").values()
+    behaviours = dist["Properties"]["DistributionConfig"]["CacheBehaviors"]
+    patterns = {b["PathPattern"] for b in behaviours}
+    assert "/nq/*" in patterns  # the dashboard reads the bars through its own origin
+
+
 def test_request_validator_and_batch_model(synth: Synth) -> None:
     synth.template.has_resource_properties(
         "AWS::ApiGateway::RequestValidator", {"ValidateRequestBody": True}
@@ -584,7 +607,20 @@ def test_gateway_least_privilege(synth: Synth) -> None:
     referenced = set().union(*(_mentions(st["Resource"]) for st in statements))
     tables = _table_ids(synth)
     stream_id = next(iter(synth.resources("AWS::Kinesis::Stream")))
-    assert referenced == {tables["MarketTable"], tables["StateTable"], stream_id}
+    assert referenced == {
+        tables["MarketTable"],
+        tables["StateTable"],
+        tables["BarsTable"],
+        stream_id,
+    }
+    # the NQ bars table: upserts only (no read, no delete)
+    bars_actions = {
+        a
+        for st in statements
+        if tables["BarsTable"] in _mentions(st["Resource"])
+        for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+    }
+    assert bars_actions == {"dynamodb:PutItem", "dynamodb:BatchWriteItem"}
     actions = {a for st in statements for a in st["Action"]}
     assert all(a.split(":")[0] in {"dynamodb", "kinesis"} for a in actions), actions
     assert "kinesis:PutRecords" in actions
@@ -634,6 +670,7 @@ def test_function_data_access_is_scoped(synth: Synth) -> None:
         "HistoryTable",
         "SignalsTable",
         "StateTable",
+        "BarsTable",
     }
     assert tables_of("MonitoringMonitorFunction") == {"MarketTable", "HistoryTable", "StateTable"}
 

@@ -33,12 +33,19 @@ def test_fresh_heartbeat_is_reported(aws_resources: LocalResources) -> None:
             last_mbo_at=now,
             ib_state="connected",
             databento_state="streaming",
+            spend={"day": "2026-12-03", "streaming_usd": 1.5, "streaming_budget_usd": 25.0},
             healthy=True,
         ),
         aws_resources,
     )
     out = _detailed()
     assert out["gateway"]["available"] is True
+    # the spend ledger rides on the heartbeat to the dashboard's spend panel
+    assert out["gateway"]["spend"] == {
+        "day": "2026-12-03",
+        "streaming_usd": 1.5,
+        "streaming_budget_usd": 25,
+    }
     assert out["gateway"]["ib_state"] == "connected"
     assert out["gateway"]["age_s"] < 60
     assert not any(p.startswith("gateway") for p in out["problems"])

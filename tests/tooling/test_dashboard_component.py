@@ -75,7 +75,7 @@ def test_serves_the_page_and_its_assets(dashboard: DashboardServer) -> None:
         index = c.get("/")
         assert index.status_code == 200
         assert index.headers["content-type"].startswith("text/html")
-        for asset in ("app.js", "style.css"):
+        for asset in ("app.js", "nq.js", "style.css"):
             assert f'"{asset}"' in index.text
         assert c.get("/app.js").headers["content-type"].startswith("text/javascript")
         assert c.get("/style.css").status_code == 200
@@ -136,7 +136,12 @@ def test_without_a_key_only_the_dashboards_reads_get_through(
     with httpx.Client(base_url=dashboard.url) as c:
         r = c.request(method, path, json={"symbol": "SPX"} if method == "POST" else None)
         assert r.status_code == 403
-        for read in ("/api/signals", "/api/watchlist", "/api/confidence/history/SPX/Butterfly"):
+        for read in (
+            "/api/signals",
+            "/api/nq/bars",
+            "/api/watchlist",
+            "/api/confidence/history/SPX/Butterfly",
+        ):
             assert c.get(read).json()["key"] == "secret"
 
 

@@ -115,3 +115,50 @@ def test_bench_file(tmp_path: Path) -> None:
     n = generate_mbo_file(tmp_path / "b.dbn.zst", 20_000, seed=2)
     assert n == 20_000
     assert len(db.DBNStore.from_file(tmp_path / "b.dbn.zst").to_ndarray()) == 20_000
+
+
+# --- the NQ future's 1-minute bars (issue 13: the price chart) -----------------------------
+
+
+def test_sample_futures_files_are_the_generator_output_and_follow_the_episodes(
+    tmp_path: Path,
+) -> None:
+    from magic8_dev.flow.generator import FUTURES_FILE, generate_futures
+
+    # the shipped files are exactly what the generator writes for the sample's parameters
+    params = json.loads((SAMPLE / "truth.json").read_text())["generator"]
+    assert (params["days"], params["seed"]) == (8, 8)
+    written = generate_futures(tmp_path, SessionParams(days=8, seed=8))
+    assert len(written) == 8
+    for path in written:
+        shipped = SAMPLE / path.parent.name / FUTURES_FILE
+        assert shipped.read_bytes() == path.read_bytes(), path.parent.name
+        assert shipped.stat().st_size < 16_000  # small
+    # 390 one-minute bars per day of the future's instrument id, prices inside the strikes
+    truth = json.loads((SAMPLE / "truth.json").read_text())
+    store = db.DBNStore.from_file(SAMPLE / "day-2025-09-16" / FUTURES_FILE)
+    assert str(store.schema) == "ohlcv-1m" and store.symbols == ["NQ.c.0"]
+    bars = _df(SAMPLE / "day-2025-09-16" / FUTURES_FILE)
+    assert len(bars) == 390 and set(bars["instrument_id"]) == {100_000}
+    assert bars["low"].min() > 19_600 and bars["high"].max() < 20_400
+    assert (bars["low"] <= bars[["open", "close"]].min(axis=1)).all()
+    assert (bars[["open", "close"]].max(axis=1) <= bars["high"]).all()
+    # every labelled episode moves the price its way (LONG up, SHORT down)
+    for e in truth["episodes"]:
+        day = _df(SAMPLE / f"day-{e['day']}" / FUTURES_FILE)
+        during = day[(day.index >= e["start"]) & (day.index < e["end"])]
+        move = during["close"].iloc[-1] - during["open"].iloc[0]
+        assert (move > 0) == (e["direction"] == "LONG"), (e["day"], e["start"], move)
+
+
+def test_generate_session_writes_the_futures_file_beside_the_options(
+    session: tuple[Path, dict],
+) -> None:
+    out, truth = session
+    for d in truth["days"]:
+        folder = out / f"day-{d['day']}"
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "definition.dbn.zst",
+            "mbo.dbn.zst",
+            "ohlcv-1m.dbn.zst",
+        ]

@@ -104,12 +104,22 @@ IDEMPOTENCY_TABLE = TableSpec(
     purpose="Powertools idempotency records (one alert per signal under redelivery)",
 )
 
+BARS_TABLE = TableSpec(
+    logical_id="BarsTable",
+    partition_key=KeyAttr("symbol"),  # "NQ": the futures front month
+    sort_key=KeyAttr("ts", "N"),  # the bar's open time, epoch milliseconds
+    ttl_attribute="expires_at",
+    env_var="MAGIC8_BARS_TABLE",
+    purpose="5-minute OHLCV bars of the NQ futures front month, written by the gateway",
+)
+
 TABLES: tuple[TableSpec, ...] = (
     MARKET_TABLE,
     HISTORY_TABLE,
     SIGNALS_TABLE,
     STATE_TABLE,
     IDEMPOTENCY_TABLE,
+    BARS_TABLE,
 )
 
 

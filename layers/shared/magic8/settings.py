@@ -35,6 +35,7 @@ class AwsSettings(BaseSettings):
     signals_table: str = r.local_name(r.SIGNALS_TABLE.logical_id)
     state_table: str = r.local_name(r.STATE_TABLE.logical_id)
     idempotency_table: str = r.local_name(r.IDEMPOTENCY_TABLE.logical_id)
+    bars_table: str = r.local_name(r.BARS_TABLE.logical_id)
     flow_stream: str = r.local_name(r.FLOW_STREAM.logical_id)
     alerts_topic_arn: str = ""
     ifd_failure_queue_url: str = ""

@@ -49,3 +49,22 @@ def test_ages() -> None:
     assert b.age_seconds(NOW + timedelta(seconds=30)) == 30
     assert b.quote_age_seconds(NOW) == 2
     assert b.mbo_age_seconds(NOW) is None
+
+
+def test_spend_round_trips_with_flags_strings_and_numbers() -> None:
+    spend = {
+        "day": "2026-11-20",
+        "streaming_usd": 3.25,
+        "streaming_budget_usd": 25.0,
+        "backfill_usd": 0.0,
+        "streaming_over_budget": False,
+        "backfill_stopped": True,
+    }
+    b = beat().model_copy(update={"spend": spend})
+    item = b.to_item()
+    assert item["spend"]["streaming_usd"] == Decimal("3.25")
+    assert item["spend"]["backfill_stopped"] is True
+    back = GatewayHeartbeat.from_item(item)
+    assert back.spend == spend
+    assert back.spend["streaming_over_budget"] is False  # a flag stays a flag, not 0
+    assert GatewayHeartbeat.from_item(beat().to_item()).spend == {}

@@ -246,3 +246,53 @@ def test_heartbeats_without_mbo_turn_the_stream_unhealthy() -> None:
         assert s.healthy
     finally:
         rig.close()
+
+
+def test_nq_front_month_bars_stream_in_the_same_window_to_the_bar_store() -> None:
+    """With a bar sink, the live session also subscribes to the NQ futures front month
+    (ohlcv-1m, continuous NQ.c.0) inside the window; its 1-minute bars become 5-minute bars
+    written through the sink; the window's close flushes the last (complete) bar."""
+    import databento_dbn as dbn
+
+    from magic8.domain.bars import Bar
+
+    written: list[Bar] = []
+    rig = Rig(et(2026, 11, 23, 9, 30), bar_sink=written.extend)
+    s = rig.session
+    s.start()
+    try:
+        rig.until(lambda: s.state == "streaming", "streaming at 09:30")
+        live = rig.lives[0]
+        assert live.subscriptions == [
+            ("definition", "parent"),
+            ("mbo", "parent"),
+            ("ohlcv-1m", "continuous"),
+        ]
+        open_ns = int(et(2026, 11, 23, 9, 30).timestamp()) * 1_000_000_000
+        px = 20_000 * 1_000_000_000
+        minutes = [
+            dbn.OHLCVMsg(
+                dbn.RType.OHLCV_1M, 1, 42, open_ns + m * 60_000_000_000, px, px + m, px - m, px, 10
+            )
+            for m in range(10)
+        ]
+        assert live.push(iter(minutes)) == 10
+        assert written[-1].start == et(2026, 11, 23, 9, 35) and not written[-1].complete
+        assert [b.start for b in written if b.complete] == [et(2026, 11, 23, 9, 30)]
+        rig.now = et(2026, 11, 23, 16, 0)
+        rig.until(lambda: s.state == "outside_window", "outside_window at 16:00")
+        last = written[-1]
+        assert last.start == et(2026, 11, 23, 9, 35) and last.complete and last.volume == 50
+        health = s.health()["futures"]
+        assert health["records"] == 10 and health["errors"] == 0
+    finally:
+        rig.close()
+    # no sink: no futures subscription
+    plain = Rig(et(2026, 11, 23, 10, 0))
+    plain.session.start()
+    try:
+        plain.until(lambda: plain.session.state == "streaming", "streaming")
+        assert ("ohlcv-1m", "continuous") not in plain.lives[0].subscriptions
+        assert plain.session.health()["futures"] is None
+    finally:
+        plain.close()

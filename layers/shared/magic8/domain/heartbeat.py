@@ -4,6 +4,7 @@ Item (state table, pk "heartbeat", sk "gateway"):
     pk, sk, last_quote_at, last_mbo_at (ISO-8601 or absent), updated_at (ISO-8601),
     updated_ts (epoch s), ib_state, databento_state, connections (map name -> state),
     pacing (map: requests_in_window, limit, ...), backfill_budget_used (number),
+    spend (map: the Databento cost ledger's day, streaming/backfill usd and budgets),
     healthy (bool), final (bool: written at shutdown), expires_at (epoch s TTL).
 
 The monitor reads it for gateway_stale alerts: `age_seconds()` of updated_at, and
@@ -34,6 +35,8 @@ class GatewayHeartbeat(BaseModel):
     connections: dict[str, str] = Field(default_factory=dict)
     pacing: dict[str, float | int | str] = Field(default_factory=dict)
     backfill_budget_used: float = 0.0
+    # the day's Databento spend vs budget (gateway_host.databento.spend facts); {} = none
+    spend: dict[str, float | int | str | bool] = Field(default_factory=dict)
     healthy: bool = False
     final: bool = False
 
@@ -63,6 +66,7 @@ class GatewayHeartbeat(BaseModel):
             "connections": dict(self.connections),
             "pacing": {k: _num(v) for k, v in self.pacing.items()},
             "backfill_budget_used": _num(self.backfill_budget_used),
+            "spend": {k: _num(v) for k, v in self.spend.items()},
             "healthy": self.healthy,
             "final": self.final,
             "expires_at": ts + ttl_seconds,
@@ -86,6 +90,7 @@ class GatewayHeartbeat(BaseModel):
             connections={str(k): str(v) for k, v in (item.get("connections") or {}).items()},
             pacing={str(k): _plain(v) for k, v in pacing.items()},
             backfill_budget_used=float(item.get("backfill_budget_used", 0) or 0),
+            spend={str(k): _spend_value(v) for k, v in (item.get("spend") or {}).items()},
             healthy=bool(item.get("healthy", False)),
             final=bool(item.get("final", False)),
         )
@@ -97,6 +102,10 @@ def _num(v: Any) -> Any:
     if isinstance(v, float):
         return Decimal(repr(v))
     return v
+
+
+def _spend_value(v: Any) -> float | int | str | bool:
+    return v if isinstance(v, bool) else _plain(v)
 
 
 def _plain(v: Any) -> float | int | str:

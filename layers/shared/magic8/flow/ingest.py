@@ -27,6 +27,7 @@ from databento_dbn import MBOMsg
 from magic8.domain.flow import PressureWindow
 from magic8.flow import guard
 from magic8.flow.aggregator import PressureAggregator, Source
+from magic8.flow.bars import FuturesBarFeed
 from magic8.flow.instruments import InstrumentMap, instrument_from_record
 
 MBO_DTYPE = np.dtype(MBOMsg._dtypes)
@@ -34,6 +35,7 @@ WindowSink = Callable[[list[PressureWindow]], None]
 GapSink = Callable[[int, int, str], None]  # (gap_start_ns, gap_end_ns, reason)
 
 MBO_TYPE = "MBOMsg"
+OHLCV_TYPE = "OHLCVMsg"
 DEFINITION_TYPES = frozenset({"InstrumentDefMsg", "InstrumentDefMsgV1", "InstrumentDefMsgV2"})
 MAPPING_TYPES = frozenset({"SymbolMappingMsg", "SymbolMappingMsgV1"})
 
@@ -81,8 +83,11 @@ class FlowIngest:
         on_gap: GapSink | None = None,
         sequence_gap_threshold: int | None = None,
         batch_records: int = 4096,
+        futures: FuturesBarFeed | None = None,
     ) -> None:
         self.aggregator = aggregator or PressureAggregator()
+        # NQ futures front month: OHLCV records -> 5-minute bars (None: counted, skipped)
+        self.futures = futures
         self.instruments: InstrumentMap = self.aggregator.instruments
         self.on_windows = on_windows or (lambda _w: None)
         self.on_gap = on_gap
@@ -146,6 +151,19 @@ class FlowIngest:
                     for start, end in self.gaps.check(array):
                         self.on_gap(start, end, "sequence")
             self._emit(self.aggregator.ingest(array, source=source, dedupe=dedupe))
+            if self.futures is not None and not dedupe:
+                self.futures.release_until(self.last_mbo_ts_ns)
+
+    def on_ohlcv(self, array: np.ndarray, type_name: str = OHLCV_TYPE) -> None:
+        """A replayed OHLCV array of the futures front month: queued, released by the MBO
+        clock (one clock for bars and windows); without a futures feed, counted and skipped."""
+        if self.futures is None:
+            self.on_skipped(type_name, len(array))
+            return
+        with self._lock:
+            self.seen[type_name] += len(array)
+            self.used[type_name] += len(array)
+            self.futures.on_ohlcv(array, hold=True)
 
     def on_skipped(self, type_name: str, count: int) -> None:
         with self._lock:
@@ -169,6 +187,12 @@ class FlowIngest:
                 with self._lock:
                     self.seen[name] += 1
                     self.instruments.add(instrument_from_record(record))
+                    self.used[name] += 1
+                return
+            if name == OHLCV_TYPE and self.futures is not None:
+                with self._lock:
+                    self.seen[name] += 1
+                    self.futures.on_record(record)
                     self.used[name] += 1
                 return
             if name in MAPPING_TYPES:
@@ -206,6 +230,8 @@ class FlowIngest:
         with self._lock:
             self.flush_buffer()
             self._emit(self.aggregator.advance(now_ns))
+            if self.futures is not None:
+                self.futures.release_until(now_ns)
 
     @property
     def lock(self) -> threading.RLock:
@@ -227,6 +253,8 @@ class FlowIngest:
         with self._lock:
             self.flush_buffer()
             self._emit(self.aggregator.flush())
+            if self.futures is not None:
+                self.futures.flush()
 
     def _emit(self, windows: list[PressureWindow]) -> None:
         if windows:

@@ -36,8 +36,9 @@ def is_dbn(path: Path) -> bool:
 
 
 def _file_order(path: Path) -> tuple[str, int, str]:
-    # definitions first within a folder
-    rank = 0 if "definition" in path.name else 1
+    # definitions first within a folder, then futures bars (queued, released by the MBO
+    # clock), then market data
+    rank = 0 if "definition" in path.name else 1 if "ohlcv" in path.name else 2
     return (str(path.parent), rank, path.name)
 
 
@@ -192,6 +193,12 @@ def replay_file(
                     return n
                 pacer.wait_until(int(ts[a]))
                 ingest.on_mbo(chunk[a:b], source=source)
+            n += len(chunk)
+        return n
+    if str(schema).startswith("ohlcv"):  # the futures front month's bars
+        n = 0
+        for chunk in store.to_ndarray(count=chunk_records):
+            ingest.on_ohlcv(chunk, _schema_type_name(schema))
             n += len(chunk)
         return n
     # a schema the gateway does not use: count it, skip it

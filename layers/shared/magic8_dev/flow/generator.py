@@ -14,7 +14,13 @@ sessions whose truth is known. Each trading day has:
   are LONG, SELL calls / BUY puts are SHORT.
 
 Files follow the labelled-session format of DESIGN.md: `day-YYYY-MM-DD/definition.dbn.zst`
-and `day-YYYY-MM-DD/mbo.dbn.zst` per day plus `truth.json`. The DBN header comes from
+and `day-YYYY-MM-DD/mbo.dbn.zst` per day plus `truth.json`. Beside them,
+`day-YYYY-MM-DD/ohlcv-1m.dbn.zst`: the NQ future's 1-minute bars (schema `ohlcv-1m`, symbol
+NQ.c.0, the future's instrument id), a price path around the day's spot (the level the
+options are priced at) that drifts with each labelled episode (LONG up, SHORT down), so
+the chart's candles and the signals tell one story. It draws from its own random stream:
+the option files do not change with it (`generate_futures` adds it to an existing session).
+The DBN header comes from
 `databento_dbn.Metadata.encode()`, definitions are `databento_dbn.InstrumentDefMsg`
 records, MBO records are laid out with the library's own `MBOMsg` dtype; everything reads
 back with `databento.DBNStore.from_file`.
@@ -553,6 +559,8 @@ class GeneratedDay:
     episodes: list[Episode]
     bait: list[Bait]
     trades: int
+    index: int = 0
+    spot: float = 0.0
 
 
 def session_days(p: SessionParams) -> Any:
@@ -567,7 +575,96 @@ def session_days(p: SessionParams) -> Any:
         records, eps, bait, n_trades = build_day(p, day, i, spot, rng, chain, plan[i])
         t_open, _ = _session_bounds(p, day)
         defs = definition_records(p, chain, t_open - 3600 * NS)
-        yield GeneratedDay(day, records, defs, eps, bait, n_trades)
+        yield GeneratedDay(day, records, defs, eps, bait, n_trades, i, spot)
+
+
+# -- the NQ future's 1-minute bars ---------------------------------------------------------
+
+FUTURES_FILE = "ohlcv-1m.dbn.zst"
+FUTURES_SYMBOL = "NQ.c.0"
+FUTURE_IID = 100_000
+EPISODE_DRIFT = 1.25  # index points per minute while an episode runs (LONG up, SHORT down)
+
+
+def futures_minutes(
+    p: SessionParams, day_index: int, day: date, spot: float, episodes: list[Episode]
+) -> np.ndarray:
+    """The future's 1-minute OHLCV records (DBN OHLCVMsg layout) for one session day.
+
+    Mean-reverting around the day's spot plus each episode's drift (kept after it ends);
+    six 10-second steps per minute give the high and low; U-shaped volume, heavier while an
+    episode runs. Deterministic in (seed, day_index); independent of the option flow's rng."""
+    from magic8.flow.bars import OHLCV_DTYPE
+
+    rng = np.random.default_rng([p.seed, 13, day_index])
+    t_open, t_close = _session_bounds(p, day)
+    n = (t_close - t_open) // (60 * NS)
+    starts = t_open + np.arange(n, dtype=np.int64) * 60 * NS
+    drift = np.zeros(n)
+    for e in episodes:
+        a = int(datetime.fromisoformat(e.start).timestamp() * NS)
+        b = int(datetime.fromisoformat(e.end).timestamp() * NS)
+        sign = 1.0 if e.direction == "LONG" else -1.0
+        drift[(starts >= a) & (starts < b)] += sign * EPISODE_DRIFT
+    steps = 6
+    sigma, theta = 4.0, 0.02
+    anchor = spot
+    x = spot + float(rng.normal(0, 8))
+    out = np.zeros(n, dtype=OHLCV_DTYPE)
+    minute = np.arange(n)
+    base = 260.0 * (1 + 1.5 * np.exp(-minute / 30) + 1.0 * np.exp(-(n - 1 - minute) / 30))
+    volume = rng.poisson(base * np.where(drift != 0, 1.6, 1.0))
+    for i in range(n):
+        anchor += drift[i]
+        path = [x]
+        for _ in range(steps):
+            x = x + theta / steps * (anchor - x) + drift[i] / steps
+            x += float(rng.normal(0, sigma / np.sqrt(steps)))
+            path.append(x)
+        ticks = np.round(np.array(path) / TICK) * TICK
+        o, c = ticks[0], ticks[-1]
+        out[i]["high"], out[i]["low"] = int(ticks.max() * NS), int(ticks.min() * NS)
+        out[i]["open"], out[i]["close"] = int(o * NS), int(c * NS)
+    out["length"] = OHLCV_DTYPE.itemsize // 4
+    out["rtype"] = int(dbn.RType.OHLCV_1M)
+    out["publisher_id"] = PUBLISHER_GLBX
+    out["instrument_id"] = FUTURE_IID
+    out["ts_event"] = starts.astype(np.uint64)
+    out["volume"] = np.maximum(volume, 1).astype(np.uint64)
+    return out
+
+
+def futures_metadata(start_ns: int, end_ns: int, day: date) -> dbn.Metadata:
+    mapping = _Mapping(FUTURES_SYMBOL, [_Interval(day, day + timedelta(days=1), str(FUTURE_IID))])
+    return dbn.Metadata(
+        dataset=DATASET,
+        start=start_ns,
+        end=end_ns,
+        stype_in=dbn.SType.CONTINUOUS,  # type: ignore[arg-type]
+        stype_out=dbn.SType.INSTRUMENT_ID,  # type: ignore[arg-type]
+        schema=dbn.Schema.OHLCV_1M,  # type: ignore[arg-type]
+        symbols=[FUTURES_SYMBOL],
+        mappings=[mapping],  # type: ignore[list-item]
+    )
+
+
+def write_futures_day(folder: Path, p: SessionParams, g: GeneratedDay) -> Path:
+    t_open, t_close = _session_bounds(p, g.day)
+    path = folder / FUTURES_FILE
+    write_dbn(
+        path,
+        futures_metadata(t_open, t_close, g.day),
+        futures_minutes(p, g.index, g.day, g.spot, g.episodes).tobytes(),
+    )
+    return path
+
+
+def generate_futures(out_dir: str | Path, params: SessionParams | None = None) -> list[Path]:
+    """Add the NQ future's 1-minute bars to a session generated with the same params
+    (writes only `day-*/ohlcv-1m.dbn.zst`; the option files are left as they are)."""
+    p = params or SessionParams()
+    out = Path(out_dir)
+    return [write_futures_day(out / f"day-{g.day.isoformat()}", p, g) for g in session_days(p)]
 
 
 def truth_of(p: SessionParams, days: list[GeneratedDay]) -> dict[str, Any]:
@@ -610,6 +707,7 @@ def generate_session(out_dir: str | Path, params: SessionParams | None = None) -
             metadata(dbn.Schema.MBO, t_open - 3600 * NS, t_close + 3600 * NS, chain, day),
             records.tobytes(),
         )
+        write_futures_day(folder, p, g)
         all_eps.extend(eps)
         all_bait.extend(bait)
         day_results.append(

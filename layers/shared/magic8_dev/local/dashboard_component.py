@@ -60,6 +60,7 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # API paths the dashboard reads (GET/HEAD): the proxy adds the key to these only
 READ_ROUTES = (
     "/signals",
+    "/nq/bars",
     "/watchlist",
     "/confidence/trends",
     "/health/detailed",

@@ -22,6 +22,13 @@ OUTBOX_BATCHES batches, so a replay that outruns the pipeline waits instead of q
 without end (measured before: a 9,774-window backlog after 8 minutes). Backlog and lag
 are in the status line.
 
+NQ price: the sample's `ohlcv-1m` files (the NQ future's 1-minute bars, generated on the
+options' price path) go through the same session into the same 5-minute bar aggregator as
+live, released on the options' clock, shifted by the same whole days as the windows, and
+written to the local bars table (GET /nq/bars, the dashboard's candlestick chart). The
+status line and the heartbeat carry a spend estimate: the replayed records priced as if
+they had been streamed live (the gateway's SpendTracker, in-memory ledger).
+
 gateway_host is loaded by name (importlib), as the local runner does for handlers:
 `magic8` never imports gateway_host at module level.
 """
@@ -38,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from magic8.domain.bars import Bar
 from magic8.domain.flow import PressureWindow
 from magic8.domain.heartbeat import GatewayHeartbeat
 from magic8.settings import AwsSettings
@@ -121,6 +129,17 @@ class WallClockProducer:
         return getattr(self.inner, name)
 
 
+class ShiftedBarSink:
+    """Bars shifted by the replay's whole days, then upserted into the bars table."""
+
+    def __init__(self, store: Any, shift: timedelta = timedelta(0)) -> None:
+        self.store = store
+        self.shift = shift
+
+    def __call__(self, bars: list[Bar]) -> None:
+        self.store.put([b.shifted(self.shift) for b in bars])
+
+
 class GatewayReplayComponent:
     name = "gateway"
 
@@ -142,12 +161,15 @@ class GatewayReplayComponent:
         self._last_mbo_wall: datetime | None = None
         self.heartbeats = 0
         self.producer: WallClockProducer | None = None
+        self.spend: Any = None
         self._ctx: LocalContext | None = None
 
     def start(self, ctx: LocalContext) -> None:
+        from magic8.adapters.bars_dynamo import DynamoBarStore
         from magic8.adapters.kinesis_flow import KinesisFlowProducer
 
         module = importlib.import_module("gateway_host.databento.session")
+        spend_module = importlib.import_module("gateway_host.databento.spend")
         default = DEMO_SPEED if ctx.demo else REAL_SPEED
         speed = self.speed if self.speed is not None else float(os.environ.get(SPEED_ENV, default))
         self._ctx = ctx
@@ -169,7 +191,10 @@ class GatewayReplayComponent:
         shift = shift_for(self.paths) if self.wall_clock else timedelta(0)
         self.producer = WallClockProducer(producer, shift=shift, lag=self.kinesis_lag)
         ctx.facts["flow_shift_days"] = str(shift.days)
-        self.session = module.DatabentoSession(config, producer=self.producer)
+        bars = ShiftedBarSink(DynamoBarStore(AwsSettings().bars_table), shift)
+        # the replayed records' cost had they been streamed live ($25/day budget, $/GB est.)
+        self.spend = spend_module.SpendTracker(persist_every_s=5.0)
+        self.session = module.DatabentoSession(config, producer=self.producer, bar_sink=bars)
         self.session.start()
         ctx.facts["flow_replay"] = ", ".join(self.paths)
         self._beat_thread = threading.Thread(
@@ -184,6 +209,10 @@ class GatewayReplayComponent:
         last_mbo_at is the wall time the replay last delivered MBO records."""
         h = self.session.health()
         now = datetime.now(UTC)
+        spend: dict[str, Any] = {}
+        if self.spend is not None:
+            self.spend.observe(h.get("records", {}).get("seen", {}))
+            spend = {**self.spend.facts(), "estimate": "replayed records priced as if live"}
         if h.get("records_seen", 0) > self._seen_records:
             self._seen_records = h["records_seen"]
             self._last_mbo_wall = now
@@ -194,6 +223,7 @@ class GatewayReplayComponent:
             databento_state=f"{h.get('state', 'unknown')} ({h.get('mode', 'replay')})",
             connections={"ib": "disabled (seeded snapshots)", "databento": str(h.get("state"))},
             backfill_budget_used=float(h.get("backfill_budget_used", 0.0) or 0.0),
+            spend={k: v for k, v in spend.items() if isinstance(v, bool | int | float | str)},
             healthy=bool(h.get("healthy", True)) and not final,
             final=final,
         )
@@ -243,6 +273,7 @@ class GatewayReplayComponent:
             f"backlog {self.backlog():,}, kinesis lag {self.kinesis_lag():,}, "
             f"session time {reached} UTC{shown}"
             + (f" (error: {h['last_error']})" if h.get("last_error") else "")
+            + (f"; NQ bars {h['futures']['bars_written']:,} written" if h.get("futures") else "")
             + f"; {self.heartbeats} heartbeats"
         )
 

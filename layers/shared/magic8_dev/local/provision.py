@@ -28,6 +28,7 @@ class LocalResources:
             r.SIGNALS_TABLE.env_var: s.signals_table,
             r.STATE_TABLE.env_var: s.state_table,
             r.IDEMPOTENCY_TABLE.env_var: s.idempotency_table,
+            r.BARS_TABLE.env_var: s.bars_table,
             r.FLOW_STREAM.env_var: s.flow_stream,
             r.ALERTS_TOPIC.env_var: self.alerts_topic_arn,
             r.IFD_FAILURE_QUEUE.env_var: self.ifd_failure_queue_url,
@@ -42,6 +43,7 @@ def _table_name(settings: AwsSettings, spec: r.TableSpec) -> str:
         r.SIGNALS_TABLE.logical_id: settings.signals_table,
         r.STATE_TABLE.logical_id: settings.state_table,
         r.IDEMPOTENCY_TABLE.logical_id: settings.idempotency_table,
+        r.BARS_TABLE.logical_id: settings.bars_table,
     }[spec.logical_id]
 
 
