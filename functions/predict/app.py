@@ -83,7 +83,10 @@ class PredictionOut(BaseModel):
     timestamp: str
     symbol: str
     strategy: str
-    win_probability: float
+    win_probability: float = Field(
+        description="the model's win probability; for a cached answer, decayed toward the"
+        " base rate by its age (see decay_factor)"
+    )
     prediction: str = Field(
         description="WIN when win_probability >= threshold (positive expected value), else LOSS"
     )
@@ -100,6 +103,19 @@ class PredictionOut(BaseModel):
         default=None,
         description="expected profit in dollars at win_probability (points x 100 x quantity);"
         " null when the trade's profit or loss is unbounded",
+    )
+    cache_age_s: float = Field(
+        description="seconds since the model computed this answer: 0 when computed for this"
+        " request, > 0 when served from the prediction cache"
+    )
+    decay_factor: float = Field(
+        description="confidence decay of a cached answer: 2 ** (-cache_age_s / half-life)"
+        " (MAGIC8_DECAY_HALF_LIFE_S, default 600 s; 1.0 when fresh or decay is off);"
+        " win_probability = base_rate + (probability_undecayed - base_rate) * decay_factor,"
+        " base_rate = the model's training win rate for the symbol x strategy"
+    )
+    probability_undecayed: float = Field(
+        description="the model's probability when it was computed (before decay)"
     )
     prediction_id: str = Field(
         description="the answer's handle: POST /outcomes {prediction_id, won} records its result"
@@ -118,7 +134,7 @@ class PredictionOut(BaseModel):
 
 
 class SinglePredictionOut(PredictionOut):
-    cache_hit: bool
+    cache_hit: bool = Field(description="served from the prediction cache (see cache_age_s)")
 
 
 class BatchMetricsOut(BaseModel):
@@ -820,6 +836,7 @@ def health_detailed(request: Request) -> Response:
             "predictions": settings.cache_predictions_ttl_s,
         },
         "stale_after_s": settings.stale_after_s,
+        "decay_half_life_s": settings.decay_half_life_s,
         "max_batch": MAX_BATCH,
     }
     return json_response(json.loads(json.dumps(out, default=_finite)))

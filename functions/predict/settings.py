@@ -7,14 +7,16 @@ from pathlib import Path
 from pydantic import Field
 
 from magic8.domain.cache import CacheConfig
+from magic8.domain.decay import DEFAULT_HALF_LIFE_S
 from magic8.domain.service import ServiceConfig
 from magic8.settings import DEFAULT_MODEL_DIR, AwsSettings
 
 
 class ApiSettings(AwsSettings):
     """Env: MAGIC8_MODEL_DIR, MAGIC8_CACHE_MARKET_TTL_S, MAGIC8_CACHE_FEATURES_TTL_S,
-    MAGIC8_CACHE_PREDICTIONS_TTL_S, MAGIC8_STALE_AFTER_S, MAGIC8_HISTORY_TTL_DAYS,
-    MAGIC8_MAX_BODY_BYTES, MAGIC8_API_KEY, ... (plus the table names of AwsSettings)."""
+    MAGIC8_CACHE_PREDICTIONS_TTL_S, MAGIC8_DECAY_HALF_LIFE_S, MAGIC8_STALE_AFTER_S,
+    MAGIC8_HISTORY_TTL_DAYS, MAGIC8_MAX_BODY_BYTES, MAGIC8_API_KEY, ... (plus the table
+    names of AwsSettings)."""
 
     model_dir: Path = DEFAULT_MODEL_DIR
     cache_market_ttl_s: float = Field(default=300.0, ge=0)
@@ -50,10 +52,14 @@ class ApiSettings(AwsSettings):
 
     # a prediction's threshold = its expected-value breakeven win probability + this margin
     ev_margin: float = Field(default=0.0, ge=0.0, le=0.5)
+    # confidence decay: a cached answer's probability shrinks toward the model's base rate
+    # for its symbol x strategy with this half-life in seconds of cache age (0 = off)
+    decay_half_life_s: float = Field(default=DEFAULT_HALF_LIFE_S, ge=0.0)
 
     def service_config(self) -> ServiceConfig:
         return ServiceConfig(
             ev_margin=self.ev_margin,
+            decay_half_life_s=self.decay_half_life_s,
             caches=CacheConfig(
                 market_ttl_s=self.cache_market_ttl_s,
                 features_ttl_s=self.cache_features_ttl_s,
