@@ -5,8 +5,11 @@ moto fires no schedules and serves no WebSocket APIs, so this component plays bo
 - every 5 minutes (30 s in demo mode) it calls functions.monitor.handler.handler with a
   real EventBridge scheduled-event shape;
 - it serves ws://127.0.0.1:<port>/ like an API Gateway WebSocket API: each client
-  connection, message and close becomes a $connect / subscribe / $disconnect event for
-  functions.websocket.handler.handler; and it serves the Management API
+  connection, message and close becomes a $connect / subscribe / unsubscribe / ping /
+  $default / $disconnect event for functions.websocket.handler.handler (a $connect
+  answered non-200, e.g. 429 at the connection cap, fails the upgrade with that status and
+  body, as API Gateway does; a client silent for the idle timeout, 10 minutes as in API
+  Gateway, is closed with 1001 "Going away"); and it serves the Management API
   (POST/GET/DELETE /@connections/{id}) on a second loopback port, so the handlers push
   through the same boto3 adapter they use in AWS (MAGIC8_WS_ENDPOINT points here).
 
@@ -26,13 +29,16 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
+from magic8.monitor.websocket_routes import IDLE_TIMEOUT_S, ROUTE_KEYS
 from magic8_dev.local.context import LocalContext
 
 NAME = "monitor"
@@ -69,9 +75,13 @@ def _epoch_ms() -> int:
 class LocalWebSocketApi:
     """API Gateway's WebSocket API on loopback: clients on one port, @connections on another."""
 
-    def __init__(self, handler: Handler, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, handler: Handler, host: str = "127.0.0.1", idle_timeout_s: float = IDLE_TIMEOUT_S
+    ) -> None:
         self.handler = handler
         self.host = host
+        self.idle_timeout_s = idle_timeout_s
+        self._connecting: dict[ServerConnection, str] = {}
         self.port = 0
         self.management_port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -134,32 +144,44 @@ class LocalWebSocketApi:
 
     @staticmethod
     def _route_key(body: str) -> str:
-        """Route selection expression $request.body.action; subscribe is the only route."""
+        """Route selection expression $request.body.action over the deployed routes
+        (ROUTE_KEYS); anything else goes to $default."""
         try:
             action = json.loads(body).get("action")
         except (json.JSONDecodeError, AttributeError):
             action = None
-        return "subscribe" if action == "subscribe" else "$default"
+        return action if action in ROUTE_KEYS else "$default"
 
-    async def _client(self, ws: ServerConnection) -> None:
+    async def _connect(self, ws: ServerConnection, request: Request) -> Response | None:
+        """$connect before the upgrade: a non-200 answer fails the handshake with its
+        status and body (as API Gateway does)."""
         conn_id = secrets.token_urlsafe(12)
         result = await self._invoke(self._event(conn_id, "$connect", "CONNECT"))
-        if int(result.get("statusCode", 500)) != 200:
+        status = int(result.get("statusCode", 500))
+        if status != 200:
+            try:
+                code = HTTPStatus(status)
+            except ValueError:
+                code = HTTPStatus.INTERNAL_SERVER_ERROR
+            return ws.respond(code, str(result.get("body") or ""))
+        self._connecting[ws] = conn_id
+        return None
+
+    async def _client(self, ws: ServerConnection) -> None:
+        conn_id = self._connecting.pop(ws, None)
+        if conn_id is None:  # pragma: no cover - every upgrade went through _connect
             await ws.close(code=1008, reason="connect refused")
             return
         self._clients[conn_id] = ws
         try:
-            async for message in ws:
+            while True:
+                try:
+                    message = await asyncio.wait_for(ws.recv(), self.idle_timeout_s)
+                except TimeoutError:
+                    await ws.close(code=1001, reason="Going away")  # idle, as API Gateway
+                    break
                 text = message if isinstance(message, str) else message.decode()
                 route_key = self._route_key(text)
-                if route_key == "$default":
-                    # No $default route is deployed: API Gateway answers with an error.
-                    await ws.send(
-                        json.dumps(
-                            {"message": "Forbidden", "connectionId": conn_id, "requestId": "-"}
-                        )
-                    )
-                    continue
                 await self._invoke(self._event(conn_id, route_key, "MESSAGE", text))
         except ConnectionClosed:
             pass
@@ -261,7 +283,7 @@ class LocalWebSocketApi:
         asyncio.set_event_loop(loop)
 
         async def main() -> None:
-            self._server = await serve(self._client, self.host, 0)
+            self._server = await serve(self._client, self.host, 0, process_request=self._connect)
             sock = next(iter(self._server.sockets))
             self.port = int(sock.getsockname()[1])
             self._ready.set()
