@@ -13,6 +13,7 @@ The app knows nothing of Lambda or API keys (API Gateway / the local front enfor
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections import deque
@@ -48,11 +49,14 @@ from magic8.domain.trade_shape import (
     zone_was_assumed,
 )
 from magic8.domain.trades import Strategy, Symbol, TradeRequest
+from magic8.domain.warming import CacheWarmer
 from magic8.market_hours import MarketCalendar
 from magic8.wiring import Lazy
 
 ServiceFactory = Callable[[ApiSettings], PredictionService]
 BatchObserver = Callable[[int, dict[str, Any]], None]
+
+log = logging.getLogger(__name__)
 
 MARKET_SYMBOLS: tuple[str, ...] = (*[s.value for s in Symbol], "VIX")
 MAX_HISTORY_HOURS = 24 * 30
@@ -329,14 +333,43 @@ class RequestStats:
         }
 
 
+def build_warmer(service: PredictionService, settings: ApiSettings) -> CacheWarmer:
+    """The cache warmer over the configured trades (a trade that does not validate is left
+    out with a warning) and symbols, plus the most requested."""
+    trades: list[TradeRequest] = []
+    for i, raw in enumerate(settings.warm_trades):
+        try:
+            trades.append(TradeRequest.model_validate(raw))
+        except ValueError as exc:
+            log.warning("MAGIC8_WARM_TRADES[%d] left out: %s", i, str(exc)[:200])
+    symbols = [str(canonical_symbol(s)).strip().upper() for s in settings.warm_symbols]
+    return CacheWarmer(service, trades, symbols, top_n=settings.warm_top_n, max_batch=MAX_BATCH)
+
+
 class ServiceHolder:
     """Builds the service on first use (the model loads on the first prediction, not on
-    /health), then reuses it while the container is warm; remembers why a build failed."""
+    /health), then reuses it while the container is warm; remembers why a build failed.
+    Right after the build, the configured trades and symbols are warmed (cache warming at
+    init; nothing to do unless MAGIC8_WARM_TRADES / MAGIC8_WARM_SYMBOLS are set)."""
 
     def __init__(self, settings: ApiSettings, factory: ServiceFactory) -> None:
         self.settings = settings
-        self._service = Lazy(lambda: factory(settings))
+        self.warmer: CacheWarmer | None = None
+        self._service = Lazy(lambda: self._build(factory))
         self.error: str | None = None
+
+    def _build(self, factory: ServiceFactory) -> PredictionService:
+        service = factory(self.settings)
+        self.warmer = build_warmer(service, self.settings)
+        if self.warmer.trades or self.warmer.symbols:
+            self.warmer.warm()
+        return service
+
+    def warm(self) -> dict[str, Any]:
+        """One warm-up now (the predict function's 5-minute warm event)."""
+        self.get()
+        assert self.warmer is not None
+        return self.warmer.warm().to_dict()
 
     @property
     def loaded(self) -> bool:
@@ -839,6 +872,7 @@ def health_detailed(request: Request) -> Response:
         "decay_half_life_s": settings.decay_half_life_s,
         "max_batch": MAX_BATCH,
     }
+    out["cache_warming"] = holder.warmer.status() if holder.warmer else None
     return json_response(json.loads(json.dumps(out, default=_finite)))
 
 

@@ -788,6 +788,33 @@ def test_ib_gateway_is_read_only_and_the_host_root_filesystem_too(synth: Synth) 
     assert {m["ContainerPath"] for m in containers["GatewayHost"]["MountPoints"]} == {"/tmp"}
 
 
+def test_predict_cache_is_warmed_every_five_minutes(synth: Synth) -> None:
+    """The warm event goes to the predict function (its caches are in its memory)."""
+    from magic8.domain.warming import WARM_EVENT
+
+    synth.template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": "rate(5 minutes)",
+            "State": "ENABLED",
+            "Targets": [
+                Match.object_like(
+                    {
+                        "Arn": {
+                            "Fn::GetAtt": [
+                                _function_id(synth, "PredictionApiPredictFunction"),
+                                "Arn",
+                            ]
+                        },
+                        "Input": json.dumps(WARM_EVENT, separators=(",", ":")),
+                        "RetryPolicy": Match.object_like({"MaximumRetryAttempts": 0}),
+                    }
+                )
+            ],
+        },
+    )
+
+
 def test_monitor_async_invocations_have_an_on_failure_destination(synth: Synth) -> None:
     configs = list(synth.resources("AWS::Lambda::EventInvokeConfig").values())
     assert configs

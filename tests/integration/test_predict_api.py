@@ -606,3 +606,31 @@ def test_cached_answer_decays_to_the_base_rate_with_a_tiny_half_life(
     assert again["probability_undecayed"] == first["win_probability"]
     wins = again["win_probability"] >= again["threshold"]
     assert again["prediction"] == ("WIN" if wins else "LOSS")
+
+
+def test_cache_warming_at_init_and_on_the_warm_event(
+    seeded: LocalResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MAGIC8_WARM_TRADES are predicted when the service is built, so the first request
+    for one is a cache hit; the warm event (EventBridge, every 5 minutes) re-predicts
+    them and the most requested trades, and /health/detailed reports it."""
+    from magic8.domain.warming import WARM_EVENT
+
+    monkeypatch.setenv("MAGIC8_WARM_TRADES", json.dumps([BUTTERFLY]))
+    monkeypatch.setenv("MAGIC8_WARM_SYMBOLS", json.dumps(["NDX"]))
+    handler = build_handler(ApiSettings())
+    call = _caller(handler)
+    _, first = call("POST", "/predict", BUTTERFLY)
+    assert first["cache_hit"] is True  # warmed at init
+    other = {**BUTTERFLY, "premium": 20.5}
+    for _ in range(3):
+        call("POST", "/predict", other)
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = handler(WARM_EVENT, LambdaContext())
+    assert result["configured"] == 1 and result["most_requested"] == 1
+    assert result["trades"] == 2 and result["errors"] == []
+    _, health = call("GET", "/health/detailed")
+    warming = health["cache_warming"]
+    assert warming["runs"] == 2 and warming["configured_trades"] == 1
+    assert warming["configured_symbols"] == ["NDX"] and warming["tracked_trades"] == 2
+    assert warming["last"]["trades"] == 2

@@ -64,3 +64,26 @@ def test_an_idle_connection_is_closed_and_removed(local_ws: LocalWebSocketApi) -
     while store.count() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert store.count() == 0
+
+
+def test_the_local_timer_sends_the_predict_function_its_warm_event(
+    aws_resources: LocalResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Locally the monitor timer plays the EventBridge warm rule too: the in-process
+    predict handler (the one the local API front serves) warms its cache."""
+    import json as _json
+
+    import functions.predict.handler as predict_handler
+    from magic8_dev.local.monitor_timer import MonitorTimerComponent
+    from magic8_dev.ml.seed import seed_market
+    from tests.factories import BUTTERFLY
+
+    seed_market(aws_resources.settings)
+    monkeypatch.setenv("MAGIC8_WARM_TRADES", _json.dumps([BUTTERFLY]))
+    predict_handler.reset()
+    try:
+        assert MonitorTimerComponent(warm_cache=False).warm_predict() is None
+        result = MonitorTimerComponent().warm_predict()
+        assert result is not None and result["configured"] == 1 and result["errors"] == []
+    finally:
+        predict_handler.reset()

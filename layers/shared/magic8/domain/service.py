@@ -50,6 +50,7 @@ from magic8.domain.risk_reward import (
     max_profit_loss,
 )
 from magic8.domain.trades import TradeRequest
+from magic8.domain.warming import RequestCounter
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +224,9 @@ class ServiceConfig:
     # a cached answer's probability shrinks toward the model's base rate for its symbol x
     # strategy with this half-life (seconds of cache age); <= 0 turns decay off
     decay_half_life_s: float = DEFAULT_HALF_LIFE_S
+    # count requests per trade identity in a table of at most this many trades, for cache
+    # warming of the most requested (magic8.domain.warming); 0: not counted
+    track_requests: int = 0
 
 
 def _utc_now() -> datetime:
@@ -302,6 +306,8 @@ class PredictionService:
         self._contexts: dict[tuple[object, ...], Any] = {}
         self._extremes: dict[object, tuple[float, float]] = {}
         self._base_rates: dict[tuple[str, str], float] = {}
+        tracked = self.config.track_requests
+        self.requests: RequestCounter | None = RequestCounter(tracked) if tracked > 0 else None
         payoff = getattr(model, "payoff", None)
         self._fractions: dict[str, PayoffFractions] = {
             str(k): PayoffFractions(float(v["win_fraction"]), float(v["loss_fraction"]))
@@ -411,9 +417,20 @@ class PredictionService:
         preds, metrics = self.predict_batch([request])
         return preds[0], metrics
 
+    def prefetch_market(self, symbols: Sequence[str]) -> int:
+        """Read the symbols' snapshots (+ VIX) into the market cache ahead of requests (cache
+        warming); how many of them have data."""
+        market = self._market_for(list(symbols), True, BatchMetrics())
+        return sum(1 for sym in symbols if market.get(sym) is not None)
+
     def predict_batch(
-        self, requests: Sequence[TradeRequest], share_market_data: bool = True
+        self,
+        requests: Sequence[TradeRequest],
+        share_market_data: bool = True,
+        count_requests: bool = True,
     ) -> tuple[list[Prediction], dict[str, Any]]:
+        """Answers in request order and the batch's metrics. count_requests: count the
+        trades toward the most requested (when tracked; a warm-up is not counted)."""
         started = time.perf_counter()
         metrics = BatchMetrics()
         if not requests:
@@ -440,6 +457,11 @@ class PredictionService:
             ident, ft = keyed[sym]
             fkeys.append(feature_key(req, ident, vix_id, ft))
         pkeys = [prediction_key(fk, version) for fk in fkeys]
+        counter = self.requests
+        if counter is not None and count_requests:
+            tally = counter.count
+            for req, fk in zip(requests, fkeys, strict=True):
+                tally(fk.parts[0], req)  # the trade's cache key, already built
         pcache = self.caches.predictions
         pentry = pcache.entry
         # cached entries (expires_at, answer): the answer's age comes from expires_at

@@ -3,7 +3,8 @@
 moto fires no schedules and serves no WebSocket APIs, so this component plays both:
 
 - every 5 minutes (30 s in demo mode) it calls functions.monitor.handler.handler with a
-  real EventBridge scheduled-event shape;
+  real EventBridge scheduled-event shape, then sends functions.predict.handler.handler its
+  cache-warm event (magic8.domain.warming.WARM_EVENT, an EventBridge rule in AWS);
 - it serves ws://127.0.0.1:<port>/ like an API Gateway WebSocket API: each client
   connection, message and close becomes a $connect / subscribe / unsubscribe / ping /
   $default / $disconnect event for functions.websocket.handler.handler (a $connect
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import secrets
@@ -369,8 +371,13 @@ class MonitorTimerComponent:
         interval_s: float | None = None,
         print_updates: bool = True,
         first_fire_s: float = FIRST_FIRE_S,
+        warm_cache: bool = True,
     ) -> None:
         self._interval = interval_s
+        # with each timer sweep, send the predict function its warm event (the local stack
+        # serves the in-process predict handler)
+        self.warm_cache = warm_cache
+        self.last_warm: dict[str, Any] | None = None
         self.first_fire_s = first_fire_s
         self.print_updates = print_updates
         self.ws: LocalWebSocketApi | None = None
@@ -445,11 +452,28 @@ class MonitorTimerComponent:
             self._print(summary)
         return summary
 
+    def warm_predict(self) -> dict[str, Any] | None:
+        """The predict function's warm event (in AWS an EventBridge rule sends it every 5
+        minutes): the in-process predict handler, the one the local API front serves,
+        re-predicts its configured and most requested trades (magic8.domain.warming)."""
+        if not self.warm_cache:
+            return None
+        from functions.predict.handler import handler
+        from magic8.domain.warming import WARM_EVENT
+        from magic8_dev.local.api_front import LambdaContext
+
+        with contextlib.redirect_stdout(io.StringIO()):  # EMF metric lines
+            result: dict[str, Any] = handler(dict(WARM_EVENT), LambdaContext())
+        self.last_warm = result
+        return result
+
     def _run(self) -> None:
         delay = min(self.first_fire_s, self.interval_s)
         while not self._stop.wait(delay):
             with contextlib.suppress(Exception):
                 self.fire_now()
+            with contextlib.suppress(Exception):
+                self.warm_predict()
             delay = self.interval_s
 
     @staticmethod
