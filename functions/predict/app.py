@@ -50,7 +50,7 @@ from magic8.domain.trade_shape import (
 )
 from magic8.domain.trades import Strategy, Symbol, TradeRequest
 from magic8.domain.warming import CacheWarmer
-from magic8.market_hours import MarketCalendar
+from magic8.market_hours import MarketCalendar, default_cme_calendar
 from magic8.wiring import Lazy
 
 ServiceFactory = Callable[[ApiSettings], PredictionService]
@@ -459,6 +459,7 @@ def _strategy_or_422(raw: str, loc: list[str | int] | None = None) -> Strategy |
 
 
 CALENDAR = MarketCalendar()
+CME_CALENDAR = default_cme_calendar()
 TimeCache = dict[tuple[datetime, str], tuple[dict[str, Any], dict[str, Any]]]
 
 
@@ -939,6 +940,9 @@ def _gateway_health(
     return {
         "available": True,
         "reachable": True,
+        # the feed's exchange session now (NQ trades on CME Globex): a stale heartbeat
+        # while Globex is closed is expected (the monitor alerts only inside it)
+        "session": CME_CALENDAR.describe(now),
         "freshness": "stale" if stale else "fresh",
         "age_s": age,
         "healthy": beat.healthy,

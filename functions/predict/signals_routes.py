@@ -6,6 +6,8 @@ GET /signals?since=&until=&underlying=&min_confidence=&limit=
     min_confidence 0. Naive timestamps are UTC. Range at most 31 days. Without since and
     until the answer is the most recent `limit` signals (of the last hour when it has any,
     else of the last 24 hours, else of the last 31 days), still oldest first.
+    `market`: CME Globex's session now (market_open, session): the NQ options the signals
+    are about trade there.
 
 The store comes through `get_signal_store` (override it in tests).
 """
@@ -20,6 +22,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import RequestValidationError
 
 from magic8.ifd.ports import SignalStore
+from magic8.market_hours import default_cme_calendar
 from magic8.settings import AwsSettings
 
 MAX_RANGE = timedelta(days=31)
@@ -91,6 +94,8 @@ def list_signals(
     else:
         signals = store.query(start, end, underlying, min_confidence, limit)
     return {
+        # IFD signals are about NQ options: CME Globex's session now
+        "market": default_cme_calendar().describe(datetime.now(UTC)),
         "since": start.isoformat(),
         "until": end.isoformat(),
         "underlying": underlying,
