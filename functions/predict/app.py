@@ -974,7 +974,22 @@ def create_app(
         title="magic8 predict API",
         version="1.0.0",
         description="Win probability of 0DTE Magic8 trades (batch of up to 100), risk/reward, "
-        "market snapshots, confidence history.",
+        "market snapshots, confidence history.\n\n"
+        "**Confidence decay**: an answer served from the prediction cache says its "
+        "`cache_age_s`; its `win_probability` is shrunk toward the model's base rate for the "
+        "symbol x strategy, `base + (probability_undecayed - base) * decay_factor`, "
+        "`decay_factor = 2 ** (-cache_age_s / half_life)` (MAGIC8_DECAY_HALF_LIFE_S, 600 s).\n\n"
+        "**Cache warming**: configured trades (MAGIC8_WARM_TRADES) and the most requested "
+        "ones are predicted at start and every 5 minutes; `/health/detailed` reports it "
+        "under `cache_warming`.\n\n"
+        "**Market calendar**: answers say `market_open` and `session` (NYSE); futures (the "
+        "gateway's NQ feed in `/health/detailed`, `GET /signals`) say CME Globex's session.\n\n"
+        "**Live push** (WebSocket API, not in this document): send "
+        '`{"action":"subscribe","symbols":["SPX"],"strategies":["Butterfly"]}`, '
+        '`{"action":"unsubscribe","symbols":[...],"strategies":[...]}` (both optional) and '
+        '`{"action":"ping"}` (answered `pong`; API Gateway closes a connection idle for '
+        "10 minutes); at most MAGIC8_WS_MAX_CONNECTIONS connections (429 "
+        '`connection_limit` beyond). See the README, "WebSocket (live push)".',
     )
     # /predict/batch/ is a plain 404, never a redirect (behind API Gateway a redirect would
     # name the wrong scheme and host)

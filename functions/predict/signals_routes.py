@@ -77,6 +77,9 @@ def list_signals(
     min_confidence: Annotated[float, Query(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
+    """IFD signals whose window ended in [since, until), oldest first (without either: the
+    most recent). `market`: CME Globex's session now (`market_open`, `session` regular |
+    early_close | closed): the NQ options the signals are about trade on Globex."""
     end = _utc(until, "until") if until else datetime.now(UTC)
     start = _utc(since, "since") if since else end - DEFAULT_RANGE
     if start >= end:
