@@ -39,8 +39,13 @@ class MonitorSettings(AwsSettings):
     history_ttl_days: float = Field(default=30.0, gt=0)
 
     def service_config(self) -> ServiceConfig:
-        """Used by magic8.adapters.prediction_service.build_prediction_service."""
-        return ServiceConfig(caches=CacheConfig(market_ttl_s=self.monitor_market_ttl_s))
+        """Used by magic8.adapters.prediction_service.build_prediction_service. No confidence
+        decay: a sweep compares the model's view with the previous sweep's, and an answer
+        cached a few minutes ago (same market snapshot) must not look like a move or a
+        crossing."""
+        return ServiceConfig(
+            caches=CacheConfig(market_ttl_s=self.monitor_market_ttl_s), decay_half_life_s=0.0
+        )
 
     def sweep_config(self) -> SweepConfig:
         return SweepConfig(

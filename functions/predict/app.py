@@ -13,6 +13,7 @@ The app knows nothing of Lambda or API keys (API Gateway / the local front enfor
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections import deque
@@ -49,11 +50,14 @@ from magic8.domain.trade_shape import (
     zone_was_assumed,
 )
 from magic8.domain.trades import Strategy, Symbol, TradeRequest
-from magic8.market_hours import MarketCalendar
+from magic8.domain.warming import CacheWarmer
+from magic8.market_hours import MarketCalendar, default_cme_calendar
 from magic8.wiring import Lazy
 
 ServiceFactory = Callable[[ApiSettings], PredictionService]
 BatchObserver = Callable[[int, dict[str, Any]], None]
+
+log = logging.getLogger(__name__)
 
 MARKET_SYMBOLS: tuple[str, ...] = (*[s.value for s in Symbol], "VIX")
 MAX_HISTORY_HOURS = 24 * 30
@@ -84,7 +88,10 @@ class PredictionOut(BaseModel):
     timestamp: str
     symbol: str
     strategy: str
-    win_probability: float
+    win_probability: float = Field(
+        description="the model's win probability; for a cached answer, decayed toward the"
+        " base rate by its age (see decay_factor)"
+    )
     prediction: str = Field(
         description="WIN when win_probability >= threshold (positive expected value), else LOSS"
     )
@@ -101,6 +108,19 @@ class PredictionOut(BaseModel):
         default=None,
         description="expected profit in dollars at win_probability (points x 100 x quantity);"
         " null when the trade's profit or loss is unbounded",
+    )
+    cache_age_s: float = Field(
+        description="seconds since the model computed this answer: 0 when computed for this"
+        " request, > 0 when served from the prediction cache"
+    )
+    decay_factor: float = Field(
+        description="confidence decay of a cached answer: 2 ** (-cache_age_s / half-life)"
+        " (MAGIC8_DECAY_HALF_LIFE_S, default 600 s; 1.0 when fresh or decay is off);"
+        " win_probability = base_rate + (probability_undecayed - base_rate) * decay_factor,"
+        " base_rate = the model's training win rate for the symbol x strategy"
+    )
+    probability_undecayed: float = Field(
+        description="the model's probability when it was computed (before decay)"
     )
     prediction_id: str = Field(
         description="the answer's handle: POST /outcomes {prediction_id, won} records its result"
@@ -119,7 +139,7 @@ class PredictionOut(BaseModel):
 
 
 class SinglePredictionOut(PredictionOut):
-    cache_hit: bool
+    cache_hit: bool = Field(description="served from the prediction cache (see cache_age_s)")
 
 
 class BatchMetricsOut(BaseModel):
@@ -314,14 +334,43 @@ class RequestStats:
         }
 
 
+def build_warmer(service: PredictionService, settings: ApiSettings) -> CacheWarmer:
+    """The cache warmer over the configured trades (a trade that does not validate is left
+    out with a warning) and symbols, plus the most requested."""
+    trades: list[TradeRequest] = []
+    for i, raw in enumerate(settings.warm_trades):
+        try:
+            trades.append(TradeRequest.model_validate(raw))
+        except ValueError as exc:
+            log.warning("MAGIC8_WARM_TRADES[%d] left out: %s", i, str(exc)[:200])
+    symbols = [str(canonical_symbol(s)).strip().upper() for s in settings.warm_symbols]
+    return CacheWarmer(service, trades, symbols, top_n=settings.warm_top_n, max_batch=MAX_BATCH)
+
+
 class ServiceHolder:
     """Builds the service on first use (the model loads on the first prediction, not on
-    /health), then reuses it while the container is warm; remembers why a build failed."""
+    /health), then reuses it while the container is warm; remembers why a build failed.
+    Right after the build, the configured trades and symbols are warmed (cache warming at
+    init; nothing to do unless MAGIC8_WARM_TRADES / MAGIC8_WARM_SYMBOLS are set)."""
 
     def __init__(self, settings: ApiSettings, factory: ServiceFactory) -> None:
         self.settings = settings
-        self._service = Lazy(lambda: factory(settings))
+        self.warmer: CacheWarmer | None = None
+        self._service = Lazy(lambda: self._build(factory))
         self.error: str | None = None
+
+    def _build(self, factory: ServiceFactory) -> PredictionService:
+        service = factory(self.settings)
+        self.warmer = build_warmer(service, self.settings)
+        if self.warmer.trades or self.warmer.symbols:
+            self.warmer.warm()
+        return service
+
+    def warm(self) -> dict[str, Any]:
+        """One warm-up now (the predict function's 5-minute warm event)."""
+        self.get()
+        assert self.warmer is not None
+        return self.warmer.warm().to_dict()
 
     @property
     def loaded(self) -> bool:
@@ -411,6 +460,7 @@ def _strategy_or_422(raw: str, loc: list[str | int] | None = None) -> Strategy |
 
 
 CALENDAR = MarketCalendar()
+CME_CALENDAR = default_cme_calendar()
 TimeCache = dict[tuple[datetime, str], tuple[dict[str, Any], dict[str, Any]]]
 
 
@@ -821,8 +871,10 @@ def health_detailed(request: Request) -> Response:
             "predictions": settings.cache_predictions_ttl_s,
         },
         "stale_after_s": settings.stale_after_s,
+        "decay_half_life_s": settings.decay_half_life_s,
         "max_batch": MAX_BATCH,
     }
+    out["cache_warming"] = holder.warmer.status() if holder.warmer else None
     return json_response(json.loads(json.dumps(out, default=_finite)))
 
 
@@ -889,6 +941,9 @@ def _gateway_health(
     return {
         "available": True,
         "reachable": True,
+        # the feed's exchange session now (NQ trades on CME Globex): a stale heartbeat
+        # while Globex is closed is expected (the monitor alerts only inside it)
+        "session": CME_CALENDAR.describe(now),
         "freshness": "stale" if stale else "fresh",
         "age_s": age,
         "healthy": beat.healthy,
@@ -921,7 +976,22 @@ def create_app(
         title="magic8 predict API",
         version="1.0.0",
         description="Win probability of 0DTE Magic8 trades (batch of up to 100), risk/reward, "
-        "market snapshots, confidence history.",
+        "market snapshots, confidence history.\n\n"
+        "**Confidence decay**: an answer served from the prediction cache says its "
+        "`cache_age_s`; its `win_probability` is shrunk toward the model's base rate for the "
+        "symbol x strategy, `base + (probability_undecayed - base) * decay_factor`, "
+        "`decay_factor = 2 ** (-cache_age_s / half_life)` (MAGIC8_DECAY_HALF_LIFE_S, 600 s).\n\n"
+        "**Cache warming**: configured trades (MAGIC8_WARM_TRADES) and the most requested "
+        "ones are predicted at start and every 5 minutes; `/health/detailed` reports it "
+        "under `cache_warming`.\n\n"
+        "**Market calendar**: answers say `market_open` and `session` (NYSE); futures (the "
+        "gateway's NQ feed in `/health/detailed`, `GET /signals`) say CME Globex's session.\n\n"
+        "**Live push** (WebSocket API, not in this document): send "
+        '`{"action":"subscribe","symbols":["SPX"],"strategies":["Butterfly"]}`, '
+        '`{"action":"unsubscribe","symbols":[...],"strategies":[...]}` (both optional) and '
+        '`{"action":"ping"}` (answered `pong`; API Gateway closes a connection idle for '
+        "10 minutes); at most MAGIC8_WS_MAX_CONNECTIONS connections (429 "
+        '`connection_limit` beyond). See the README, "WebSocket (live push)".',
     )
     # /predict/batch/ is a plain 404, never a redirect (behind API Gateway a redirect would
     # name the wrong scheme and host)

@@ -12,6 +12,7 @@ from mangum import Mangum
 
 from functions.predict.app import ServiceFactory, create_app
 from functions.predict.settings import ApiSettings
+from magic8.domain.warming import is_warm_event
 from magic8.observability import get_logger, get_metrics
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -75,6 +76,12 @@ def build_handler(
 
     def invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # a plain function: Mangum objects have no __name__, which the decorators need
+        if is_warm_event(event):  # the 5-minute warm schedule (EventBridge), not HTTP
+            result = app.state.service.warm()
+            metrics.add_metric(
+                name="CacheWarmTrades", unit=MetricUnit.Count, value=result["trades"]
+            )
+            return result
         return asgi(event, context)
 
     decorated: LambdaHandler = logger.inject_lambda_context(

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
 from magic8.domain.cache import CacheConfig
+from magic8.domain.decay import DEFAULT_HALF_LIFE_S
 from magic8.domain.service import ServiceConfig
+from magic8.domain.warming import DEFAULT_TOP_N, DEFAULT_TRACKED
 from magic8.settings import DEFAULT_MODEL_DIR, AwsSettings
 
 
 class ApiSettings(AwsSettings):
     """Env: MAGIC8_MODEL_DIR, MAGIC8_CACHE_MARKET_TTL_S, MAGIC8_CACHE_FEATURES_TTL_S,
-    MAGIC8_CACHE_PREDICTIONS_TTL_S, MAGIC8_STALE_AFTER_S, MAGIC8_HISTORY_TTL_DAYS,
-    MAGIC8_MAX_BODY_BYTES, MAGIC8_API_KEY, ... (plus the table names of AwsSettings)."""
+    MAGIC8_CACHE_PREDICTIONS_TTL_S, MAGIC8_DECAY_HALF_LIFE_S, MAGIC8_STALE_AFTER_S,
+    MAGIC8_HISTORY_TTL_DAYS, MAGIC8_WARM_TRADES, MAGIC8_WARM_SYMBOLS, MAGIC8_MAX_BODY_BYTES,
+    MAGIC8_API_KEY, ... (plus the table
+    names of AwsSettings)."""
 
     model_dir: Path = DEFAULT_MODEL_DIR
     cache_market_ttl_s: float = Field(default=300.0, ge=0)
@@ -50,10 +55,22 @@ class ApiSettings(AwsSettings):
 
     # a prediction's threshold = its expected-value breakeven win probability + this margin
     ev_margin: float = Field(default=0.0, ge=0.0, le=0.5)
+    # confidence decay: a cached answer's probability shrinks toward the model's base rate
+    # for its symbol x strategy with this half-life in seconds of cache age (0 = off)
+    decay_half_life_s: float = Field(default=DEFAULT_HALF_LIFE_S, ge=0.0)
+    # cache warming (magic8.domain.warming): trades (the /predict body shape, JSON) and
+    # symbols predicted / read ahead at init and on the 5-minute warm event, plus the
+    # warm_top_n most requested of the warm_track trade identities counted in memory
+    warm_trades: list[dict[str, Any]] = Field(default_factory=list)
+    warm_symbols: list[str] = Field(default_factory=list)
+    warm_top_n: int = Field(default=DEFAULT_TOP_N, ge=0, le=100)
+    warm_track: int = Field(default=DEFAULT_TRACKED, ge=0, le=100_000)
 
     def service_config(self) -> ServiceConfig:
         return ServiceConfig(
             ev_margin=self.ev_margin,
+            decay_half_life_s=self.decay_half_life_s,
+            track_requests=self.warm_track,
             caches=CacheConfig(
                 market_ttl_s=self.cache_market_ttl_s,
                 features_ttl_s=self.cache_features_ttl_s,

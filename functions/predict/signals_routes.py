@@ -7,6 +7,8 @@ GET /signals?since=&until=&underlying=&min_confidence=&limit=
     underlying, min_confidence 0. Naive timestamps are UTC. Range at most 31 days. Without since and
     until the answer is the most recent `limit` signals (of the last hour when it has any,
     else of the last 24 hours, else of the last 31 days), still oldest first.
+    `market`: CME Globex's session now (market_open, session): the NQ options the signals
+    are about trade there.
 
 The store comes through `get_signal_store` (override it in tests).
 """
@@ -22,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 
 from magic8.domain.bias import signal_bias
 from magic8.ifd.ports import SignalQuery, SignalStore
+from magic8.market_hours import default_cme_calendar
 from magic8.settings import AwsSettings
 
 MAX_RANGE = timedelta(days=31)
@@ -76,6 +79,9 @@ def list_signals(
     min_confidence: Annotated[float, Query(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
+    """IFD signals whose window ended in [since, until), oldest first (without either: the
+    most recent). `market`: CME Globex's session now (`market_open`, `session` regular |
+    early_close | closed): the NQ options the signals are about trade on Globex."""
     end = _utc(until, "until") if until else datetime.now(UTC)
     start = _utc(since, "since") if since else end - DEFAULT_RANGE
     if start >= end:
@@ -93,6 +99,8 @@ def list_signals(
     else:
         signals = store.query(SignalQuery(start, end, underlying, min_confidence, limit))
     return {
+        # IFD signals are about NQ options: CME Globex's session now
+        "market": default_cme_calendar().describe(datetime.now(UTC)),
         "since": start.isoformat(),
         "until": end.isoformat(),
         "underlying": underlying,

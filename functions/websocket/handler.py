@@ -1,4 +1,5 @@
-"""λ websocket: API Gateway WebSocket API routes $connect, $disconnect and subscribe
+"""λ websocket: API Gateway WebSocket API routes $connect, $disconnect, subscribe,
+unsubscribe, ping and $default
 (magic8.monitor.websocket_routes), with dependencies built on first use."""
 
 from __future__ import annotations

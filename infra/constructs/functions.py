@@ -81,7 +81,7 @@ WEBSOCKET = FunctionSpec(
     ("functions.websocket.handler.handler",),
     256,
     Duration.seconds(10),
-    "magic8 websocket: $connect/$disconnect/subscribe, connections in state",
+    "magic8 websocket: (un)subscribe, ping, connection cap; state table",
 )
 WEBSOCKET_AUTHORIZER = FunctionSpec(
     "websocket-authorizer",

@@ -25,6 +25,8 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_appconfig as appconfig
 from aws_cdk import aws_dynamodb as ddb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -33,6 +35,7 @@ from infra.constructs.functions import PREDICT, SharedImage, image_function
 from magic8.adapters.recommend_sources import DEFAULT_FLAGS
 from magic8.api_limits import METHOD_LIMITS
 from magic8.domain.trades import TradeRequest
+from magic8.domain.warming import WARM_EVENT
 
 # Expected load: ~2,500 calls/day from DiscordTrading, plus the dashboard and ops.
 USAGE_RATE_PER_S = 10
@@ -72,6 +75,25 @@ class PredictionApi(Construct):
 
         self.function = image_function(
             self, "PredictFunction", PREDICT, image, reads=read_tables, writes=write_tables
+        )
+
+        # Cache warming (magic8.domain.warming): every 5 minutes, the monitor's cadence, the
+        # predict function predicts its configured trades and its most requested ones, so
+        # they are in its in-memory prediction cache (the caches live in this function's
+        # containers: the monitor cannot warm them). A missed warm-up is not retried.
+        self.warm_rule = events.Rule(
+            self,
+            "WarmSchedule",
+            description="magic8 predict cache warming",
+            schedule=events.Schedule.rate(Duration.minutes(5)),
+            targets=[
+                targets.LambdaFunction(
+                    self.function,
+                    event=events.RuleTargetInput.from_object(WARM_EVENT),
+                    retry_attempts=0,
+                    max_event_age=Duration.minutes(4),
+                )
+            ],
         )
 
         # POST /recommend's flags and weights: Powertools feature flags on AppConfig

@@ -1,4 +1,5 @@
-"""Live push: a WebSocket API ($connect, $disconnect, subscribe) backed by the websocket function.
+"""Live push: a WebSocket API ($connect, $disconnect, subscribe, unsubscribe, ping, $default)
+backed by the websocket function (routes: magic8.monitor.websocket_routes).
 
 Connections are kept in the state table. The function runs from the shared Lambda image
 (CMD functions.websocket.handler.handler; see flow_detection.py for why not a zip).
@@ -21,7 +22,9 @@ from constructs import Construct
 
 from infra.constructs.common import ack, log_group, nag_env, nag_ref
 from infra.constructs.functions import WEBSOCKET, WEBSOCKET_AUTHORIZER, SharedImage, image_function
+from magic8.monitor.websocket_routes import DEFAULT_MAX_CONNECTIONS, ROUTE_KEYS
 
+MAX_CONNECTIONS_ENV = "MAGIC8_WS_MAX_CONNECTIONS"
 WS_ENDPOINT_ENV = "MAGIC8_WS_ENDPOINT"  # https://{api}.execute-api.{region}.amazonaws.com/{stage}
 
 
@@ -63,6 +66,7 @@ class Push(Construct):
         image: SharedImage,
         state_table: ddb.ITable,
         stage_name: str = "prod",
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = image_function(
@@ -94,8 +98,13 @@ class Push(Construct):
             disconnect_route_options=apigwv2.WebSocketRouteOptions(
                 integration=integration("Disconnect")
             ),
+            # an unknown action gets an error naming the actions (not API Gateway's Forbidden)
+            default_route_options=apigwv2.WebSocketRouteOptions(
+                integration=integration("UnknownAction")
+            ),
         )
-        self.api.add_route("subscribe", integration=integration("Subscribe"))
+        for key in ROUTE_KEYS:  # subscribe, unsubscribe, ping (the heartbeat)
+            self.api.add_route(key, integration=integration(key.capitalize()))
 
         self.stage = apigwv2.WebSocketStage(
             self,
@@ -111,14 +120,17 @@ class Push(Construct):
         region = Stack.of(self).region
         self.callback_url = f"https://{self.api.api_id}.execute-api.{region}.{Stack.of(self).url_suffix}/{stage_name}"
         self.function.add_environment(WS_ENDPOINT_ENV, self.callback_url)
+        # $connect refuses connections beyond this many (429, "connection_limit")
+        self.function.add_environment(MAX_CONNECTIONS_ENV, str(max_connections))
         # The handler answers `subscribe` by posting to the connection itself.
         self.grant_push(self.function)
 
         ack(
             self.api,
             "AwsSolutions-APIG4",
-            "$connect has a Lambda authorizer (the REST API key); $disconnect and subscribe"
-            " run on an authorised connection only, which API Gateway enforces.",
+            "$connect has a Lambda authorizer (the REST API key); $disconnect, $default,"
+            " subscribe, unsubscribe and ping run on an authorised connection only, which"
+            " API Gateway enforces.",
         )
 
     def use_api_key(self, api_key: apigw.IApiKey) -> None:

@@ -1,11 +1,13 @@
 """ACCEPTANCE: a WebSocket client subscribed to SPX receives the next sweep's SPX updates
-and nothing for other symbols.
+and nothing for other symbols; a subscription limited to a strategy gets that strategy
+only; after unsubscribe nothing arrives; ping is answered with pong.
 
 The local stack (moto server + the monitor timer component, which also plays API
 Gateway's WebSocket API) runs the real handlers: functions/websocket/handler.py for
-$connect / subscribe / $disconnect, functions/monitor/handler.py for the sweep with the
-real prediction service and the trained model in models/, pushing through the
-Management API adapter (post_to_connection) to the local server.
+$connect / subscribe / unsubscribe / ping / $default / $disconnect,
+functions/monitor/handler.py for the sweep with the real prediction service and the
+trained model in models/, pushing through the Management API adapter
+(post_to_connection) to the local server.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def _subscribe(url: str, symbols: list[str]) -> ClientConnection:
     ws = connect(url, open_timeout=10)
     ws.send(json.dumps({"action": "subscribe", "symbols": symbols}))
     ack = json.loads(ws.recv(timeout=10))
-    assert ack == {"type": "subscribed", "symbols": symbols}
+    assert ack == {"type": "subscribed", "symbols": sorted(symbols), "strategies": {}}
     return ws
 
 
@@ -149,8 +151,11 @@ def test_bad_subscription_is_refused_with_the_field_named(
         ws.send(json.dumps({"action": "subscribe", "symbols": ["AAPL"]}))
         err = json.loads(ws.recv(timeout=10))
         assert err["type"] == "error" and err["field"] == "symbols" and "AAPL" in err["message"]
+        # an unknown action reaches $default, which names the actions (not "Forbidden")
         ws.send(json.dumps({"action": "dance"}))
-        assert json.loads(ws.recv(timeout=10))["message"] == "Forbidden"
+        err = json.loads(ws.recv(timeout=10))
+        assert err["type"] == "error" and err["field"] == "action"
+        assert "subscribe, unsubscribe, ping" in err["message"]
 
 
 def test_disconnect_removes_the_connection(
@@ -170,3 +175,43 @@ def test_disconnect_removes_the_connection(
     deadline = datetime.now(UTC) + timedelta(seconds=5)
     while new_id in {c.connection_id for c in store.list_all()}:
         assert datetime.now(UTC) < deadline, "connection not removed on $disconnect"
+
+
+def test_strategy_filter_unsubscribe_and_ping_through_the_local_api(
+    stack: tuple[LocalStack, MonitorTimerComponent],
+) -> None:
+    local, monitor = stack
+    assert local.ctx is not None
+    with connect(local.ctx.facts["ws_url"], open_timeout=10) as ws:
+        ws.send(
+            json.dumps({"action": "subscribe", "symbols": ["SPX"], "strategies": ["Butterfly"]})
+        )
+        ack = json.loads(ws.recv(timeout=10))
+        assert ack == {
+            "type": "subscribed",
+            "symbols": ["SPX"],
+            "strategies": {"SPX": ["Butterfly"]},
+        }
+        summary = monitor.fire_now()
+        flies = {
+            u["entry_id"]
+            for u in summary["updates"]
+            if u["symbol"] == "SPX" and u["strategy"] == "Butterfly"
+        }
+        assert len(flies) == 1
+        got = _frames(ws, timeout=3)
+        assert {m["entry_id"] for m in got} == flies  # not the SPX Vertical
+        assert {(m["symbol"], m["strategy"]) for m in got} == {("SPX", "Butterfly")}
+
+        ws.send(json.dumps({"action": "ping", "id": "hb-1"}))
+        pong = json.loads(ws.recv(timeout=10))
+        assert pong["type"] == "pong" and pong["id"] == "hb-1" and pong["idle_timeout_s"] == 600
+
+        ws.send(json.dumps({"action": "unsubscribe", "symbols": ["SPX"]}))
+        assert json.loads(ws.recv(timeout=10)) == {
+            "type": "unsubscribed",
+            "symbols": [],
+            "strategies": {},
+        }
+        monitor.fire_now()
+        assert _frames(ws, timeout=1.5) == []

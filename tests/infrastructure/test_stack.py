@@ -265,6 +265,10 @@ def test_function_environment_tracing_and_logs(synth: Synth, prefix: str, servic
         from functions.predict.settings import ApiSettings
 
         fields |= {f"MAGIC8_{name}".upper() for name in ApiSettings.model_fields}
+    if service == "websocket":  # + the connection cap
+        from functions.websocket.deps import WebSocketSettings
+
+        fields |= {f"MAGIC8_{name}".upper() for name in WebSocketSettings.model_fields}
     magic8_vars = {k for k in env if k.startswith("MAGIC8_")} - {"MAGIC8_WS_ENDPOINT"}
     assert magic8_vars <= fields, magic8_vars - fields
     expected = {t.env_var for t in r.TABLES} | {
@@ -474,7 +478,16 @@ def test_websocket_api(synth: Synth) -> None:
     routes = {
         r_["Properties"]["RouteKey"] for r_ in synth.resources("AWS::ApiGatewayV2::Route").values()
     }
-    assert routes == {"$connect", "$disconnect", "subscribe"}
+    # every action the handler answers has its route (no "Forbidden" for unsubscribe/ping),
+    # and $default answers unknown actions with an error naming them
+    assert routes == {"$connect", "$disconnect", "$default", "subscribe", "unsubscribe", "ping"}
+    function_id = _function_id(synth, "PushWebSocketFunction")
+    integrations = synth.resources("AWS::ApiGatewayV2::Integration")
+    assert integrations and all(
+        function_id in json.dumps(i["Properties"]["IntegrationUri"]) for i in integrations.values()
+    )
+    env = synth.resources("AWS::Lambda::Function")[function_id]["Properties"]["Environment"]
+    assert env["Variables"]["MAGIC8_WS_MAX_CONNECTIONS"] == "100"
     synth.template.has_resource_properties(
         "AWS::ApiGatewayV2::Stage",
         {"StageName": "prod", "AutoDeploy": True, "AccessLogSettings": Match.any_value()},
@@ -808,6 +821,33 @@ def test_ib_gateway_is_read_only_and_the_host_root_filesystem_too(synth: Synth) 
     assert ib_env["READ_ONLY_API"] == "yes"
     assert containers["GatewayHost"]["ReadonlyRootFilesystem"] is True
     assert {m["ContainerPath"] for m in containers["GatewayHost"]["MountPoints"]} == {"/tmp"}
+
+
+def test_predict_cache_is_warmed_every_five_minutes(synth: Synth) -> None:
+    """The warm event goes to the predict function (its caches are in its memory)."""
+    from magic8.domain.warming import WARM_EVENT
+
+    synth.template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": "rate(5 minutes)",
+            "State": "ENABLED",
+            "Targets": [
+                Match.object_like(
+                    {
+                        "Arn": {
+                            "Fn::GetAtt": [
+                                _function_id(synth, "PredictionApiPredictFunction"),
+                                "Arn",
+                            ]
+                        },
+                        "Input": json.dumps(WARM_EVENT, separators=(",", ":")),
+                        "RetryPolicy": Match.object_like({"MaximumRetryAttempts": 0}),
+                    }
+                )
+            ],
+        },
+    )
 
 
 def test_monitor_async_invocations_have_an_on_failure_destination(synth: Synth) -> None:

@@ -48,6 +48,9 @@ def test_fresh_heartbeat_is_reported(aws_resources: LocalResources) -> None:
     }
     assert out["gateway"]["ib_state"] == "connected"
     assert out["gateway"]["age_s"] < 60
+    # the feed's exchange is CME Globex: its session now is part of the gateway's health
+    assert out["gateway"]["session"]["exchange"] == "CME Globex"
+    assert out["gateway"]["session"]["session"] in {"regular", "early_close", "closed"}
     assert not any(p.startswith("gateway") for p in out["problems"])
 
 

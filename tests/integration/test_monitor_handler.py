@@ -317,7 +317,11 @@ def test_websocket_api_subscriptions_and_push_through_management_api(
         store.add(Connection(connection_id="vanished", symbols=frozenset({"SPX"})))
         with connect(api.url) as spx, connect(api.url) as nq:
             spx.send(json.dumps({"action": "subscribe", "symbols": ["spx"]}))
-            assert json.loads(spx.recv(timeout=5)) == {"type": "subscribed", "symbols": ["SPX"]}
+            assert json.loads(spx.recv(timeout=5)) == {
+                "type": "subscribed",
+                "symbols": ["SPX"],
+                "strategies": {},
+            }
             nq.send(json.dumps({"action": "subscribe", "symbols": ["NQ"]}))
             assert json.loads(nq.recv(timeout=5))["symbols"] == ["NQ"]
             assert len(store.list_all()) == 3

@@ -122,9 +122,15 @@ def test_discordtrading_batch_returns_predictions_and_repeats_from_cache(api: Ca
     assert status == 200
     assert again["batch_metrics"]["prediction_hits"] == 2
     assert again["batch_metrics"]["market_data_fetches"] == 0
-    assert [p["win_probability"] for p in again["predictions"]] == [
+    # the cached answers are the same model answers, decayed by their (small) cache age
+    assert [p["probability_undecayed"] for p in again["predictions"]] == [
         p["win_probability"] for p in preds
     ]
+    for p in preds:
+        assert p["cache_age_s"] == 0.0 and p["decay_factor"] == 1.0
+    for p in again["predictions"]:
+        assert p["cache_age_s"] > 0.0 and 0.0 < p["decay_factor"] < 1.0
+        assert p["win_probability"] == pytest.approx(p["probability_undecayed"], abs=1e-3)
 
 
 def _mixed() -> list[dict[str, Any]]:
@@ -232,7 +238,7 @@ def test_trades_differing_only_in_premium_never_share_a_cached_row_or_answer(api
     # each is then served from its own cache entry
     _, one = api("POST", "/predict", b)
     assert one["cache_hit"] is True
-    assert one["win_probability"] == body["predictions"][1]["win_probability"]
+    assert one["probability_undecayed"] == body["predictions"][1]["win_probability"]
     # and a third premium is a new row again
     _, three = api("POST", "/predict/batch", {"requests": [{**BUTTERFLY, "premium": 24.84}]})
     assert three["batch_metrics"]["prediction_misses"] == 1
@@ -579,3 +585,52 @@ def test_emf_metrics_have_symbol_and_strategy_dimensions(seeded: LocalResources)
     for x in by_trade:
         declared = x["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]
         assert {"symbol", "strategy"} <= set(declared)
+
+
+def test_cached_answer_decays_to_the_base_rate_with_a_tiny_half_life(
+    seeded: LocalResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MAGIC8_DECAY_HALF_LIFE_S reaches the service: with a 1 µs half-life any cached answer
+    is (to 6 decimals) the model's training base rate for its strategy, and says so."""
+    from magic8.settings import DEFAULT_MODEL_DIR
+
+    monkeypatch.setenv("MAGIC8_DECAY_HALF_LIFE_S", "0.000001")
+    call = _caller(build_handler(ApiSettings()))
+    _, first = call("POST", "/predict", BUTTERFLY)
+    _, again = call("POST", "/predict", BUTTERFLY)
+    assert first["cache_hit"] is False and first["decay_factor"] == 1.0
+    assert again["cache_hit"] is True and again["decay_factor"] == 0.0
+    manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
+    base = manifest["data"]["win_rate_by_strategy"]["Butterfly"]
+    assert again["win_probability"] == pytest.approx(base, abs=1e-6)
+    assert again["probability_undecayed"] == first["win_probability"]
+    wins = again["win_probability"] >= again["threshold"]
+    assert again["prediction"] == ("WIN" if wins else "LOSS")
+
+
+def test_cache_warming_at_init_and_on_the_warm_event(
+    seeded: LocalResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MAGIC8_WARM_TRADES are predicted when the service is built, so the first request
+    for one is a cache hit; the warm event (EventBridge, every 5 minutes) re-predicts
+    them and the most requested trades, and /health/detailed reports it."""
+    from magic8.domain.warming import WARM_EVENT
+
+    monkeypatch.setenv("MAGIC8_WARM_TRADES", json.dumps([BUTTERFLY]))
+    monkeypatch.setenv("MAGIC8_WARM_SYMBOLS", json.dumps(["NDX"]))
+    handler = build_handler(ApiSettings())
+    call = _caller(handler)
+    _, first = call("POST", "/predict", BUTTERFLY)
+    assert first["cache_hit"] is True  # warmed at init
+    other = {**BUTTERFLY, "premium": 20.5}
+    for _ in range(3):
+        call("POST", "/predict", other)
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = handler(WARM_EVENT, LambdaContext())
+    assert result["configured"] == 1 and result["most_requested"] == 1
+    assert result["trades"] == 2 and result["errors"] == []
+    _, health = call("GET", "/health/detailed")
+    warming = health["cache_warming"]
+    assert warming["runs"] == 2 and warming["configured_trades"] == 1
+    assert warming["configured_symbols"] == ["NDX"] and warming["tracked_trades"] == 2
+    assert warming["last"]["trades"] == 2

@@ -62,12 +62,21 @@ def test_fast_training_via_cli_writes_native_artifacts(tmp_path: Path) -> None:
     for frac in manifest["payoff"].values():
         assert 0 < frac["win_fraction"] <= 1 and 0 < frac["loss_fraction"] <= 1
     assert set(manifest["metrics"]["test_per_strategy"]) == {s.value for s in STRATEGY_ORDER}
+    # the training win rate per hierarchy key: what cached answers decay toward
+    rates = manifest["base_rates"]
+    assert "default" in rates and all(0.0 <= r <= 1.0 for r in rates.values())
+    assert 0.0 < rates["default"] < 1.0
+    assert {f"strategy:{s.value}" for s in STRATEGY_ORDER} <= set(rates)
     for spec in manifest["models"].values():
         assert 0 < spec["threshold"] < 1
     assert manifest["elapsed_s"]["total"] > 0
     report = (out / "report.md").read_text()
     assert "logreg" in report and "Brier" in report and "option math" in report
     assert "EV rule" in report and "F1 rule" in report
+    hier = load_hierarchy(out)
+    assert hier.base_rate("SPX", "Butterfly") == pytest.approx(
+        rates.get("symbol_strategy:SPX:Butterfly", rates["strategy:Butterfly"])
+    )
     h = load_hierarchy(out)
     assert h.version == manifest["version"]
 

@@ -193,3 +193,65 @@ def test_streaming_window_current_or_next() -> None:
     assert w.current_or_next(christmas_eve_evening)[0] == et(2026, 12, 28, 9, 30)
     assert w.is_open(et(2026, 12, 28, 15, 59)) and not w.is_open(et(2026, 12, 28, 16, 0))
     assert w.seconds_until_close(et(2026, 12, 28, 15, 0)) == 3600.0
+
+
+def test_the_cme_session_table_matches_exchange_calendars() -> None:
+    from magic8.market_hours import CME_SESSIONS_FILE
+    from magic8_dev.calendar import build_cme
+
+    data = json.loads(CME_SESSIONS_FILE.read_text())
+    fresh = build_cme(data["first_year"], data["last_year"])
+    assert fresh["holidays"] == data["holidays"]
+    assert fresh["early_closes_ct"] == data["early_closes_ct"]
+
+
+def test_cme_table_and_library_agree_on_every_session_they_share() -> None:
+    """The runtime (no pandas) reads the table; the gateway image may have the library."""
+    from datetime import timedelta
+
+    from magic8.market_hours import CmeCalendar, _cmes_calendar
+
+    lib = _cmes_calendar()
+    if lib is None:  # pragma: no cover - the dev env has it
+        pytest.skip("exchange_calendars not installed")
+    table, library = CmeCalendar(), CmeCalendar(lib, use_table=False)
+    day = max(date(2025, 1, 1), lib.first_session.date())
+    end = min(date(2027, 12, 31), lib.last_session.date())
+    while day <= end:
+        assert table.session(day) == library.session(day), day
+        day += timedelta(days=1)
+
+
+def test_cme_2028_holidays_and_early_closes_are_known() -> None:
+    from magic8.market_hours import CT, CmeCalendar
+
+    cme = CmeCalendar()
+    assert cme.covered(date(2028, 6, 1))
+    # Good Friday and Christmas 2028: no Globex session; Thanksgiving: 12:00 CT close
+    assert cme.session(date(2028, 4, 14)) is None and cme.session(date(2028, 12, 25)) is None
+    thanksgiving = cme.session(date(2028, 11, 23))
+    assert thanksgiving is not None and thanksgiving[1].astimezone(CT).hour == 12
+    assert cme.describe(datetime(2028, 11, 23, 11, 0, tzinfo=CT))["session"] == "early_close"
+    assert cme.describe(datetime(2028, 12, 25, 11, 0, tzinfo=CT))["session"] == "closed"
+
+
+@pytest.mark.parametrize(
+    ("when", "session", "is_open", "session_date"),
+    [
+        (et(2028, 3, 4, 12, 0), "closed", False, "2028-03-04"),  # a Saturday
+        (et(2028, 3, 5, 19, 0), "regular", True, "2028-03-06"),  # Sunday evening: Monday's
+        (et(2028, 3, 6, 17, 30), "regular", False, "2028-03-06"),  # the daily halt
+        (et(2028, 3, 6, 12, 0), "regular", True, "2028-03-06"),
+    ],
+)
+def test_cme_describe(when: datetime, session: str, is_open: bool, session_date: str) -> None:
+    from magic8.market_hours import CmeCalendar
+
+    got = CmeCalendar().describe(when)
+    assert got["exchange"] == "CME Globex" and got["session"] == session
+    assert got["market_open"] is is_open and got["session_date"] == session_date
+
+
+def test_nyse_flags_a_2028_saturday_closed() -> None:
+    saturday = CAL.describe(et(2028, 3, 4, 12, 0))
+    assert saturday["session"] == "closed" and saturday["market_open"] is False

@@ -6,9 +6,12 @@ library (XNYS) by `python -m magic8_dev.calendar` (2020-2035; a test checks the 
 against the library); the runtime reads the JSON so the images carry no pandas. Outside
 the covered years only weekends are known to be closed and `covered()` says so.
 
-CME Globex (the NQ options feed): `CmeCalendar` uses exchange_calendars' maintained "CMES"
-calendar (holidays, early closes) plus the daily 16:00-17:00 CT halt; `StreamingWindow` is
-the gateway's Databento streaming window on top of it.
+CME Globex (NQ futures and options): `CmeCalendar` reads magic8/data/cme_sessions.json,
+generated from exchange_calendars' maintained "CMES" calendar by the same command
+(holidays, early closes, 2020-2035), plus the daily 16:00-17:00 CT halt; beyond the table
+the library when installed, else a weekday rule. `describe()` says what an answer about
+futures says (market_open, session); `StreamingWindow` is the gateway's Databento
+streaming window on top of it.
 """
 
 from __future__ import annotations
@@ -147,6 +150,16 @@ CME_DAILY_HALT = (time(16, 0), time(17, 0))  # CT: equity index maintenance halt
 CME_SESSION_OPEN = time(17, 0)  # CT, the evening before the session's day
 
 
+CME_SESSIONS_FILE = SESSIONS_FILE.with_name("cme_sessions.json")
+_CME = json.loads(CME_SESSIONS_FILE.read_text())
+CME_HOLIDAYS: frozenset[date] = frozenset(date.fromisoformat(d) for d in _CME["holidays"])
+CME_EARLY_CLOSES_CT: dict[date, time] = {
+    date.fromisoformat(d): time.fromisoformat(t) for d, t in _CME["early_closes_ct"].items()
+}
+CME_COVERED_YEARS = range(int(_CME["first_year"]), int(_CME["last_year"]) + 1)
+CME_CALENDAR_SOURCE: str = _CME["source"]
+
+
 @functools.cache
 def _cmes_calendar() -> Any:
     """exchange_calendars' CME Globex ("CMES": holidays, early closes), or None when the
@@ -163,19 +176,41 @@ def _cmes_calendar() -> Any:
 class CmeCalendar:
     """CME Globex equity index sessions (NQ futures and options).
 
-    A session labelled D runs from 17:00 CT on the previous weekday evening to 16:00 CT on
-    D (the calendar's close, earlier on holiday-shortened days); days that are no session
-    (Christmas, New Year's Day, Good Friday, weekends) are closed. The calendar comes from
-    exchange_calendars (maintained; "CMES"); outside its range, or without the package, a
-    weekday rule with the NYSE holiday table stands in.
+    A session labelled D runs from 17:00 CT on the previous evening to 16:00 CT on D
+    (earlier on holiday-shortened days); days that are no session (Christmas, New Year's
+    Day, Good Friday, weekends) are closed. The sessions come from the CMES table
+    (cme_sessions.json, generated from exchange_calendars), or from the library passed in
+    / installed outside the table's years; without either, a weekday rule with the NYSE
+    holiday table stands in.
     """
 
-    def __init__(self, calendar: Any = None) -> None:
-        self._cal = calendar if calendar is not None else _cmes_calendar()
+    def __init__(self, calendar: Any = None, use_table: bool | None = None) -> None:
+        # a calendar passed in is used as is; by default the generated table first
+        self._use_table = calendar is None if use_table is None else use_table
+        self._explicit = calendar
+        self._cal_loaded = calendar is not None
+
+    @property
+    def _cal(self) -> Any:
+        if not self._cal_loaded:  # the library only when the table does not cover a day
+            self._explicit = _cmes_calendar()
+            self._cal_loaded = True
+        return self._explicit
+
+    @staticmethod
+    def covered(day: date) -> bool:
+        return day.year in CME_COVERED_YEARS
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - a few days per process, bounded
     def session(self, day: date) -> tuple[datetime, datetime] | None:
         """(open, close) in UTC of the Globex session labelled `day`, None when closed."""
+        if self._use_table and self.covered(day):
+            if day.weekday() >= 5 or day in CME_HOLIDAYS:
+                return None
+            prev = day - timedelta(days=1)  # 17:00 CT the evening before (Sunday for Monday)
+            open_ = datetime.combine(prev, CME_SESSION_OPEN, tzinfo=CT).astimezone(UTC)
+            close = CME_EARLY_CLOSES_CT.get(day, CME_DAILY_HALT[0])
+            return open_, datetime.combine(day, close, tzinfo=CT).astimezone(UTC)
         cal = self._cal
         if cal is not None and cal.first_session.date() <= day <= cal.last_session.date():
             if not cal.is_session(day.isoformat()):
@@ -203,6 +238,34 @@ class CmeCalendar:
     def is_open(self, now: datetime) -> bool:
         sess = self.session(self.session_day(now))
         return sess is not None and sess[0] <= now < sess[1]
+
+    def session_kind(self, day: date) -> Literal["regular", "early_close", "closed"]:
+        sess = self.session(day)
+        if sess is None:
+            return "closed"
+        halt = datetime.combine(day, CME_DAILY_HALT[0], tzinfo=CT).astimezone(UTC)
+        return "early_close" if sess[1] < halt else "regular"
+
+    def describe(self, at: datetime) -> dict[str, object]:
+        """What an answer about futures says of CME Globex at `at`: market_open (inside
+        the session, not in the daily halt), session (regular | early_close | closed, of
+        the session `at` belongs to: after 17:00 CT, the next day's) and its hours in CT."""
+        day = self.session_day(at)
+        sess = self.session(day)
+        if sess is not None and at < sess[0]:  # a weekend / holiday gap before the next one
+            day, sess = _aware(at).astimezone(CT).date(), None
+        return {
+            "exchange": "CME Globex",
+            "market_open": sess is not None and sess[0] <= at < sess[1],
+            "session": "closed" if sess is None else self.session_kind(day),
+            "session_date": day.isoformat(),
+            "session_hours_ct": (
+                None
+                if sess is None
+                else f"{sess[0].astimezone(CT):%a %H:%M}-{sess[1].astimezone(CT):%a %H:%M}"
+            ),
+            "calendar_covered": self.covered(day),
+        }
 
 
 class StreamingWindow:

@@ -222,3 +222,28 @@ def test_served_probability_is_the_booster_through_its_calibration_map(
         expected = float(np.interp(float(raw[0]), knots["x"], knots["y"]))
         assert ans.win_probability == pytest.approx(expected, rel=1e-12, abs=1e-12)
         assert np.all(np.diff(knots["x"]) > 0) and np.all(np.diff(knots["y"]) >= 0)
+
+
+def test_base_rate_is_the_training_win_rate_most_specific_first(
+    hierarchy: ModelHierarchy,
+) -> None:
+    """What cached answers decay toward (magic8.domain.decay)."""
+    manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
+    by_strategy = manifest["data"]["win_rate_by_strategy"]
+    for strategy, rate in by_strategy.items():
+        assert hierarchy.base_rate("SPX", strategy) == pytest.approx(rate)
+    h = ModelHierarchy(
+        version="t",
+        feature_names=hierarchy.feature_names,
+        entries=hierarchy.entries,
+        manifest={
+            "base_rates": {"symbol_strategy:SPX:Butterfly": 0.4, "strategy:Butterfly": 0.6},
+            "data": {"win_rate_by_strategy": {"Vertical": 0.8}},
+            "metrics": {"test": {"win_rate": 0.7}},
+        },
+    )
+    assert h.base_rate("SPX", "Butterfly") == 0.4
+    assert h.base_rate("NDX", "Butterfly") == 0.6
+    assert h.base_rate("NDX", "Vertical") == 0.8
+    assert h.base_rate("NDX", "Sonar") == 0.7
+    assert ModelHierarchy("t", (), {}, manifest={}).base_rate("SPX", "Sonar") == 0.5

@@ -241,6 +241,9 @@ def test_batch_answers_in_request_order_with_every_field() -> None:
             "data_age_s",
             "n_features",
             "expected_value",
+            "cache_age_s",
+            "decay_factor",
+            "probability_undecayed",
         }
         assert 0.0 <= p.win_probability <= 1.0
         assert p.prediction == ("WIN" if p.win_probability >= p.threshold else "LOSS")
@@ -275,7 +278,10 @@ def test_repeat_is_served_from_the_prediction_cache() -> None:
     assert metrics["prediction_hits"] == 20 and metrics["prediction_misses"] == 0
     assert metrics["market_data_fetches"] == 0 and len(market.reads) == 1
     assert feats.build_calls == [20] and model.rows_seen == [20]
-    assert [p.win_probability for p in again] == [p.win_probability for p in first]
+    # the model's answers are reused; the served probability decays with the cache age
+    assert [p.probability_undecayed for p in again] == [p.win_probability for p in first]
+    assert all(p.cache_age_s == pytest.approx(30.0) for p in again)
+    assert all(p.cache_age_s == 0.0 and p.decay_factor == 1.0 for p in first)
     # cached answers are not written to the history again; their age moved on
     assert sum(p.count for p in history.points) == 20
     assert len(history.points) == len({p.series for p in history.points})
@@ -477,3 +483,48 @@ def test_feature_mismatch_fails_fast() -> None:
     model.feature_names = F.FEATURE_NAMES[:-1]
     with pytest.raises(ValueError, match="retrain"):
         make(model=model)
+
+
+class RatedModel(FakeModel):
+    """FakeModel with a training base rate per strategy (as ModelHierarchy.base_rate)."""
+
+    RATES = {"Butterfly": 0.55, "Iron Condor": 0.9}
+
+    def base_rate(self, symbol: str, strategy: str) -> float:
+        return self.RATES[strategy]
+
+
+def test_a_cached_answer_decays_toward_the_base_rate_and_says_so() -> None:
+    svc, _, _, _, clocks, _ = make(model=RatedModel(), decay_half_life_s=120.0)
+    reqs = [t(), t(CONDOR)]
+    first, _ = svc.predict_batch(reqs)
+    clocks.advance(120)  # one half-life (the prediction TTL is 300 s)
+    again, metrics = svc.predict_batch(reqs)
+    assert metrics["prediction_hits"] == 2
+    for old, new, base in zip(first, again, (0.55, 0.9), strict=True):
+        p0 = old.win_probability
+        assert new.probability_undecayed == p0 and new.cache_age_s == pytest.approx(120.0)
+        assert new.decay_factor == pytest.approx(0.5)
+        assert new.win_probability == pytest.approx(base + (p0 - base) * 0.5, abs=1e-6)
+        assert new.prediction == ("WIN" if new.win_probability >= new.threshold else "LOSS")
+    clocks.advance(120)  # two half-lives: a quarter of the distance left
+    later, _ = svc.predict_batch(reqs)
+    assert later[0].decay_factor == pytest.approx(0.25)
+    assert later[0].win_probability == pytest.approx(0.55 + (first[0].win_probability - 0.55) / 4)
+
+
+def test_decay_off_serves_the_cached_probability_unchanged() -> None:
+    svc, _, _, _, clocks, _ = make(model=RatedModel(), decay_half_life_s=0.0)
+    first, _ = svc.predict_batch([t()])
+    clocks.advance(200)
+    again, _ = svc.predict_batch([t()])
+    assert again[0].win_probability == first[0].win_probability
+    assert again[0].decay_factor == 1.0 and again[0].cache_age_s == pytest.approx(200.0)
+
+
+def test_a_model_without_base_rates_decays_toward_one_half() -> None:
+    svc, _, _, _, clocks, _ = make(decay_half_life_s=60.0)
+    first, _ = svc.predict_batch([t()])
+    clocks.advance(60)
+    again, _ = svc.predict_batch([t()])
+    assert again[0].win_probability == pytest.approx(0.5 + (first[0].win_probability - 0.5) / 2)

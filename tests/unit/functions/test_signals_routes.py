@@ -118,3 +118,23 @@ def test_without_a_range_the_most_recent_signals_come_back() -> None:
     assert ends == sorted(ends)
     newest = api.get("/signals", params={"limit": 1}).json()["signals"]
     assert [s["window_end"] for s in newest] == [ends[-1]]
+
+
+def test_signals_answer_says_the_cme_globex_session() -> None:
+    """IFD signals are about NQ options: the answer names CME Globex's session now."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from functions.predict.signals_routes import get_signal_store, router
+
+    class Empty:
+        def query(self, *a: object, **k: object) -> list[object]:
+            return []
+
+    app = FastAPI()
+    app.include_router(router)
+    app.dependency_overrides[get_signal_store] = lambda: Empty()
+    market = TestClient(app).get("/signals").json()["market"]
+    assert market["exchange"] == "CME Globex"
+    assert market["session"] in {"regular", "early_close", "closed"}
+    assert isinstance(market["market_open"], bool)

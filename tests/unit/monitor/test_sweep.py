@@ -414,3 +414,25 @@ def test_gateway_stale_knows_the_cme_session() -> None:
     rig.clock.now = datetime(2026, 1, 19, 18, 30, tzinfo=UTC)  # 13:30 ET: after the close
     rig.state.state.stale_incident = None
     assert rig.sweep(fresh_heartbeat=False).gateway.market_hours is False
+
+
+def test_gateway_stale_uses_the_cme_session_in_2028_and_says_so() -> None:
+    """Beyond exchange_calendars' default one-year horizon (the table covers 2020-2035):
+    Good Friday 2028 and a Saturday are closed on Globex (no alert); MLK Day 2028 is an
+    early-close Globex session, so a missing heartbeat at 10:00 ET is stale, and the alert
+    and the summary name the session used."""
+    rig = Rig(now=datetime(2028, 4, 14, 15, 0, tzinfo=UTC))  # Good Friday, 10:00 ET
+    rig.hb.beat = None
+    res = rig.sweep(fresh_heartbeat=False)
+    assert res.gateway is not None and not res.gateway.market_hours and res.stale_alerts == 0
+    assert res.gateway.session["session"] == "closed"
+    rig.clock.now = datetime(2028, 3, 4, 15, 0, tzinfo=UTC)  # a Saturday
+    res = rig.sweep(fresh_heartbeat=False)
+    assert res.stale_alerts == 0 and res.summary()["gateway_session"]["session"] == "closed"
+    rig.clock.now = datetime(2028, 1, 17, 15, 0, tzinfo=UTC)  # MLK Day, 09:00 CT
+    res = rig.sweep(fresh_heartbeat=False)
+    assert res.stale_alerts == 1
+    session = res.alerts[0].payload["session"]
+    assert session["exchange"] == "CME Globex" and session["session"] == "early_close"
+    assert session["market_open"] is True and session["session_date"] == "2028-01-17"
+    assert res.summary()["gateway_session"] == session

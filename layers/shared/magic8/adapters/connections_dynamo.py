@@ -1,8 +1,8 @@
 """WebSocket connections in the state table: pk "ws#conn", sk <connection id>.
 
-`doc` holds the connection (subscribed symbols, connected_at) as JSON; `expires_at` is a
-TTL a little past API Gateway's 2-hour maximum connection duration, so connections that
-vanished without a $disconnect are cleaned up. Reads filter expired items (moto).
+`doc` holds the connection (subscribed symbols and strategy filters, connected_at) as JSON;
+`expires_at` is a TTL a little past API Gateway's 2-hour maximum connection duration, so
+connections that vanished without a $disconnect are cleaned up. Reads filter expired items (moto).
 """
 
 from __future__ import annotations
@@ -25,6 +25,21 @@ class DynamoConnectionStore(LazyDynamoClient):
 
     def add(self, connection: Connection) -> None:
         self._put(connection)
+
+    def put(self, connection: Connection) -> None:
+        self._put(connection)
+
+    def count(self) -> int:
+        """Open connections (expired items excluded): one Query reading only expires_at."""
+        now = int(time.time())
+        items = query_all(
+            self.ddb,
+            self.table,
+            CONN_PK,
+            ProjectionExpression="#e",
+            ExpressionAttributeNames={"#e": "expires_at"},
+        )
+        return sum(1 for item in items if int(item.get("expires_at", {}).get("N", now + 1)) > now)
 
     def get(self, connection_id: str) -> Connection | None:
         item = self.ddb.get_item(

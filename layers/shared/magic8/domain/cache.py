@@ -91,6 +91,19 @@ class TTLCache(Generic[K, V]):
         self.misses += 1
         return None
 
+    def entry(self, key: K) -> tuple[float, V] | None:
+        """The live entry (expires_at, value) as stored, or None; counts a hit or a miss.
+        No allocation: the service reads a cached answer's age from it (an entry put with
+        the cache's ttl_s was stored at expires_at - ttl_s)."""
+        entry = self._data.get(key)
+        if entry is not None:
+            if entry[0] > self.clock():
+                self.hits += 1
+                return entry
+            del self._data[key]
+        self.misses += 1
+        return None
+
     def lookup(self, key: K) -> tuple[bool, V | None]:
         """(found, value) for caches that store None as a value; counts a hit or a miss."""
         entry = self._data.get(key)

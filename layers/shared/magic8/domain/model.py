@@ -122,6 +122,22 @@ class ModelHierarchy:
         out: dict[str, dict[str, float]] = self.manifest.get("payoff") or {}
         return out
 
+    def base_rate(self, symbol: str, strategy: str) -> float:
+        """The win rate the model saw in training for (symbol, strategy): the probability a
+        cached answer decays toward (magic8.domain.decay). From the manifest, most specific
+        first: `base_rates` by hierarchy key (symbol_strategy:..., symbol:..., strategy:...,
+        default), then data.win_rate_by_strategy, then the test set's win rate, else 0.5."""
+        rates = self.manifest.get("base_rates") or {}
+        for key in model_keys(symbol, strategy):
+            if key in rates:
+                return float(rates[key])
+        by_strategy = (self.manifest.get("data") or {}).get("win_rate_by_strategy") or {}
+        if strategy in by_strategy:
+            return float(by_strategy[strategy])
+        test = (self.manifest.get("metrics") or {}).get("test") or {}
+        rate = test.get("win_rate")
+        return float(rate) if isinstance(rate, int | float) and 0.0 <= rate <= 1.0 else 0.5
+
     def route(self, symbol: str, strategy: str) -> str:
         """The key of the model that serves (symbol, strategy)."""
         key = self._route.get((symbol, strategy))

@@ -41,6 +41,7 @@ from magic8.domain.cache import (
     snapshot_identity,
 )
 from magic8.domain.confidence import ConfidencePoint, Trend, epoch_ms, series_name
+from magic8.domain.decay import DEFAULT_HALF_LIFE_S, decay_factor, decayed_probability
 from magic8.domain.market import MarketSnapshot
 from magic8.domain.ports import HistoryRepository, MarketDataRepository
 from magic8.domain.risk_reward import (
@@ -49,6 +50,7 @@ from magic8.domain.risk_reward import (
     max_profit_loss,
 )
 from magic8.domain.trades import TradeRequest
+from magic8.domain.warming import RequestCounter
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +151,11 @@ class Prediction:
     # dollars: p * wf * max_profit - (1 - p) * lf * max_loss, x multiplier x quantity
     # (None when the trade's max profit or loss is unbounded)
     expected_value: float | None = None
+    # confidence decay (magic8.domain.decay): how old the cached answer is (0: computed
+    # now), the factor applied, and the model's probability before it
+    cache_age_s: float = 0.0
+    decay_factor: float = 1.0
+    probability_undecayed: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,6 +171,13 @@ class Prediction:
             "data_age_s": self.data_age_s,
             "n_features": self.n_features,
             "expected_value": self.expected_value,
+            "cache_age_s": self.cache_age_s,
+            "decay_factor": self.decay_factor,
+            "probability_undecayed": (
+                self.win_probability
+                if self.probability_undecayed is None
+                else self.probability_undecayed
+            ),
         }
 
 
@@ -207,6 +221,12 @@ class ServiceConfig:
     # a prediction's threshold is its expected-value breakeven win probability plus this
     # margin (probability points): win_probability >= threshold means EV > 0 with room
     ev_margin: float = 0.0
+    # a cached answer's probability shrinks toward the model's base rate for its symbol x
+    # strategy with this half-life (seconds of cache age); <= 0 turns decay off
+    decay_half_life_s: float = DEFAULT_HALF_LIFE_S
+    # count requests per trade identity in a table of at most this many trades, for cache
+    # warming of the most requested (magic8.domain.warming); 0: not counted
+    track_requests: int = 0
 
 
 def _utc_now() -> datetime:
@@ -285,6 +305,9 @@ class PredictionService:
             )
         self._contexts: dict[tuple[object, ...], Any] = {}
         self._extremes: dict[object, tuple[float, float]] = {}
+        self._base_rates: dict[tuple[str, str], float] = {}
+        tracked = self.config.track_requests
+        self.requests: RequestCounter | None = RequestCounter(tracked) if tracked > 0 else None
         payoff = getattr(model, "payoff", None)
         self._fractions: dict[str, PayoffFractions] = {
             str(k): PayoffFractions(float(v["win_fraction"]), float(v["loss_fraction"]))
@@ -394,9 +417,20 @@ class PredictionService:
         preds, metrics = self.predict_batch([request])
         return preds[0], metrics
 
+    def prefetch_market(self, symbols: Sequence[str]) -> int:
+        """Read the symbols' snapshots (+ VIX) into the market cache ahead of requests (cache
+        warming); how many of them have data."""
+        market = self._market_for(list(symbols), True, BatchMetrics())
+        return sum(1 for sym in symbols if market.get(sym) is not None)
+
     def predict_batch(
-        self, requests: Sequence[TradeRequest], share_market_data: bool = True
+        self,
+        requests: Sequence[TradeRequest],
+        share_market_data: bool = True,
+        count_requests: bool = True,
     ) -> tuple[list[Prediction], dict[str, Any]]:
+        """Answers in request order and the batch's metrics. count_requests: count the
+        trades toward the most requested (when tracked; a warm-up is not counted)."""
         started = time.perf_counter()
         metrics = BatchMetrics()
         if not requests:
@@ -423,9 +457,16 @@ class PredictionService:
             ident, ft = keyed[sym]
             fkeys.append(feature_key(req, ident, vix_id, ft))
         pkeys = [prediction_key(fk, version) for fk in fkeys]
+        counter = self.requests
+        if counter is not None and count_requests:
+            tally = counter.count
+            for req, fk in zip(requests, fkeys, strict=True):
+                tally(fk.parts[0], req)  # the trade's cache key, already built
         pcache = self.caches.predictions
-        pget = pcache.get
-        answers: list[Any] = [pget(pk) for pk in pkeys]
+        pentry = pcache.entry
+        # cached entries (expires_at, answer): the answer's age comes from expires_at
+        entries = [pentry(pk) for pk in pkeys]
+        answers: list[Any] = [None if e is None else e[1] for e in entries]
         todo = [i for i, ans in enumerate(answers) if ans is None]
         metrics.prediction_misses = len(todo)
         metrics.prediction_hits = n - len(todo)
@@ -492,10 +533,22 @@ class PredictionService:
         ts = now.isoformat()
         sources = {sym: self.data_source(market.get(sym), now) for sym in keyed}
         nf = self.n_features
+        # confidence decay of cached answers (magic8.domain.decay): O(1) per answer
+        half_life = self.config.decay_half_life_s
+        mono = self.monotonic()
+        ttl = pcache.ttl_s
         out: list[Prediction] = []
         for i in range(n):
             ans = answers[i]
-            p = float(ans.win_probability)
+            p0 = p = float(ans.win_probability)
+            cache_age = 0.0
+            factor = 1.0
+            cached = entries[i]
+            if cached is not None:
+                cache_age = max(0.0, mono - (cached[0] - ttl))
+                factor = decay_factor(cache_age, half_life)
+                if factor != 1.0:
+                    p = decayed_probability(p0, self._base_rate(symbols[i], strategies[i]), factor)
             thr, ev = self._ev(requests[i], strategies[i], p, float(ans.threshold), pkeys[i])
             source, age = sources[symbols[i]]
             out.append(
@@ -512,6 +565,9 @@ class PredictionService:
                     age,
                     nf,
                     ev,
+                    round(cache_age, 3),
+                    round(factor, 6),
+                    round(p0, 6),
                 )
             )
         if fresh and self.history_repo is not None and self.config.record_history:
@@ -521,6 +577,22 @@ class PredictionService:
         metrics.elapsed_ms = (time.perf_counter() - started) * 1000.0
         self._add_totals(metrics)
         return out, metrics.to_dict()
+
+    def _base_rate(self, symbol: str, strategy: str) -> float:
+        """The model's training win rate for (symbol, strategy), what a cached answer decays
+        toward (model.base_rate when it has one, else 0.5); remembered per pair."""
+        key = (symbol, strategy)
+        rate = self._base_rates.get(key)
+        if rate is None:
+            fn = getattr(self.model, "base_rate", None)
+            try:
+                rate = float(fn(symbol, strategy)) if callable(fn) else 0.5
+            except Exception:  # a model without usable rates: the uninformed prior
+                rate = 0.5
+            if not 0.0 <= rate <= 1.0:
+                rate = 0.5
+            self._base_rates[key] = rate
+        return rate
 
     def _ev(
         self,

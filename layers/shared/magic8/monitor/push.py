@@ -1,10 +1,14 @@
 """Push to WebSocket clients: who gets which message, and what the messages look like.
 
-Clients subscribe to symbols ({"action": "subscribe", "symbols": ["SPX"]}); each sweep's
-confidence updates and each IFD signal go only to connections subscribed to its symbol.
-Connections live in a ConnectionStore; delivery goes through a ConnectionPoster (API
-Gateway's Management API in AWS, the local WebSocket server on the embedded default).
-A gone connection is deleted and the rest are still served.
+Clients subscribe to symbols, optionally limited to strategies
+({"action": "subscribe", "symbols": ["SPX"], "strategies": ["Butterfly"]}), and
+unsubscribe the same way (`subscribe_to` / `unsubscribe_from`: a subscription is, per
+symbol, every strategy or a set of strategies). Each sweep's confidence updates go only
+to connections subscribed to their symbol and strategy; an IFD signal (no strategy) to
+every connection subscribed to its symbol. Connections live in a ConnectionStore;
+delivery goes through a ConnectionPoster (API Gateway's Management API in AWS, the local
+WebSocket server on the embedded default). A gone connection is deleted and the rest are
+still served.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from magic8.domain.trades import Symbol
+from magic8.domain.trade_shape import canonical_strategy, canonical_symbol
+from magic8.domain.trades import Strategy, Symbol
 
 # IFD signals are about NQ options; a client subscribes to them with this symbol too.
 IFD_SYMBOLS: frozenset[str] = frozenset({"NQ"})
 SUBSCRIBABLE: frozenset[str] = frozenset(s.value for s in Symbol) | IFD_SYMBOLS
+STRATEGIES: frozenset[str] = frozenset(s.value for s in Strategy)
 MAX_SUBSCRIPTIONS = 16
 
 
@@ -30,17 +36,46 @@ class Connection(BaseModel):
 
     connection_id: str
     symbols: frozenset[str] = frozenset()
+    # per subscribed symbol, the strategies its messages are limited to; a symbol that is
+    # not a key here gets every strategy
+    strategies: dict[str, frozenset[str]] = Field(default_factory=dict)
     connected_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    def wants(self, symbol: str, strategy: str | None) -> bool:
+        """Whether a message about (symbol, strategy) goes to this connection; a message
+        without a strategy (an IFD signal) goes to every subscriber of its symbol."""
+        if symbol not in self.symbols:
+            return False
+        only = self.strategies.get(symbol)
+        return only is None or strategy is None or strategy in only
+
+    def subscription(self) -> dict[str, Any]:
+        """{"symbols": [...], "strategies": {symbol: [...]}} (sorted; a symbol absent from
+        "strategies" gets every strategy)."""
+        return {
+            "symbols": sorted(self.symbols),
+            "strategies": {k: sorted(v) for k, v in sorted(self.strategies.items())},
+        }
 
 
 class ConnectionStore(Protocol):
     def add(self, connection: Connection) -> None: ...
+
+    def get(self, connection_id: str) -> Connection | None: ...
+
+    def put(self, connection: Connection) -> None:
+        """Store the connection as given (its subscription replaced)."""
+        ...
 
     def set_symbols(self, connection_id: str, symbols: Iterable[str]) -> None: ...
 
     def remove(self, connection_id: str) -> None: ...
 
     def list_all(self) -> list[Connection]: ...
+
+    def count(self) -> int:
+        """How many connections are open (for the connection cap)."""
+        ...
 
 
 class ConnectionPoster(Protocol):
@@ -96,7 +131,7 @@ def normalise_symbols(symbols: Iterable[Any]) -> list[str]:
     for raw in symbols:
         if not isinstance(raw, str):
             raise ValueError(f"symbols: expected strings, got {type(raw).__name__}")
-        s = raw.strip().upper()
+        s = str(canonical_symbol(raw)).strip().upper()  # aliases: SPXW, $SPX, ...
         if s not in SUBSCRIBABLE:
             raise ValueError(f"symbols: unknown symbol {raw!r}; one of {sorted(SUBSCRIBABLE)}")
         if s not in out:
@@ -106,18 +141,95 @@ def normalise_symbols(symbols: Iterable[Any]) -> list[str]:
     return out
 
 
+def normalise_strategies(strategies: Iterable[Any]) -> list[str]:
+    """Validated, de-duplicated strategy names; aliases as everywhere in the API
+    ("IronCondor", "fly", ...); ValueError names the bad one."""
+    out: list[str] = []
+    for raw in strategies:
+        if not isinstance(raw, str):
+            raise ValueError(f"strategies: expected strings, got {type(raw).__name__}")
+        name = canonical_strategy(raw)
+        folded = str(name).strip().casefold()
+        match = next((s for s in STRATEGIES if s.casefold() == folded), None)
+        if match is None:
+            raise ValueError(
+                f"strategies: unknown strategy {raw[:32]!r}; one of {sorted(STRATEGIES)}"
+            )
+        if match not in out:
+            out.append(match)
+    return out
+
+
+def _tidy(symbols: set[str], only: dict[str, frozenset[str]]) -> dict[str, Any]:
+    """The fields of a subscription: a filter naming every strategy is no filter; a
+    symbol left with no strategy is unsubscribed."""
+    filters: dict[str, frozenset[str]] = {}
+    for sym in list(symbols):
+        got = only.get(sym)
+        if got is None or got >= STRATEGIES:
+            continue
+        if not got:
+            symbols.discard(sym)
+            continue
+        filters[sym] = got
+    if len(symbols) > MAX_SUBSCRIPTIONS:
+        raise ValueError(f"symbols: at most {MAX_SUBSCRIPTIONS}")
+    return {"symbols": frozenset(symbols), "strategies": filters}
+
+
+def subscribe_to(
+    connection: Connection, symbols: Sequence[str], strategies: Sequence[str] | None = None
+) -> Connection:
+    """The connection subscribed to `symbols` as well (added to what it had): to every
+    strategy, or to `strategies` only (added to the strategies it had for that symbol)."""
+    have = set(connection.symbols)
+    only = dict(connection.strategies)
+    for sym in symbols:
+        if strategies is None:
+            only.pop(sym, None)  # every strategy
+        elif sym not in have:
+            only[sym] = frozenset(strategies)
+        elif sym in only:
+            only[sym] = only[sym] | frozenset(strategies)
+        # else: already every strategy
+        have.add(sym)
+    return connection.model_copy(update=_tidy(have, only))
+
+
+def unsubscribe_from(
+    connection: Connection,
+    symbols: Sequence[str] | None = None,
+    strategies: Sequence[str] | None = None,
+) -> Connection:
+    """The connection without `symbols` (all of them when None) for `strategies` (every
+    strategy when None): no arguments = unsubscribed from everything."""
+    have = set(connection.symbols)
+    only = dict(connection.strategies)
+    targets = set(have) if symbols is None else have & set(symbols)
+    for sym in targets:
+        if strategies is None:
+            have.discard(sym)
+            only.pop(sym, None)
+        else:
+            only[sym] = only.get(sym, STRATEGIES) - frozenset(strategies)
+    return connection.model_copy(update=_tidy(have, only))
+
+
 def route(
     messages: Sequence[PushMessage], connections: Sequence[Connection]
 ) -> dict[str, list[PushMessage]]:
-    """connection id -> the messages for symbols it subscribed to (in message order)."""
-    by_symbol: dict[str, list[str]] = {}
+    """connection id -> the messages for the symbols (and strategies) it subscribed to, in
+    message order."""
+    by_symbol: dict[str, list[Connection]] = {}
     for c in connections:
         for s in c.symbols:
-            by_symbol.setdefault(s, []).append(c.connection_id)
+            by_symbol.setdefault(s, []).append(c)
     out: dict[str, list[PushMessage]] = {}
     for m in messages:
-        for cid in by_symbol.get(m.symbol, ()):
-            out.setdefault(cid, []).append(m)
+        strategy = getattr(m, "strategy", None)
+        for c in by_symbol.get(m.symbol, ()):
+            if c.wants(m.symbol, strategy):
+                out.setdefault(c.connection_id, []).append(m)
     return out
 
 
@@ -171,6 +283,15 @@ class InMemoryConnectionStore:
 
     def add(self, connection: Connection) -> None:
         self._conns[connection.connection_id] = connection
+
+    def get(self, connection_id: str) -> Connection | None:
+        return self._conns.get(connection_id)
+
+    def put(self, connection: Connection) -> None:
+        self._conns[connection.connection_id] = connection
+
+    def count(self) -> int:
+        return len(self._conns)
 
     def set_symbols(self, connection_id: str, symbols: Iterable[str]) -> None:
         old = self._conns.get(connection_id) or Connection(connection_id=connection_id)

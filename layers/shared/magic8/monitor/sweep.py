@@ -14,7 +14,9 @@ win probability with the previous sweep's:
 During market hours it checks the gateway heartbeat: a heartbeat older than
 `stale_after_s` (or none at all) opens an incident and publishes ONE `gateway_stale`
 alert; a fresh heartbeat closes the incident, so the next staleness is a new incident.
-An incident still open on a later trading day counts as a new one.
+An incident still open on a later session counts as a new one. The gateway's session is
+CME Globex's (the NQ feed trades there; `gateway_session="nyse"` for NYSE hours): the
+check, its alert and the sweep summary say which session it used.
 
 If a publish fails, the trade's previous state is kept so the next sweep tries again.
 """
@@ -33,13 +35,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from magic8.domain.alerts import Alert
 from magic8.domain.ports import AlertPublisher
 from magic8.domain.trades import TradeRequest
-from magic8.market_hours import StreamingWindow
+from magic8.market_hours import MarketCalendar, StreamingWindow, default_cme_calendar
 from magic8.monitor.calendar import MARKET_CLOSE, MARKET_OPEN, is_market_hours, trading_day
 from magic8.monitor.drift import DriftAccumulator, DriftMonitor, DriftReport, drift_alert
 from magic8.monitor.push import ConfidenceUpdate, PushResult
 from magic8.monitor.watchlist import WatchlistEntry, WatchlistStore
 
 Clock = Callable[[], datetime]
+_NYSE = MarketCalendar()
 
 
 def utc_now() -> datetime:
@@ -162,6 +165,8 @@ class GatewayCheck:
     alerted: bool = False
     incident_open: bool = False
     error: str | None = None
+    # the calendar the check used: CME Globex (the NQ feed) or NYSE, and its session now
+    session: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -196,6 +201,7 @@ class SweepResult:
             "market_data_fetches": self.market_data_fetches,
             "gateway_stale": bool(g and g.stale and g.market_hours),
             "gateway_age_s": None if g is None or g.age_s is None else round(g.age_s, 1),
+            "gateway_session": g.session if g is not None else None,
             "pushed_connections": self.push.delivered if self.push else 0,
             "drift_max_psi": None if self.drift is None else round(self.drift.max_psi, 4),
             "drifted": [] if self.drift is None else [f.feature for f in self.drift.drifted],
@@ -283,11 +289,22 @@ def _publish(publisher: AlertPublisher, alert: Alert, result: SweepResult) -> bo
 
 
 def gateway_session_open(now: datetime, config: SweepConfig) -> bool:
-    """Whether the gateway should be streaming now: the CME Globex calendar's window
-    (exchange_calendars when installed; NYSE holidays otherwise) or NYSE hours."""
+    """Whether the gateway should be streaming now: its window on the CME Globex calendar
+    (magic8/data/cme_sessions.json, from exchange_calendars' CMES) or NYSE hours."""
     if config.gateway_session == "nyse":
         return is_market_hours(now, config.market_open, config.market_close)
     return StreamingWindow(config.market_open, config.market_close).is_open(now)
+
+
+def gateway_session(now: datetime, config: SweepConfig) -> tuple[date, dict[str, object]]:
+    """(the day a stale incident belongs to, what the check says of the session): the CME
+    Globex session (NQ futures and options trade on Globex) or the NYSE trading day."""
+    if config.gateway_session == "nyse":
+        day = trading_day(now, config.market_close)
+        described = _NYSE.describe(now)
+        return day, {"exchange": "NYSE", **described}
+    cme = default_cme_calendar()
+    return cme.session_day(now), cme.describe(now)
 
 
 def check_gateway(
@@ -299,10 +316,11 @@ def check_gateway(
     result: SweepResult,
 ) -> GatewayCheck:
     in_hours = gateway_session_open(now, config)
+    session_day, session = gateway_session(now, config)
     try:
         beat = heartbeat_reader.last_beat()
     except Exception as exc:  # cannot tell: say so, change nothing
-        check = GatewayCheck(in_hours, None, None, False, error=str(exc))
+        check = GatewayCheck(in_hours, None, None, False, error=str(exc), session=session)
         check.incident_open = state.stale_incident is not None
         result.errors.append(f"heartbeat: {exc}")
         return check
@@ -321,11 +339,11 @@ def check_gateway(
         and (data_age is None or data_age > config.stale_after_s)
     )
     stale = stale or no_data
-    check = GatewayCheck(in_hours, beat, age, stale)
+    check = GatewayCheck(in_hours, beat, age, stale, session=session)
     if not stale:
         state.stale_incident = None  # fresh again: the incident (if any) is over
     elif in_hours:
-        day = trading_day(now, config.market_close)
+        day = session_day
         incident = state.stale_incident
         if incident is None or incident.day != day:
             age_txt = "never" if age is None else f"{age:.0f}s ago"
@@ -346,6 +364,7 @@ def check_gateway(
                     "age_s": age,
                     "stale_after_s": config.stale_after_s,
                     "detected_at": now.isoformat(),
+                    "session": session,
                 },
                 dedupe_key=f"gateway_stale:{int(now.timestamp())}",
                 created_at=now,

@@ -3,10 +3,14 @@
 moto fires no schedules and serves no WebSocket APIs, so this component plays both:
 
 - every 5 minutes (30 s in demo mode) it calls functions.monitor.handler.handler with a
-  real EventBridge scheduled-event shape;
+  real EventBridge scheduled-event shape, then sends functions.predict.handler.handler its
+  cache-warm event (magic8.domain.warming.WARM_EVENT, an EventBridge rule in AWS);
 - it serves ws://127.0.0.1:<port>/ like an API Gateway WebSocket API: each client
-  connection, message and close becomes a $connect / subscribe / $disconnect event for
-  functions.websocket.handler.handler; and it serves the Management API
+  connection, message and close becomes a $connect / subscribe / unsubscribe / ping /
+  $default / $disconnect event for functions.websocket.handler.handler (a $connect
+  answered non-200, e.g. 429 at the connection cap, fails the upgrade with that status and
+  body, as API Gateway does; a client silent for the idle timeout, 10 minutes as in API
+  Gateway, is closed with 1001 "Going away"); and it serves the Management API
   (POST/GET/DELETE /@connections/{id}) on a second loopback port, so the handlers push
   through the same boto3 adapter they use in AWS (MAGIC8_WS_ENDPOINT points here).
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import secrets
@@ -26,13 +31,16 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
+from magic8.monitor.websocket_routes import IDLE_TIMEOUT_S, ROUTE_KEYS
 from magic8_dev.local.context import LocalContext
 
 NAME = "monitor"
@@ -69,9 +77,13 @@ def _epoch_ms() -> int:
 class LocalWebSocketApi:
     """API Gateway's WebSocket API on loopback: clients on one port, @connections on another."""
 
-    def __init__(self, handler: Handler, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, handler: Handler, host: str = "127.0.0.1", idle_timeout_s: float = IDLE_TIMEOUT_S
+    ) -> None:
         self.handler = handler
         self.host = host
+        self.idle_timeout_s = idle_timeout_s
+        self._connecting: dict[ServerConnection, str] = {}
         self.port = 0
         self.management_port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -134,32 +146,44 @@ class LocalWebSocketApi:
 
     @staticmethod
     def _route_key(body: str) -> str:
-        """Route selection expression $request.body.action; subscribe is the only route."""
+        """Route selection expression $request.body.action over the deployed routes
+        (ROUTE_KEYS); anything else goes to $default."""
         try:
             action = json.loads(body).get("action")
         except (json.JSONDecodeError, AttributeError):
             action = None
-        return "subscribe" if action == "subscribe" else "$default"
+        return action if action in ROUTE_KEYS else "$default"
 
-    async def _client(self, ws: ServerConnection) -> None:
+    async def _connect(self, ws: ServerConnection, request: Request) -> Response | None:
+        """$connect before the upgrade: a non-200 answer fails the handshake with its
+        status and body (as API Gateway does)."""
         conn_id = secrets.token_urlsafe(12)
         result = await self._invoke(self._event(conn_id, "$connect", "CONNECT"))
-        if int(result.get("statusCode", 500)) != 200:
+        status = int(result.get("statusCode", 500))
+        if status != 200:
+            try:
+                code = HTTPStatus(status)
+            except ValueError:
+                code = HTTPStatus.INTERNAL_SERVER_ERROR
+            return ws.respond(code, str(result.get("body") or ""))
+        self._connecting[ws] = conn_id
+        return None
+
+    async def _client(self, ws: ServerConnection) -> None:
+        conn_id = self._connecting.pop(ws, None)
+        if conn_id is None:  # pragma: no cover - every upgrade went through _connect
             await ws.close(code=1008, reason="connect refused")
             return
         self._clients[conn_id] = ws
         try:
-            async for message in ws:
+            while True:
+                try:
+                    message = await asyncio.wait_for(ws.recv(), self.idle_timeout_s)
+                except TimeoutError:
+                    await ws.close(code=1001, reason="Going away")  # idle, as API Gateway
+                    break
                 text = message if isinstance(message, str) else message.decode()
                 route_key = self._route_key(text)
-                if route_key == "$default":
-                    # No $default route is deployed: API Gateway answers with an error.
-                    await ws.send(
-                        json.dumps(
-                            {"message": "Forbidden", "connectionId": conn_id, "requestId": "-"}
-                        )
-                    )
-                    continue
                 await self._invoke(self._event(conn_id, route_key, "MESSAGE", text))
         except ConnectionClosed:
             pass
@@ -261,7 +285,7 @@ class LocalWebSocketApi:
         asyncio.set_event_loop(loop)
 
         async def main() -> None:
-            self._server = await serve(self._client, self.host, 0)
+            self._server = await serve(self._client, self.host, 0, process_request=self._connect)
             sock = next(iter(self._server.sockets))
             self.port = int(sock.getsockname()[1])
             self._ready.set()
@@ -347,8 +371,13 @@ class MonitorTimerComponent:
         interval_s: float | None = None,
         print_updates: bool = True,
         first_fire_s: float = FIRST_FIRE_S,
+        warm_cache: bool = True,
     ) -> None:
         self._interval = interval_s
+        # with each timer sweep, send the predict function its warm event (the local stack
+        # serves the in-process predict handler)
+        self.warm_cache = warm_cache
+        self.last_warm: dict[str, Any] | None = None
         self.first_fire_s = first_fire_s
         self.print_updates = print_updates
         self.ws: LocalWebSocketApi | None = None
@@ -423,11 +452,28 @@ class MonitorTimerComponent:
             self._print(summary)
         return summary
 
+    def warm_predict(self) -> dict[str, Any] | None:
+        """The predict function's warm event (in AWS an EventBridge rule sends it every 5
+        minutes): the in-process predict handler, the one the local API front serves,
+        re-predicts its configured and most requested trades (magic8.domain.warming)."""
+        if not self.warm_cache:
+            return None
+        from functions.predict.handler import handler
+        from magic8.domain.warming import WARM_EVENT
+        from magic8_dev.local.api_front import LambdaContext
+
+        with contextlib.redirect_stdout(io.StringIO()):  # EMF metric lines
+            result: dict[str, Any] = handler(dict(WARM_EVENT), LambdaContext())
+        self.last_warm = result
+        return result
+
     def _run(self) -> None:
         delay = min(self.first_fire_s, self.interval_s)
         while not self._stop.wait(delay):
             with contextlib.suppress(Exception):
                 self.fire_now()
+            with contextlib.suppress(Exception):
+                self.warm_predict()
             delay = self.interval_s
 
     @staticmethod

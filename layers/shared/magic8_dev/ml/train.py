@@ -732,6 +732,13 @@ def _train_level(
         "params": {**PARAMS, "rounds": cfg.rounds, "early_stopping": cfg.early_stop},
         "min_samples": {"train": cfg.min_train, "valid": cfg.min_valid, "per_class": cfg.min_class},
         "payoff": payoff,
+        # training win rate per hierarchy key (what cached answers decay toward at serve
+        # time, magic8.domain.decay), for every key with at least min_class training rows
+        "base_rates": {
+            key: float(ds.y[tr & mask].mean())
+            for key, mask in candidates
+            if int((tr & mask).sum()) >= cfg.min_class
+        },
         "ev_margin": cfg.ev_margin,
         "option_math": option_math,
         "data": data_info,
