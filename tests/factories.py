@@ -39,6 +39,14 @@ IRON_CONDOR: dict[str, Any] = {
     "action": "SELL",
     "quantity": 1,
 }
+SONAR_NDX: dict[str, Any] = {
+    "strategy": "Sonar",
+    "symbol": "NDX",
+    "premium": 3.2,
+    "predicted_price": 21010,
+    "strikes": [20900, 20920, 21080, 21100],
+    "action": "SELL",
+}
 DISCORD_BATCH: dict[str, Any] = {"requests": [BUTTERFLY, IRON_CONDOR], "share_market_data": True}
 
 

@@ -19,8 +19,8 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.exceptions import RequestValidationError
 
+from functions.predict.query_params import invalid, utc_param
 from magic8.domain.bars import DEFAULT_SYMBOL, BarStore
 from magic8.settings import AwsSettings
 
@@ -28,8 +28,6 @@ MAX_RANGE = timedelta(days=31)
 MAX_HOURS = 24 * 31
 MAX_BARS = 31 * 24 * 12
 EASTERN = ZoneInfo("America/New_York")
-MIN_TIME = datetime(1970, 1, 2, tzinfo=UTC)
-MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 
 router = APIRouter(tags=["nq"])
 
@@ -53,20 +51,6 @@ def get_bar_store() -> BarStore:
     return cached[1]
 
 
-def _invalid(field: str, msg: str) -> RequestValidationError:
-    return RequestValidationError([{"loc": ("query", field), "msg": msg, "type": "value_error"}])
-
-
-def _utc(ts: datetime, field: str) -> datetime:
-    try:
-        out = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-    except (OverflowError, ValueError) as exc:
-        raise _invalid(field, f"not a representable time: {exc}") from exc
-    if not MIN_TIME <= out <= MAX_TIME:
-        raise _invalid(field, "must be between 1970-01-02 and 2100-01-01")
-    return out
-
-
 def session_range(latest: datetime) -> tuple[datetime, datetime]:
     """The ET calendar day holding `latest` (a bar's open time), as a UTC range."""
     day = latest.astimezone(EASTERN).date()
@@ -88,7 +72,7 @@ def nq_bars(
     ] = DEFAULT_SYMBOL,
 ) -> dict[str, Any]:
     if hours is not None and (since is not None or until is not None):
-        raise _invalid("hours", "give either hours or since/until, not both")
+        raise invalid("hours", "give either hours or since/until, not both")
     now = datetime.now(UTC)
     if hours is not None:
         start, end = now - timedelta(hours=hours), now
@@ -99,12 +83,12 @@ def nq_bars(
         else:
             start, end = session_range(latest.start)
     else:
-        end = _utc(until, "until") if until else now
-        start = _utc(since, "since") if since else end - timedelta(days=1)
+        end = utc_param(until, "until") if until else now
+        start = utc_param(since, "since") if since else end - timedelta(days=1)
         if start >= end:
-            raise _invalid("until", "until must be after since")
+            raise invalid("until", "until must be after since")
         if end - start > MAX_RANGE:
-            raise _invalid("since", f"range must be at most {MAX_RANGE.days} days")
+            raise invalid("since", f"range must be at most {MAX_RANGE.days} days")
     bars = store.query(symbol, start, end, MAX_BARS)
     return {
         "symbol": symbol,

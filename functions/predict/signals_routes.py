@@ -20,8 +20,8 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.exceptions import RequestValidationError
 
+from functions.predict.query_params import invalid, utc_param
 from magic8.domain.bias import signal_bias
 from magic8.ifd.ports import SignalQuery, SignalStore
 from magic8.market_hours import default_cme_calendar
@@ -50,24 +50,6 @@ def get_signal_store() -> SignalStore:
     return _default_store()
 
 
-MIN_TIME = datetime(1970, 1, 2, tzinfo=UTC)
-MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
-
-
-def _utc(ts: datetime, field: str) -> datetime:
-    try:
-        out = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-    except (OverflowError, ValueError) as exc:
-        raise _invalid(field, f"not a representable time: {exc}") from exc
-    if not MIN_TIME <= out <= MAX_TIME:
-        raise _invalid(field, "must be between 1970-01-02 and 2100-01-01")
-    return out
-
-
-def _invalid(field: str, msg: str) -> RequestValidationError:
-    return RequestValidationError([{"loc": ("query", field), "msg": msg, "type": "value_error"}])
-
-
 @router.get("/signals")
 def list_signals(
     store: Annotated[SignalStore, Depends(get_signal_store)],
@@ -82,12 +64,12 @@ def list_signals(
     """IFD signals whose window ended in [since, until), oldest first (without either: the
     most recent). `market`: CME Globex's session now (`market_open`, `session` regular |
     early_close | closed): the NQ options the signals are about trade on Globex."""
-    end = _utc(until, "until") if until else datetime.now(UTC)
-    start = _utc(since, "since") if since else end - DEFAULT_RANGE
+    end = utc_param(until, "until") if until else datetime.now(UTC)
+    start = utc_param(since, "since") if since else end - DEFAULT_RANGE
     if start >= end:
-        raise _invalid("until", "until must be after since")
+        raise invalid("until", "until must be after since")
     if end - start > MAX_RANGE:
-        raise _invalid("since", f"range must be at most {MAX_RANGE.days} days")
+        raise invalid("since", f"range must be at most {MAX_RANGE.days} days")
     if since is None and until is None:
         # the most recent signals: the tail of the last hour (else of the last 24 hours)
         for span in (RECENT_RANGE, DEFAULT_RANGE, LOOKBACK_RANGE):

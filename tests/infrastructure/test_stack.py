@@ -310,23 +310,24 @@ def test_ifd_kinesis_event_source(synth: Synth) -> None:
     )
 
 
-def test_monitor_schedule_every_five_minutes(synth: Synth) -> None:
+def assert_every_five_minutes(synth: Synth, function: str, target: dict[str, Any]) -> None:
+    """An enabled rate(5 minutes) rule targets `function` with `target`'s extra properties."""
+    arn = {"Fn::GetAtt": [_function_id(synth, function), "Arn"]}
     synth.template.has_resource_properties(
         "AWS::Events::Rule",
         {
             "ScheduleExpression": "rate(5 minutes)",
             "State": "ENABLED",
-            "Targets": [
-                Match.object_like(
-                    {
-                        "Arn": {
-                            "Fn::GetAtt": [_function_id(synth, "MonitoringMonitorFunction"), "Arn"]
-                        },
-                        "RetryPolicy": Match.object_like({"MaximumRetryAttempts": 2}),
-                    }
-                )
-            ],
+            "Targets": [Match.object_like({"Arn": arn, **target})],
         },
+    )
+
+
+def test_monitor_schedule_every_five_minutes(synth: Synth) -> None:
+    assert_every_five_minutes(
+        synth,
+        "MonitoringMonitorFunction",
+        {"RetryPolicy": Match.object_like({"MaximumRetryAttempts": 2})},
     )
 
 
@@ -827,25 +828,12 @@ def test_predict_cache_is_warmed_every_five_minutes(synth: Synth) -> None:
     """The warm event goes to the predict function (its caches are in its memory)."""
     from magic8.domain.warming import WARM_EVENT
 
-    synth.template.has_resource_properties(
-        "AWS::Events::Rule",
+    assert_every_five_minutes(
+        synth,
+        "PredictionApiPredictFunction",
         {
-            "ScheduleExpression": "rate(5 minutes)",
-            "State": "ENABLED",
-            "Targets": [
-                Match.object_like(
-                    {
-                        "Arn": {
-                            "Fn::GetAtt": [
-                                _function_id(synth, "PredictionApiPredictFunction"),
-                                "Arn",
-                            ]
-                        },
-                        "Input": json.dumps(WARM_EVENT, separators=(",", ":")),
-                        "RetryPolicy": Match.object_like({"MaximumRetryAttempts": 0}),
-                    }
-                )
-            ],
+            "Input": json.dumps(WARM_EVENT, separators=(",", ":")),
+            "RetryPolicy": Match.object_like({"MaximumRetryAttempts": 0}),
         },
     )
 

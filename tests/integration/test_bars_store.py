@@ -13,9 +13,9 @@ from magic8.adapters.aws import resource
 from magic8.adapters.bars_dynamo import DynamoBarStore, epoch_ms
 from magic8.domain.bars import Bar
 from magic8.settings import AwsSettings
-from magic8_dev.local.context import LocalContext
-from magic8_dev.local.gateway_component import SAMPLE_SESSION, GatewayReplayComponent
+from magic8_dev.local.gateway_component import SAMPLE_SESSION
 from magic8_dev.local.provision import LocalResources
+from tests.integration.test_gateway_component import replayed_sample_day
 
 pytestmark = pytest.mark.xdist_group("kinesis_producer")
 
@@ -61,12 +61,8 @@ def test_upsert_query_latest_and_ttl(aws_resources: LocalResources) -> None:
 def test_sample_replay_writes_shifted_bars_on_the_options_clock(
     aws_resources: LocalResources, moto_server, tmp_path: Path
 ) -> None:
-    day = SAMPLE_SESSION / "day-2025-09-16"
-    comp = GatewayReplayComponent(paths=(str(day),), speed=0.0, loop=False)
-    ctx = LocalContext(aws=moto_server, resources=aws_resources, repo_root=tmp_path)
-    comp.start(ctx)
-    assert comp.session.wait_replay(60)
-    comp.stop()
+    comp = replayed_sample_day(aws_resources, moto_server, tmp_path)
+    assert comp.session is not None
     health = comp.session.health()
     assert health["futures"]["records"] == 390 and health["futures"]["errors"] == 0
     assert "NQ bars" in comp.status()

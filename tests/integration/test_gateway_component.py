@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,15 +18,24 @@ from magic8_dev.local.provision import LocalResources
 pytestmark = pytest.mark.xdist_group("kinesis_producer")
 
 
-def test_replays_sample_day_into_the_flow_stream(
-    aws_resources: LocalResources, moto_server, tmp_path: Path
-) -> None:
+def replayed_sample_day(
+    aws_resources: LocalResources, moto_server: Any, tmp_path: Path
+) -> GatewayReplayComponent:
+    """The gateway component after replaying the sample's 2025-09-16 as fast as it can."""
     day = SAMPLE_SESSION / "day-2025-09-16"
     comp = GatewayReplayComponent(paths=(str(day),), speed=0.0, loop=False)
     ctx = LocalContext(aws=moto_server, resources=aws_resources, repo_root=tmp_path)
     comp.start(ctx)
-    assert comp.session.wait_replay(60)
+    assert comp.session is not None and comp.session.wait_replay(60)
     comp.stop()
+    return comp
+
+
+def test_replays_sample_day_into_the_flow_stream(
+    aws_resources: LocalResources, moto_server, tmp_path: Path
+) -> None:
+    comp = replayed_sample_day(aws_resources, moto_server, tmp_path)
+    assert comp.session is not None
     health = comp.session.health()
     assert health["state"] == "done" and health["windows_sent"] == health["windows_emitted"] > 0
     assert "windows sent" in comp.status()

@@ -21,18 +21,19 @@ CME_OUT = OUT.with_name("cme_sessions.json")
 CME_REGULAR_CLOSE = "16:00"  # CT: the equity index daily halt (the calendar says 17:00)
 
 
+def weekday_holidays(cal: Any, start: date, end: date) -> list[str]:
+    """Weekdays in [start, end] on which the exchange calendar has no session (ISO)."""
+    sessions = {ts.date() for ts in cal.sessions}
+    days = (start + timedelta(days=i) for i in range((end - start).days + 1))
+    return [d.isoformat() for d in days if d.weekday() < 5 and d not in sessions]
+
+
 def build(first_year: int = 2020, last_year: int = 2035) -> dict[str, Any]:
     import exchange_calendars as xcals
 
     start, end = date(first_year, 1, 1), date(last_year, 12, 31)
     cal = xcals.get_calendar("XNYS", start=start.isoformat(), end=end.isoformat())
-    sessions = {ts.date() for ts in cal.sessions}
-    holidays = []
-    day = start
-    while day <= end:
-        if day.weekday() < 5 and day not in sessions:
-            holidays.append(day.isoformat())
-        day += timedelta(days=1)
+    holidays = weekday_holidays(cal, start, end)
     early = {}
     for session in cal.early_closes:
         close = cal.session_close(session).tz_convert("America/New_York")
@@ -61,13 +62,7 @@ def build_cme(first_year: int = 2020, last_year: int = 2035) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cal = xcals.get_calendar("CMES", start=start.isoformat(), end=end.isoformat())
-    sessions = {ts.date() for ts in cal.sessions}
-    holidays = []
-    day = start
-    while day <= end:
-        if day.weekday() < 5 and day not in sessions:
-            holidays.append(day.isoformat())
-        day += timedelta(days=1)
+    holidays = weekday_holidays(cal, start, end)
     early = {}
     for session in cal.sessions:
         d = session.date()

@@ -22,7 +22,7 @@ from magic8.domain.service import (
     ServiceConfig,
 )
 from magic8.domain.trades import TradeRequest
-from tests.factories import BUTTERFLY
+from tests.factories import BUTTERFLY, SONAR_NDX
 from tests.factories import IRON_CONDOR as CONDOR
 
 NOW = datetime(2026, 1, 6, 16, 2, 30, tzinfo=UTC)  # 11:02:30 ET, a Tuesday
@@ -205,19 +205,7 @@ def mixed_batch(n: int = 40) -> list[TradeRequest]:
                 )
             )
         else:
-            out.append(
-                t(
-                    {
-                        "strategy": "Sonar",
-                        "symbol": "NDX",
-                        "premium": 3.2,
-                        "predicted_price": 21010,
-                        "strikes": [20900, 20920, 21080, 21100],
-                        "action": "SELL",
-                        "short_term": 21000 + i,
-                    }
-                )
-            )
+            out.append(t({**SONAR_NDX, "short_term": 21000 + i}))
     return out
 
 

@@ -14,7 +14,7 @@ from magic8.domain.warming import (
     RequestCounter,
     is_warm_event,
 )
-from tests.factories import BUTTERFLY
+from tests.factories import BUTTERFLY, SONAR_NDX
 from tests.factories import IRON_CONDOR as CONDOR
 from tests.unit.domain.test_service import make, t
 
@@ -54,16 +54,7 @@ def test_a_warmed_trade_is_a_cache_hit_for_the_next_request() -> None:
     assert model.rows_seen == [2]  # nothing predicted again
     assert all(p.cache_age_s == 0.0 for p in preds)  # same clock instant: no age yet
     # NDX's snapshot was read ahead: a NDX trade needs no market read
-    ndx = t(
-        {
-            "strategy": "Sonar",
-            "symbol": "NDX",
-            "premium": 3.2,
-            "predicted_price": 21010,
-            "strikes": [20900, 20920, 21080, 21100],
-            "action": "SELL",
-        }
-    )
+    ndx = t(SONAR_NDX)
     _, m2 = svc.predict_batch([ndx])
     assert m2["market_data_fetches"] == 0 and len(market.reads) == 1
 

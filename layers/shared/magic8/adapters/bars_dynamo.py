@@ -8,7 +8,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
-from magic8.adapters.aws import resource
+from magic8.adapters.aws import LazyDynamoTable
 from magic8.adapters.dynamo_state import expired, from_dynamo, to_dynamo
 from magic8.domain.bars import Bar
 
@@ -19,17 +19,10 @@ def epoch_ms(ts: datetime) -> int:
     return round(ts.astimezone(UTC).timestamp() * 1000)
 
 
-class DynamoBarStore:
+class DynamoBarStore(LazyDynamoTable):
     def __init__(self, table_name: str, ttl_days: int = 30, table: Any = None) -> None:
-        self.table_name = table_name
+        super().__init__(table_name, table)
         self.ttl_days = ttl_days
-        self._table = table
-
-    @property
-    def table(self) -> Any:
-        if self._table is None:
-            self._table = resource("dynamodb").Table(self.table_name)
-        return self._table
 
     def item(self, bar: Bar, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now

@@ -150,9 +150,16 @@ def subscribe(
         return _error(deps, ctx, conn_id, exc.field, str(exc))
     except ValueError as exc:  # too many symbols in all
         return _error(deps, ctx, conn_id, "symbols", str(exc))
+    return _stored(deps, ctx, updated, "subscribed")
+
+
+def _stored(
+    deps: WebSocketDeps, ctx: dict[str, Any], updated: Connection, kind: str
+) -> dict[str, Any]:
+    """Store the changed subscription and acknowledge it with what it now is."""
     deps.connections.put(updated)
-    ack = {"type": "subscribed", **updated.subscription()}
-    _reply(deps, ctx, conn_id, ack)
+    ack = {"type": kind, **updated.subscription()}
+    _reply(deps, ctx, updated.connection_id, ack)
     return _response(200, ack)
 
 
@@ -166,10 +173,7 @@ def unsubscribe(
     except _BadInput as exc:
         return _error(deps, ctx, conn_id, exc.field, str(exc))
     updated = unsubscribe_from(_current(deps, conn_id), symbols, strategies)
-    deps.connections.put(updated)
-    ack = {"type": "unsubscribed", **updated.subscription()}
-    _reply(deps, ctx, conn_id, ack)
-    return _response(200, ack)
+    return _stored(deps, ctx, updated, "unsubscribed")
 
 
 def ping(
