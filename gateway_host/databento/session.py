@@ -39,7 +39,7 @@ from typing import Any, Literal
 from gateway_host.databento.config import DEFAULT_PARENTS, NS, DatabentoConfig, iso_ns
 from gateway_host.databento.gaps import GapHandling
 from gateway_host.databento.outbox import Outbox
-from gateway_host.databento.spend import SpendTracker
+from gateway_host.databento.spend import SpendBudget, SpendTracker
 from magic8.domain.flow import PressureWindow
 from magic8.domain.ports import FlowProducer
 from magic8.flow.aggregator import PressureAggregator
@@ -576,13 +576,13 @@ def from_settings(settings: Any) -> DatabentoSession:
     if config.mode == "live":
         ledger = DynamoBudgetLedger(settings.state_table)
         window = settings.streaming_window()
-        spend = SpendTracker(
-            ledger,
-            streaming_budget_usd=settings.streaming_daily_budget_usd,
-            backfill_budget_usd=settings.backfill_daily_budget_usd,
+        budget = SpendBudget(
+            streaming_usd=settings.streaming_daily_budget_usd,
+            backfill_usd=settings.backfill_daily_budget_usd,
             usd_per_gb=settings.databento_usd_per_gb,
-            stop_streaming_at_budget=settings.stop_streaming_at_budget,
+            stop_streaming=settings.stop_streaming_at_budget,
         )
+        spend = SpendTracker(ledger, budget)
     backfiller = None
     if config.mode == "live" and config.api_key is not None:
         import databento as db

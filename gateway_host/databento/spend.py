@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,24 +46,27 @@ def stream_bytes(counts: Mapping[str, int]) -> int:
     return sum(n * RECORD_BYTES.get(name, DEFAULT_RECORD_BYTES) for name, n in counts.items())
 
 
+@dataclass(frozen=True)
+class SpendBudget:
+    """Daily Databento budgets (USD) and the price the streaming estimate uses."""
+
+    streaming_usd: float = 25.0
+    backfill_usd: float = 20.0
+    usd_per_gb: float = 5.0
+    # at the streaming budget: stop the live stream too (else only say so and alert)
+    stop_streaming: bool = False
+    persist_every_s: float = 60.0
+
+
 class SpendTracker:
     def __init__(
         self,
         ledger: BudgetLedger | None = None,
-        *,
-        streaming_budget_usd: float = 25.0,
-        backfill_budget_usd: float = 20.0,
-        usd_per_gb: float = 5.0,
-        stop_streaming_at_budget: bool = False,
-        persist_every_s: float = 60.0,
+        budget: SpendBudget | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.ledger: BudgetLedger = ledger or InMemoryBudgetLedger()
-        self.streaming_budget_usd = streaming_budget_usd
-        self.backfill_budget_usd = backfill_budget_usd
-        self.usd_per_gb = usd_per_gb
-        self.stop_streaming_at_budget = stop_streaming_at_budget
-        self.persist_every_s = persist_every_s
+        self.budget = budget or SpendBudget()
         self.clock = clock
         self._lock = threading.Lock()
         self._day = ""
@@ -104,14 +108,14 @@ class SpendTracker:
 
     def _unpersisted_usd(self) -> float:
         day_bytes = max(0, self._last_bytes - self._bytes_at_day_start)
-        return day_bytes / GB * self.usd_per_gb - self._charged_usd
+        return day_bytes / GB * self.budget.usd_per_gb - self._charged_usd
 
     def _persist_locked(self, force: bool) -> bool:
         """Charge the unpersisted delta now and then; True when it was time to."""
         if not self._day:
             return False
         now = time.monotonic()
-        if not force and now - self._last_persist < self.persist_every_s:
+        if not force and now - self._last_persist < self.budget.persist_every_s:
             return False
         amount = self._unpersisted_usd()
         self._last_persist = now
@@ -150,19 +154,19 @@ class SpendTracker:
 
     @property
     def streaming_over_budget(self) -> bool:
-        return self.streaming_usd() >= self.streaming_budget_usd
+        return self.streaming_usd() >= self.budget.streaming_usd
 
     def backfill_allowed(self) -> bool:
         """Backfill is the optional part: none once the streaming budget is reached."""
         return not self.streaming_over_budget
 
     def streaming_allowed(self) -> bool:
-        return not (self.stop_streaming_at_budget and self.streaming_over_budget)
+        return not (self.budget.stop_streaming and self.streaming_over_budget)
 
     def _announce(self) -> None:
         for kind, over in (
             ("streaming", self.streaming_over_budget),
-            ("backfill", self.backfill_usd() >= self.backfill_budget_usd),
+            ("backfill", self.backfill_usd() >= self.budget.backfill_usd),
         ):
             if over and kind not in self._announced:
                 self._announced.add(kind)
@@ -171,9 +175,9 @@ class SpendTracker:
                     kind,
                     self.day(),
                     self.streaming_usd() if kind == "streaming" else self.backfill_usd(),
-                    self.streaming_budget_usd if kind == "streaming" else self.backfill_budget_usd,
+                    self.budget.streaming_usd if kind == "streaming" else self.budget.backfill_usd,
                     "; backfill stopped for the day"
-                    + ("; streaming stopped" if self.stop_streaming_at_budget else "")
+                    + ("; streaming stopped" if self.budget.stop_streaming else "")
                     if kind == "streaming"
                     else "; further gaps are skipped",
                 )
@@ -184,13 +188,13 @@ class SpendTracker:
         return {
             "day": self.day(),
             "streaming_usd": round(streaming, 4),
-            "streaming_budget_usd": self.streaming_budget_usd,
+            "streaming_budget_usd": self.budget.streaming_usd,
             "backfill_usd": round(backfill, 4),
-            "backfill_budget_usd": self.backfill_budget_usd,
+            "backfill_budget_usd": self.budget.backfill_usd,
             "total_usd": round(streaming + backfill, 4),
-            "usd_per_gb": self.usd_per_gb,
-            "streaming_over_budget": streaming >= self.streaming_budget_usd,
-            "backfill_over_budget": backfill >= self.backfill_budget_usd,
-            "backfill_stopped": streaming >= self.streaming_budget_usd,
+            "usd_per_gb": self.budget.usd_per_gb,
+            "streaming_over_budget": streaming >= self.budget.streaming_usd,
+            "backfill_over_budget": backfill >= self.budget.backfill_usd,
+            "backfill_stopped": streaming >= self.budget.streaming_usd,
             "streaming_stopped": not self.streaming_allowed(),
         }

@@ -25,7 +25,7 @@ import pytest
 
 from gateway_host.databento.config import DatabentoConfig
 from gateway_host.databento.session import DatabentoSession
-from gateway_host.databento.spend import SpendTracker
+from gateway_host.databento.spend import SpendBudget, SpendTracker
 from gateway_host.metrics import GatewayMetrics
 from magic8.flow.backfill import Backfiller, DbnFileHistoricalSource, InMemoryBudgetLedger
 from magic8.market_hours import ET, StreamingWindow
@@ -171,11 +171,8 @@ def test_budget_reached_stops_backfill_then_streaming_and_says_so(
     ledger = InMemoryBudgetLedger()
     spend = SpendTracker(
         ledger,
-        streaming_budget_usd=0.05,
-        backfill_budget_usd=20.0,
-        usd_per_gb=1000.0,  # 1 MB of records = $1: the budget is reached within the test
-        stop_streaming_at_budget=True,
-        persist_every_s=0.0,
+        # 1 MB of records = $1: the budget is reached within the test
+        SpendBudget(streaming_usd=0.05, usd_per_gb=1000.0, stop_streaming=True, persist_every_s=0),
         clock=lambda: datetime(2026, 11, 23, 15, 0, tzinfo=UTC),
     )
     backfiller = Backfiller(DbnFileHistoricalSource([MBO]), ledger, daily_budget_usd=20.0)

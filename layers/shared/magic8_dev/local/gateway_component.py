@@ -193,7 +193,7 @@ class GatewayReplayComponent:
         ctx.facts["flow_shift_days"] = str(shift.days)
         bars = ShiftedBarSink(DynamoBarStore(AwsSettings().bars_table), shift)
         # the replayed records' cost had they been streamed live ($25/day budget, $/GB est.)
-        self.spend = spend_module.SpendTracker(persist_every_s=5.0)
+        self.spend = spend_module.SpendTracker(budget=spend_module.SpendBudget(persist_every_s=5.0))
         self.session = module.DatabentoSession(config, producer=self.producer, bar_sink=bars)
         self.session.start()
         ctx.facts["flow_replay"] = ", ".join(self.paths)
