@@ -176,6 +176,9 @@ class AnalysisConfig:
     w_volume: float = 0.5
     vol_z_mid: float = 1.0
     vol_bonus_cap: float = 3.0
+    # the bonus counts volume without the window's largest trade (one block is not flow)
+    bonus_drop_largest: bool = False
+    bonus_min_run_z: float = 0.0  # no bonus until the run itself leans this far
     vol_z_scale: float = 0.6  # (the reported baseline factor: logistic((z - mid) / scale))
     ratio_z_mid: float = 0.8
     logvol_std_floor: float = 0.35
@@ -320,7 +323,12 @@ def analyze(
     vol_z = stats.volume_z(w.volume, cfg.logvol_std_floor)
     ratio_z = stats.ratio_z(r, cfg.ratio_std_floor)
     baseline = logistic((vol_z - cfg.vol_z_mid) / cfg.vol_z_scale)
-    bonus = cfg.w_volume * min(max(vol_z - cfg.vol_z_mid, 0.0), cfg.vol_bonus_cap)
+    bonus_vol_z = vol_z
+    if cfg.bonus_drop_largest and isinstance(window, PressureWindow):
+        bonus_vol_z = stats.volume_z(
+            max(w.volume - window.largest_trade, 0.0), cfg.logvol_std_floor
+        )
+    bonus = cfg.w_volume * min(max(bonus_vol_z - cfg.vol_z_mid, 0.0), cfg.vol_bonus_cap)
 
     # --- market making (penalty) -------------------------------------------------------
     width = w.strike * cfg.neighbour_pct
@@ -382,6 +390,8 @@ def analyze(
     pooled_z = min(pooled_z, cfg.pool_max_ratio * run_z)
     coordination = min(n_coord / cfg.coord_saturation, 1.0)
 
+    if max(run_z, pooled_z) < cfg.bonus_min_run_z:
+        bonus = 0.0
     score = max(0.0, (max(run_z, pooled_z) + bonus) * (1.0 - mm)) if sign != 0 else 0.0
     confidence = cfg.curve.confidence(score)
     capped = False
