@@ -173,12 +173,12 @@ class AnalysisConfig:
     coord_saturation: float = 2.0  # neighbours for full coordination factor
     pool_max_ratio: float = 1.5  # pooled z at most this times the strike's own run z
     # baseline: bonus = w_volume * clip(volume z - vol_z_mid, 0, vol_bonus_cap)
-    w_volume: float = 0.5
+    w_volume: float = 0.75
     vol_z_mid: float = 1.0
     vol_bonus_cap: float = 3.0
     # the bonus counts volume without the window's largest trade (one block is not flow)
-    bonus_drop_largest: bool = False
-    bonus_min_run_z: float = 0.0  # no bonus until the run itself leans this far
+    bonus_drop_largest: bool = True
+    bonus_min_run_z: float = 2.0  # no bonus until the run itself leans this far
     vol_z_scale: float = 0.6  # (the reported baseline factor: logistic((z - mid) / scale))
     ratio_z_mid: float = 0.8
     logvol_std_floor: float = 0.35
@@ -188,6 +188,7 @@ class AnalysisConfig:
     strangle_pct: float = 0.006  # call and put legs this far apart count as a strangle
     strangle_weight: float = 0.8
     pair_weight: float = 0.9  # penalty for call+put legs both unusually active, same size
+    pair_balance: bool = True  # False: both legs unusually active is enough (any sizes)
     previous_leg_weight: float = 0.9  # the other leg seen in the previous window
     # cold start: confidence cap while the underlying has too little history
     cold_start_cap: float = 0.8
@@ -359,7 +360,9 @@ def analyze(
         # both legs unusually active together (whatever this window's aggressors): the
         # footprint of straddle/strangle making; a directional leg trades alone
         p_active = logistic((p.vz - 1.5) / cfg.vol_z_scale) if p.vz else activity
-        paired = cfg.pair_weight * vol_balance * min(activity, p_active)
+        paired = (
+            cfg.pair_weight * (vol_balance if cfg.pair_balance else 1.0) * min(activity, p_active)
+        )
         score = weight * max(straddle, two_sided * activity, paired)
         if score > mm:
             mm = score

@@ -100,7 +100,7 @@ def day_dirs(session: Path) -> list[Path]:
     return days
 
 
-EARLY_SECONDS = 60.0
+EARLY_SECONDS = 30.0
 SLICE_SECONDS = 30.0  # replay feeds the aggregator this much event time per batch
 
 
