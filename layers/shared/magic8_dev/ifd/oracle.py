@@ -51,6 +51,7 @@ CUT_MIN = EARLY_SECONDS / 60.0  # the gateway's early-window cadence
 REFRACTORY_MIN = 30.0  # alerts of one type within this of each other are one alert
 HYP_OFFSETS = range(7)  # episode centres: 0..6 strikes out of the money
 HYP_WIDTHS = (1, 2, 3)
+G_GRID = tuple(0.25 * i for i in range(25))  # direction evidence thresholds tried (nats)
 P_BLOCK = SessionParams().quiet_block_share
 
 
@@ -332,9 +333,9 @@ def bound(row: Row, null_n: int, ep_n: int, seed: int) -> dict[str, Any]:
     days = null_days(row, null_n, rng)
     eps = episode_sims(row, ep_n, rng)
     best: dict[str, Any] | None = None
-    for g in (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0):
+    for g in G_GRID:
         # the lowest h whose quiet-flow alerts fit what the budget leaves (bisection)
-        lo, hi = 2.0, 60.0
+        lo, hi = 0.0, 60.0
         for _ in range(14):
             mid = (lo + hi) / 2
             if null_rate(days, mid, g) > BUDGET_PER_DAY:
