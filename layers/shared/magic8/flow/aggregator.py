@@ -38,7 +38,10 @@ closed-window volume (an exponential average), and a net aggressor volume
 `early_min_z` standard deviations from balance — is emitted as it stands with
 `final=False` and `emitted_at` (the watermark). The final window follows when it closes,
 with the same window_key. Only windows that gained trades since their last early
-emission are re-sent.
+emission are re-sent. With an early window come its *companions*: open windows of the
+other option type within ``early_companion_pct`` of its strike (the other leg of a
+straddle or strangle) that traded since their last cut, so the detector can see market
+making in the early cut instead of only when the window closes.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ Evidence score (z units):
   to lean one by one, the run's net volume counts;
 - coordination: the same statistic pooled with neighbouring strikes (and the other type
   at the same strike) that lean the same way AND are unusual against their own baseline;
-- baseline: a bounded bonus for volume unusual against the strike's 20-day baseline;
+- baseline: a bounded bonus for volume unusual against the strike's 20-day baseline,
+  on the window's volume without its largest trade (one block is not flow) and only once
+  the run leans (run z >= bonus_min_run_z: volume says "this much", the run says which way);
 - market making: call and put legs at one strike (or a strangle) active together in
   cancelling directions or comparable unusual size multiply the score by (1 - penalty).
 No factor adds anything for absence of evidence: a quiet window scores ~0.
