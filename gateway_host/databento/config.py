@@ -34,7 +34,7 @@ class DatabentoConfig(BaseModel):
     gateway: str | None = None  # live gateway override (tests: the fake gateway)
     port: int = 13000
     lateness_seconds: float = 30.0
-    early_window_seconds: float | None = 60.0  # unusual open windows re-sent early (issue 12)
+    early_window_seconds: float | None = 30.0  # unusual open windows re-sent early (issue 12)
     idle_advance_seconds: float | None = 5.0  # live: quiet feed -> close windows by wall time
     batch_records: int = 512
     pump_interval_s: float = 0.2

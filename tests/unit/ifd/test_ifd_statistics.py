@@ -219,3 +219,30 @@ def test_early_windows_for_unusual_flow_at_least_every_minute() -> None:
     assert all(w.window_key == early[0].window_key for w in early)
     final = [w for w in agg.flush() if w.instrument_id == 2]
     assert final[0].final and final[0].emitted_at is None and final[0].total_trades == 14
+
+
+def test_an_early_window_brings_the_other_leg_of_its_straddle_along() -> None:
+    from magic8.flow.instruments import Instrument, InstrumentMap
+
+    def opt(iid: int, cp: str, strike: float) -> Instrument:
+        return Instrument(iid, f"NQZ5 {cp}{int(strike)}", "NQZ5", cp, strike, None, 20.0)
+
+    # 1: the call leaning (early), 2: the put at its strike with a trade (a leg),
+    # 3: a put far away (not a leg), 4: a call at the same strike region (same type)
+    insts = InstrumentMap(
+        [opt(1, "C", 20000), opt(2, "P", 20000), opt(3, "P", 19000), opt(4, "C", 20025)]
+    )
+    agg = PressureAggregator(insts, track_keys=False, early_seconds=60)
+    busy = trades(1, [10 + 10 * i for i in range(6)], [30] * 6, b"B" * 6)
+    legs = np.concatenate(
+        [trades(2, [15], [40], b"A"), trades(3, [16], [40], b"A"), trades(4, [17], [5], b"A")]
+    )
+    records = np.sort(np.concatenate([busy, legs]), order="ts_event")
+    emitted = agg.ingest(records) + agg.advance(int((T0.timestamp() + 70) * 1e9))
+    early = {w.instrument_id for w in emitted if not w.final}
+    assert early == {1, 2}
+    assert agg.stats["early_companions"] == 1
+    # nothing new on the put: the next cut does not re-send it
+    more = agg.ingest(trades(1, [75, 80, 85], [30] * 3, b"BBB"))
+    more += agg.advance(int((T0.timestamp() + 130) * 1e9))
+    assert {w.instrument_id for w in more if not w.final} == {1}

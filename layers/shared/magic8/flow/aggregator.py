@@ -38,7 +38,10 @@ closed-window volume (an exponential average), and a net aggressor volume
 `early_min_z` standard deviations from balance — is emitted as it stands with
 `final=False` and `emitted_at` (the watermark). The final window follows when it closes,
 with the same window_key. Only windows that gained trades since their last early
-emission are re-sent.
+emission are re-sent. With an early window come its *companions*: open windows of the
+other option type within ``early_companion_pct`` of its strike (the other leg of a
+straddle or strangle) that traded since their last cut, so the detector can see market
+making in the early cut instead of only when the window closes.
 """
 
 from __future__ import annotations
@@ -164,6 +167,7 @@ class PressureAggregator:
         early_min_volume: float = 20.0,
         early_volume_factor: float = 2.0,
         early_min_z: float = 1.5,
+        early_companion_pct: float = 0.006,
     ) -> None:
         self.instruments = instruments if instruments is not None else InstrumentMap()
         self.window_ns = int(window_seconds) * NS
@@ -177,6 +181,7 @@ class PressureAggregator:
         self.early_min_volume = early_min_volume
         self.early_volume_factor = early_volume_factor
         self.early_min_z = early_min_z
+        self.early_companion_pct = early_companion_pct
         self._next_early_ns = 0
         self._typical: dict[int, float] = {}  # instrument -> EWMA of closed-window volume
         self.watermark_ns = 0
@@ -362,6 +367,7 @@ class PressureAggregator:
         now = self.watermark_ns
         self._next_early_ns = now - now % self.early_ns + self.early_ns
         out = []
+        chosen: list[_Window] = []
         for w in self._open.values():
             if w.trades <= w.early_trades or w.trades < self.early_min_trades:
                 continue
@@ -373,8 +379,40 @@ class PressureAggregator:
             if sq <= 0 or abs(w.ask - w.bid) < self.early_min_z * sq**0.5:
                 continue
             w.early_trades = w.trades
+            chosen.append(w)
             out.append(self._emit(w, early_at_ns=min(now, w.start_ns + self.window_ns)))
+        if chosen and self.early_companion_pct > 0:
+            out.extend(self._companions(chosen, now))
         self.stats["early_windows"] += len(out)
+        return out
+
+    def _companions(self, chosen: list[_Window], now: int) -> list[PressureWindow]:
+        """Open windows of the other option type near an early window's strike (the other
+        leg of a straddle or strangle), cut with it so the detector sees both legs."""
+        legs: list[tuple[str, str, float]] = []
+        for w in chosen:
+            inst = self.instruments.get(w.instrument_id)
+            if inst is not None and inst.option_type in ("C", "P") and inst.strike:
+                other = "P" if inst.option_type == "C" else "C"
+                legs.append((inst.underlying, other, inst.strike))
+        out: list[PressureWindow] = []
+        if not legs:
+            return out
+        for w in self._open.values():
+            if w.trades <= w.early_trades:
+                continue
+            inst = self.instruments.get(w.instrument_id)
+            if inst is None or inst.strike is None:
+                continue
+            if any(
+                u == inst.underlying
+                and t == inst.option_type
+                and abs(inst.strike - k) <= k * self.early_companion_pct
+                for u, t, k in legs
+            ):
+                w.early_trades = w.trades
+                out.append(self._emit(w, early_at_ns=min(now, w.start_ns + self.window_ns)))
+        self.stats["early_companions"] += len(out)
         return out
 
     def flush(self) -> list[PressureWindow]:

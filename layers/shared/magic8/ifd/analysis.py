@@ -16,7 +16,9 @@ Evidence score (z units):
   to lean one by one, the run's net volume counts;
 - coordination: the same statistic pooled with neighbouring strikes (and the other type
   at the same strike) that lean the same way AND are unusual against their own baseline;
-- baseline: a bounded bonus for volume unusual against the strike's 20-day baseline;
+- baseline: a bounded bonus for volume unusual against the strike's 20-day baseline,
+  on the window's volume without its largest trade (one block is not flow) and only once
+  the run leans (run z >= bonus_min_run_z: volume says "this much", the run says which way);
 - market making: call and put legs at one strike (or a strangle) active together in
   cancelling directions or comparable unusual size multiply the score by (1 - penalty).
 No factor adds anything for absence of evidence: a quiet window scores ~0.
@@ -173,9 +175,12 @@ class AnalysisConfig:
     coord_saturation: float = 2.0  # neighbours for full coordination factor
     pool_max_ratio: float = 1.5  # pooled z at most this times the strike's own run z
     # baseline: bonus = w_volume * clip(volume z - vol_z_mid, 0, vol_bonus_cap)
-    w_volume: float = 0.5
+    w_volume: float = 0.75
     vol_z_mid: float = 1.0
     vol_bonus_cap: float = 3.0
+    # the bonus counts volume without the window's largest trade (one block is not flow)
+    bonus_drop_largest: bool = True
+    bonus_min_run_z: float = 2.0  # no bonus until the run itself leans this far
     vol_z_scale: float = 0.6  # (the reported baseline factor: logistic((z - mid) / scale))
     ratio_z_mid: float = 0.8
     logvol_std_floor: float = 0.35
@@ -185,6 +190,7 @@ class AnalysisConfig:
     strangle_pct: float = 0.006  # call and put legs this far apart count as a strangle
     strangle_weight: float = 0.8
     pair_weight: float = 0.9  # penalty for call+put legs both unusually active, same size
+    pair_balance: bool = True  # False: both legs unusually active is enough (any sizes)
     previous_leg_weight: float = 0.9  # the other leg seen in the previous window
     # cold start: confidence cap while the underlying has too little history
     cold_start_cap: float = 0.8
@@ -320,7 +326,12 @@ def analyze(
     vol_z = stats.volume_z(w.volume, cfg.logvol_std_floor)
     ratio_z = stats.ratio_z(r, cfg.ratio_std_floor)
     baseline = logistic((vol_z - cfg.vol_z_mid) / cfg.vol_z_scale)
-    bonus = cfg.w_volume * min(max(vol_z - cfg.vol_z_mid, 0.0), cfg.vol_bonus_cap)
+    bonus_vol_z = vol_z
+    if cfg.bonus_drop_largest and isinstance(window, PressureWindow):
+        bonus_vol_z = stats.volume_z(
+            max(w.volume - window.largest_trade, 0.0), cfg.logvol_std_floor
+        )
+    bonus = cfg.w_volume * min(max(bonus_vol_z - cfg.vol_z_mid, 0.0), cfg.vol_bonus_cap)
 
     # --- market making (penalty) -------------------------------------------------------
     width = w.strike * cfg.neighbour_pct
@@ -351,7 +362,9 @@ def analyze(
         # both legs unusually active together (whatever this window's aggressors): the
         # footprint of straddle/strangle making; a directional leg trades alone
         p_active = logistic((p.vz - 1.5) / cfg.vol_z_scale) if p.vz else activity
-        paired = cfg.pair_weight * vol_balance * min(activity, p_active)
+        paired = (
+            cfg.pair_weight * (vol_balance if cfg.pair_balance else 1.0) * min(activity, p_active)
+        )
         score = weight * max(straddle, two_sided * activity, paired)
         if score > mm:
             mm = score
@@ -382,6 +395,8 @@ def analyze(
     pooled_z = min(pooled_z, cfg.pool_max_ratio * run_z)
     coordination = min(n_coord / cfg.coord_saturation, 1.0)
 
+    if max(run_z, pooled_z) < cfg.bonus_min_run_z:
+        bonus = 0.0
     score = max(0.0, (max(run_z, pooled_z) + bonus) * (1.0 - mm)) if sign != 0 else 0.0
     confidence = cfg.curve.confidence(score)
     capped = False

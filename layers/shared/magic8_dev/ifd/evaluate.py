@@ -73,7 +73,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="generate and score the scenario grid (writes bench/results/ifd_grid.json)",
     )
-    parser.add_argument("--quick", action="store_true", help="--grid/--fit: a shortened grid")
+    parser.add_argument(
+        "--oracle",
+        action="store_true",
+        help="the latency bound of a detector that knows the generator (likelihood-ratio "
+        "CUSUM per trade; writes bench/results/ifd_oracle.json)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="--grid/--fit/--oracle: a shortened run"
+    )
     parser.add_argument(
         "--fit",
         action="store_true",
@@ -92,7 +100,7 @@ def day_dirs(session: Path) -> list[Path]:
     return days
 
 
-EARLY_SECONDS = 60.0
+EARLY_SECONDS = 30.0
 SLICE_SECONDS = 30.0  # replay feeds the aggregator this much event time per batch
 
 
@@ -399,6 +407,10 @@ def evaluate(
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.oracle:
+        from magic8_dev.ifd.oracle import run_oracle
+
+        return run_oracle(quick=args.quick)
     if args.grid or args.fit:
         from magic8_dev.ifd.grid import run_fit, run_grid
 
