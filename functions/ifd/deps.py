@@ -27,7 +27,8 @@ from magic8.adapters.sns_publisher import SnsAlertPublisher
 from magic8.adapters.websocket_push import build_subscription_push
 from magic8.ifd.batch import FlowBatchDeps
 from magic8.ifd.detector import IfdDetector
-from magic8.ifd.signals import AlertDispatcher, DispatchResult, Signal
+from magic8.ifd.signals import AlertDispatcher
+from magic8.ifd.values import DispatchResult, Signal
 from magic8.monitor.push import ifd_signal_message
 
 

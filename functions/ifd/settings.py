@@ -5,7 +5,7 @@ from __future__ import annotations
 from magic8.ifd.analysis import AnalysisConfig
 from magic8.ifd.calibration import load_calibration
 from magic8.ifd.detector import IfdConfig
-from magic8.ifd.signals import SignalPolicy
+from magic8.ifd.values import SignalPolicy
 from magic8.settings import AwsSettings
 
 

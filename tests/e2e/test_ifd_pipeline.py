@@ -14,7 +14,7 @@ import pytest
 from moto.moto_api._internal import moto_api_backend
 
 from magic8.adapters.aws import client, reset_clients
-from magic8.ifd.signals import Signal
+from magic8.ifd.values import Signal
 from magic8_dev.ifd.evaluate import DEFAULT_SESSION, score
 from magic8_dev.local.gateway_component import GatewayReplayComponent
 from magic8_dev.local.kinesis_poller import KinesisPollerComponent

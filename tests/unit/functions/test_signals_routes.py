@@ -9,9 +9,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from functions.predict.signals_routes import get_signal_store, router
-from magic8.ifd.analysis import WindowLite, analyze
+from magic8.ifd.analysis import analyze
 from magic8.ifd.baselines import BaselineStats, Estimate
-from magic8.ifd.signals import Signal
+from magic8.ifd.values import Signal, WindowLite
 from magic8_dev.ifd.memory import MemorySignalStore
 from tests.factories import session_start, window
 

@@ -30,7 +30,7 @@ from magic8.adapters.dynamo_state import (
 from magic8.domain.flow import PressureWindow
 from magic8.ifd.batch import FlowBatchDeps, process_flow_batch
 from magic8.ifd.detector import IfdDetector
-from magic8.ifd.signals import DispatchResult, Signal
+from magic8.ifd.values import DispatchResult, Signal
 from tests.factories import LambdaContext, kinesis_record, session_start, window
 
 _SER = TypeSerializer()

@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import pytest
 
-from magic8.ifd.analysis import AnalysisConfig, WindowLite, analyze
+from magic8.ifd.analysis import AnalysisConfig, analyze
 from magic8.ifd.baselines import BaselineStats, Estimate
 from magic8.ifd.calibration import load_calibration
 from magic8.ifd.detector import IfdConfig
-from magic8.ifd.signals import Signal, make_signal_id
+from magic8.ifd.values import Signal, WindowLite, make_signal_id
 from magic8_dev.ifd.evaluate import Replayed, make_detector, run_windows, window_groups
 from tests.factories import merge, one_sided, quiet_windows, session_start, window
 

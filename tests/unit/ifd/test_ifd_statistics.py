@@ -19,9 +19,10 @@ import pytest
 from magic8.domain.flow import FLOW_SCHEMA_VERSION, PressureWindow
 from magic8.flow.aggregator import PressureAggregator
 from magic8.flow.ingest import MBO_DTYPE
-from magic8.ifd.analysis import AnalysisConfig, WindowLite, analyze, run_of
+from magic8.ifd.analysis import AnalysisConfig, analyze, run_of
 from magic8.ifd.baselines import Baseline, BaselineStats, Estimate, baseline_stats
 from magic8.ifd.calibration import Calibration, fit
+from magic8.ifd.values import WindowLite
 from tests.factories import session_start, window
 
 T0 = session_start("2025-09-16")

@@ -19,9 +19,8 @@ from botocore.exceptions import ClientError
 
 from magic8.adapters.aws import LazyDynamoTable
 from magic8.domain.flow import PressureWindow
-from magic8.ifd.analysis import WindowLite
 from magic8.ifd.baselines import Baseline, trading_day
-from magic8.ifd.state import OptionState
+from magic8.ifd.values import OptionState, WindowLite
 
 TTL_ATTRIBUTE = "expires_at"
 

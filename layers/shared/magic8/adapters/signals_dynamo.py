@@ -12,7 +12,7 @@ from magic8.adapters.aws import LazyDynamoTable
 from magic8.adapters.dynamo_state import expired, from_dynamo, to_dynamo
 from magic8.ifd.baselines import trading_day
 from magic8.ifd.ports import SignalQuery
-from magic8.ifd.signals import Signal
+from magic8.ifd.values import Signal
 
 MAX_DAYS_SCANNED = 62
 

@@ -35,132 +35,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Literal
 
 from magic8.domain.flow import WINDOW_SECONDS, PressureWindow
 from magic8.ifd.baselines import BaselineStats
 from magic8.ifd.calibration import Calibration, load_calibration
-
-Direction = Literal["LONG", "SHORT"]
-
-
-def _sq_bound(known: float, largest: float) -> float:
-    """Variance bound for a record without sizes squared (schema 1): each known trade is at
-    most ``largest``, so sum(size**2) <= known * largest."""
-    return known * max(largest, 1.0)
-
-
-@dataclass(frozen=True)
-class WindowLite:
-    """The part of a window the analysis needs about history and peers (storable)."""
-
-    strike: float
-    option_type: str  # "C" | "P"
-    ws: int  # window start, epoch seconds
-    ask: float
-    bid: float
-    unknown: float = 0.0
-    trades: int = 0
-    avg_size: float = 1.0
-    sq: float = -1.0  # sum of squared sizes of known-side trades (< 0: unknown)
-    vz: float = 0.0  # volume z against the option's own baseline (0: not known)
-
-    @classmethod
-    def of(cls, w: PressureWindow, vz: float = 0.0) -> WindowLite:
-        known = w.ask_volume + w.bid_volume
-        if w.ask_size_sq is not None and w.bid_size_sq is not None:
-            sq = w.ask_size_sq + w.bid_size_sq
-        else:
-            sq = _sq_bound(known, max(w.largest_trade, w.avg_trade_size))
-        return cls(
-            strike=float(w.strike or 0.0),
-            option_type=w.option_type or "",
-            ws=int(w.window_start.timestamp()),
-            ask=w.ask_volume,
-            bid=w.bid_volume,
-            unknown=w.unknown_volume,
-            trades=w.total_trades,
-            avg_size=w.avg_trade_size,
-            sq=sq,
-            vz=vz,
-        )
-
-    @cached_property
-    def known(self) -> float:
-        return self.ask + self.bid
-
-    @cached_property
-    def volume(self) -> float:
-        return self.ask + self.bid + self.unknown
-
-    @cached_property
-    def ratio(self) -> float:
-        k = self.known
-        return 0.0 if k <= 0 else (self.ask - self.bid) / k
-
-    @cached_property
-    def variance(self) -> float:
-        """Variance of ask - bid under balanced flow: sum of squared known trade sizes."""
-        if self.sq >= 0:
-            return max(self.sq, self.known) if self.known > 0 else 0.0
-        return self.known * max(self.avg_size, 1.0)
-
-    @cached_property
-    def sign(self) -> int:
-        """Directional sign: +1 LONG, -1 SHORT, 0 none (calls bought / puts sold = LONG)."""
-        r = self.ratio
-        if r == 0:
-            return 0
-        s = 1 if r > 0 else -1
-        return s if self.option_type == "C" else -s
-
-    @cached_property
-    def directional_net(self) -> float:
-        """Net volume in the LONG direction (calls: ask - bid; puts: bid - ask)."""
-        net = self.ask - self.bid
-        return net if self.option_type == "C" else -net
-
-    @cached_property
-    def z(self) -> float:
-        return self.imbalance_z()
-
-    def signed_z(self) -> float:
-        """(ask - bid) / sqrt(sum of squared sizes): ~N(0, 1) under balanced flow."""
-        v = self.variance
-        return 0.0 if v <= 0 else (self.ask - self.bid) / math.sqrt(v)
-
-    def imbalance_z(self) -> float:
-        return abs(self.signed_z())
-
-    def to_list(self) -> list[float]:
-        return [
-            self.strike,
-            self.ws,
-            self.ask,
-            self.bid,
-            self.unknown,
-            self.trades,
-            self.avg_size,
-            self.sq,
-            round(self.vz, 4),
-        ]
-
-    @classmethod
-    def from_list(cls, option_type: str, v: Sequence[float]) -> WindowLite:
-        """Stored lists: 7 values (before size variance was kept), 8 or 9."""
-        return cls(
-            strike=float(v[0]),
-            option_type=option_type,
-            ws=int(v[1]),
-            ask=float(v[2]),
-            bid=float(v[3]),
-            unknown=float(v[4]),
-            trades=int(v[5]),
-            avg_size=float(v[6]),
-            sq=float(v[7]) if len(v) > 7 else -1.0,
-            vz=float(v[8]) if len(v) > 8 else 0.0,
-        )
+from magic8.ifd.values import Direction, WindowLite
 
 
 @dataclass(frozen=True)
@@ -432,11 +311,3 @@ def analyze(
         capped=capped,
         score=score,
     )
-
-
-def strength_label(strength: float) -> str:
-    if strength >= 0.66:
-        return "STRONG"
-    if strength >= 0.33:
-        return "MODERATE"
-    return "WEAK"

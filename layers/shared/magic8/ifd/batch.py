@@ -28,7 +28,7 @@ from pydantic import Json, field_validator
 
 from magic8.domain.flow import PressureWindow
 from magic8.ifd.detector import IfdDetector, Outcome
-from magic8.ifd.signals import Signal
+from magic8.ifd.values import Signal
 
 SignalPush = Callable[[list[Signal]], int]
 

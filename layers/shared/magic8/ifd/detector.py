@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from magic8.domain.flow import WINDOW_SECONDS, PressureWindow
-from magic8.ifd.analysis import AnalysisConfig, Assessment, WindowLite, analyze
+from magic8.ifd.analysis import AnalysisConfig, Assessment, analyze
 from magic8.ifd.baselines import (
     Baseline,
     BaselineConfig,
@@ -29,8 +29,7 @@ from magic8.ifd.baselines import (
     trading_day,
 )
 from magic8.ifd.ports import BaselineStore, SignalDispatch, SignalStore, WindowStore
-from magic8.ifd.signals import AlertStatus, Signal, SignalPolicy
-from magic8.ifd.state import OptionState
+from magic8.ifd.values import AlertStatus, OptionState, Signal, SignalPolicy, WindowLite
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from magic8.domain.flow import PressureWindow
-
-if TYPE_CHECKING:
-    from magic8.ifd.analysis import WindowLite
-    from magic8.ifd.baselines import Baseline
-    from magic8.ifd.signals import DispatchResult, Signal
-    from magic8.ifd.state import OptionState
+from magic8.ifd.baselines import Baseline
+from magic8.ifd.values import DispatchResult, OptionState, Signal, WindowLite
 
 
 class BaselineStore(Protocol):

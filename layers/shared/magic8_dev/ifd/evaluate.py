@@ -33,7 +33,8 @@ from typing import Any
 from magic8.domain.flow import PressureWindow
 from magic8.ifd.analysis import AnalysisConfig
 from magic8.ifd.detector import IfdConfig, IfdDetector
-from magic8.ifd.signals import AlertDispatcher, Signal, SignalPolicy
+from magic8.ifd.signals import AlertDispatcher
+from magic8.ifd.values import Signal, SignalPolicy
 from magic8.settings import REPO_ROOT
 from magic8_dev.ifd.memory import (
     ListPublisher,

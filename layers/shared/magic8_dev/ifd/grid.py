@@ -29,7 +29,7 @@ from typing import Any
 from magic8.ifd.analysis import AnalysisConfig
 from magic8.ifd.calibration import CALIBRATION_PATH, Calibration, fit
 from magic8.ifd.detector import IfdConfig
-from magic8.ifd.signals import SignalPolicy
+from magic8.ifd.values import SignalPolicy
 from magic8.settings import REPO_ROOT
 from magic8_dev.flow.generator import SessionParams, session_days, truth_of
 from magic8_dev.ifd.evaluate import (

@@ -9,11 +9,9 @@ from datetime import datetime
 
 from magic8.domain.alerts import Alert
 from magic8.domain.flow import PressureWindow
-from magic8.ifd.analysis import WindowLite
 from magic8.ifd.baselines import Baseline
 from magic8.ifd.ports import SignalQuery
-from magic8.ifd.signals import DispatchResult, Signal
-from magic8.ifd.state import OptionState
+from magic8.ifd.values import DispatchResult, OptionState, Signal, WindowLite
 
 
 class MemoryBaselineStore:
