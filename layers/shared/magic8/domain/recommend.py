@@ -15,7 +15,7 @@ else SKIP, with the reason. No source answering is a SKIP that says so.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from magic8.domain.trades import TradeRequest
@@ -64,17 +64,7 @@ class Recommendation:
     thresholds: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "decision": self.decision,
-            "reason": self.reason,
-            "final_score": self.final_score,
-            "confidence": self.confidence,
-            "sources_used": self.sources_used,
-            "scores": self.scores,
-            "weights_used": self.weights_used,
-            "left_out": self.left_out,
-            "thresholds": self.thresholds,
-        }
+        return asdict(self)
 
 
 def combine(

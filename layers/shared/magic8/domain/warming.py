@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from magic8.domain.trades import TradeRequest
@@ -102,15 +102,7 @@ class WarmResult:
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "trades": self.trades,
-            "configured": self.configured,
-            "most_requested": self.most_requested,
-            "already_cached": self.already_cached,
-            "symbols": self.symbols,
-            "elapsed_ms": round(self.elapsed_ms, 3),
-            "errors": list(self.errors),
-        }
+        return {**asdict(self), "elapsed_ms": round(self.elapsed_ms, 3)}
 
 
 class CacheWarmer:

@@ -51,20 +51,15 @@ class Outcome:
         return self.signal.alert_status if self.signal else "none"
 
 
+@dataclass
 class IfdDetector:
-    def __init__(
-        self,
-        baselines: BaselineStore,
-        windows: WindowStore,
-        signals: SignalStore,
-        dispatch: SignalDispatch,
-        config: IfdConfig | None = None,
-    ) -> None:
-        self.baselines = baselines
-        self.windows = windows
-        self.signals = signals
-        self.dispatch = dispatch
-        self.config = config or IfdConfig()
+    """The use case: its ports (stores and the alert dispatch) and its configuration."""
+
+    baselines: BaselineStore
+    windows: WindowStore
+    signals: SignalStore
+    dispatch: SignalDispatch
+    config: IfdConfig = field(default_factory=IfdConfig)
 
     def observe(self, windows: Sequence[PressureWindow]) -> None:
         """Make a batch's windows visible as peers before any of them is analysed."""
