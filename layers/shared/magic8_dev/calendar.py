@@ -28,6 +28,19 @@ def weekday_holidays(cal: Any, start: date, end: date) -> list[str]:
     return [d.isoformat() for d in days if d.weekday() < 5 and d not in sessions]
 
 
+def _table(
+    calendar: str, first_year: int, last_year: int, holidays: list[str], early: dict[str, Any]
+) -> dict[str, Any]:
+    """The JSON table: its source, years, weekday holidays and early closes (sorted)."""
+    return {
+        "source": f"exchange_calendars {version('exchange-calendars')} {calendar}",
+        "first_year": first_year,
+        "last_year": last_year,
+        "holidays": holidays,
+        **{key: dict(sorted(days.items())) for key, days in early.items()},
+    }
+
+
 def build(first_year: int = 2020, last_year: int = 2035) -> dict[str, Any]:
     import exchange_calendars as xcals
 
@@ -38,13 +51,7 @@ def build(first_year: int = 2020, last_year: int = 2035) -> dict[str, Any]:
     for session in cal.early_closes:
         close = cal.session_close(session).tz_convert("America/New_York")
         early[session.date().isoformat()] = close.strftime("%H:%M")
-    return {
-        "source": f"exchange_calendars {version('exchange-calendars')} XNYS",
-        "first_year": first_year,
-        "last_year": last_year,
-        "holidays": holidays,
-        "early_closes": dict(sorted(early.items())),
-    }
+    return _table("XNYS", first_year, last_year, holidays, {"early_closes": early})
 
 
 def build_cme(first_year: int = 2020, last_year: int = 2035) -> dict[str, Any]:
@@ -73,13 +80,7 @@ def build_cme(first_year: int = 2020, last_year: int = 2035) -> dict[str, Any]:
         close = cal.session_close(session).tz_convert(ct).strftime("%H:%M")
         if close < CME_REGULAR_CLOSE:
             early[d.isoformat()] = close
-    return {
-        "source": f"exchange_calendars {version('exchange-calendars')} CMES",
-        "first_year": first_year,
-        "last_year": last_year,
-        "holidays": holidays,
-        "early_closes_ct": dict(sorted(early.items())),
-    }
+    return _table("CMES", first_year, last_year, holidays, {"early_closes_ct": early})
 
 
 def main(argv: list[str] | None = None) -> None:

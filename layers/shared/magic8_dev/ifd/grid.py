@@ -218,7 +218,8 @@ HEADER = (
 )
 
 
-def _min(x: float | None) -> str:
+def minutes_text(x: float | None) -> str:
+    """Seconds as "4.2 min" ("—" when not measured)."""
     return "—" if x is None else f"{x / 60:.1f} min"
 
 
@@ -227,7 +228,7 @@ def format_row(r: dict[str, Any]) -> str:
     return (
         f"| {r['scenario']} | {r['episodes']} | {r['caught']} | {recall} | "
         f"{r['false_alerts_per_day']:.2f} ({r['false_alerts']}/{r['trading_days']} d) | "
-        f"{_min(r['latency_median_s'])} | {_min(r['latency_max_s'])} |"
+        f"{minutes_text(r['latency_median_s'])} | {minutes_text(r['latency_max_s'])} |"
     )
 
 

@@ -41,6 +41,7 @@ import numpy as np
 from magic8.settings import REPO_ROOT
 from magic8_dev.flow.generator import STRIKE_STEP, SessionParams
 from magic8_dev.ifd.evaluate import EARLY_SECONDS
+from magic8_dev.ifd.grid import minutes_text
 
 ORACLE_RESULT = REPO_ROOT / "bench" / "results" / "ifd_oracle.json"
 SESSION_MIN = 390.0  # 13:30-20:00 UTC
@@ -411,14 +412,10 @@ HEADER = (
 )
 
 
-def _m(x: float | None) -> str:
-    return "—" if x is None else f"{x / 60:.1f} min"
-
-
 def format_row(r: dict[str, Any]) -> str:
     return (
-        f"| {r['scenario']} | {_m(r.get('median_s'))} | {_m(r.get('p95_s'))} | "
-        f"{_m(r.get('max_s'))} | {_m(r.get('median_at_cuts_s'))} | "
+        f"| {r['scenario']} | {minutes_text(r.get('median_s'))} | {minutes_text(r.get('p95_s'))} | "
+        f"{minutes_text(r.get('max_s'))} | {minutes_text(r.get('median_at_cuts_s'))} | "
         f"{100 * r.get('over_10min_share', 0):.1f}% ({r.get('worst_of_21_over_10min', 0):.2f}) | "
         f"{100 * r.get('wrong_direction_share', 0):.1f}% |"
     )
