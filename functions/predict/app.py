@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import to_json
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,10 +61,89 @@ MAX_HISTORY_HOURS = 24 * 30
 # --- request / response models (the OpenAPI contract) -----------------------------------
 
 
+class ValidatedTrades:
+    """Validated trades by their raw JSON form, for a minute: the bot re-sends the same
+    trades every few minutes, and a trade's validation (aliases, assumed strikes, bounds,
+    the payoff memo) is a third of a cached batch's CPU. The key holds every raw value
+    with its type (True never stands for 1), so only an identical trade is reused;
+    TradeRequest is frozen. A minute keeps the time-dependent rule (a timestamp at most
+    a year ahead) exact to within that minute."""
+
+    TTL_S = 60.0
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self._data: dict[tuple[object, ...], tuple[float, TradeRequest]] = {}
+
+    @staticmethod
+    def key(raw: object) -> tuple[object, ...] | None:
+        if type(raw) is not dict:
+            return None
+        parts: list[object] = []
+        for k, v in raw.items():
+            t = type(v)
+            if t is list:
+                if not all(type(x) in (int, float) for x in v):
+                    return None
+                v = tuple((type(x), x) for x in v)
+            elif t not in (str, int, float, bool) and v is not None:
+                return None
+            parts.append((k, t, v))
+        return tuple(parts)
+
+    def validate(
+        self, raw: object, handler: Callable[[object], list[TradeRequest]]
+    ) -> list[TradeRequest]:
+        if type(raw) is not list or not raw or len(raw) > MAX_BATCH:
+            return handler(raw)
+        now = time.monotonic()
+        keys = [self.key(item) for item in raw]
+        out: list[TradeRequest | None] = []
+        missing: list[int] = []
+        for i, k in enumerate(keys):
+            hit = self._data.get(k) if k is not None else None
+            if hit is not None and hit[0] > now:
+                out.append(hit[1])
+            else:
+                out.append(None)
+                missing.append(i)
+        if not missing:
+            return out  # type: ignore[return-value]
+        if len(missing) == len(raw):
+            fresh = handler(raw)
+        else:
+            try:
+                fresh = handler([raw[i] for i in missing])
+            except ValidationError:
+                return handler(raw)  # the errors located in the whole list
+        if len(fresh) != len(missing):
+            return handler(raw)
+        if len(self._data) + len(missing) > self.MAX:
+            self._data = {k: v for k, v in self._data.items() if v[0] > now}
+            if len(self._data) + len(missing) > self.MAX:
+                self._data.clear()
+        expires = now + self.TTL_S
+        for i, trade in zip(missing, fresh, strict=True):
+            out[i] = trade
+            k = keys[i]
+            if k is not None:
+                self._data[k] = (expires, trade)
+        return out  # type: ignore[return-value]
+
+
+VALIDATED = ValidatedTrades()
+
+
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     requests: Annotated[list[TradeRequest], Field(min_length=1, max_length=MAX_BATCH)]
+
+    @field_validator("requests", mode="wrap")
+    @classmethod
+    def _reuse_validated(cls, raw: object, handler: Any) -> list[TradeRequest]:
+        return VALIDATED.validate(raw, handler)
+
     share_market_data: bool = True
     recommend: bool = Field(
         default=False,
@@ -413,49 +492,68 @@ CALENDAR = MarketCalendar()
 TimeCache = dict[tuple[datetime, str], tuple[dict[str, Any], dict[str, Any]]]
 
 
-def _time_and_session(
-    at: datetime, source: str, seen: TimeCache
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    hit = seen.get((at, source))
-    if hit is None:
-        hit = seen[at, source] = (
-            {"at": at.astimezone(EASTERN).isoformat(), "source": source},
-            CALENDAR.describe(at),
+class AnswerContext:
+    """What the answers of one batch share: the serve time (parsed once), the id stamp
+    and the market session per time used (a batch has few distinct times)."""
+
+    __slots__ = ("served", "served_iso", "stamp", "times")
+
+    def __init__(self, served_iso: str, expected: int = 1) -> None:
+        self.served_iso = served_iso
+        self.served = datetime.fromisoformat(served_iso)
+        self.stamp = prediction_id.Stamp(self.served, expected)
+        self.times: TimeCache = {}
+
+    def time_and_session(
+        self, at: datetime, source: str
+    ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+        """(time_used, market session, warnings) for a trade time."""
+        hit = self.times.get((at, source))
+        if hit is None:
+            used = {"at": at.astimezone(EASTERN).isoformat(), "source": source}
+            market = CALENDAR.describe(at)
+            hit = self.times[at, source] = (used, market)
+        used, market = hit
+        if market["market_open"]:
+            return used, market, []
+        return (
+            used,
+            market,
+            [
+                f"market closed at {used['at']} ({market['session']} session): answered, "
+                "but not a live trade"
+            ],
         )
-    return hit
 
 
-def answer(pred: Prediction, trade: TradeRequest, seen: TimeCache | None = None) -> dict[str, Any]:
+SERVE_TIME = "serve time (no timestamp sent)"
+NAIVE_TIME = "timestamp without zone (read as US/Eastern)"
+
+
+def answer(
+    pred: Prediction, trade: TradeRequest, ctx: AnswerContext | None = None
+) -> dict[str, Any]:
     """One prediction as the API answers it: the service's fields, the answer's id, the
     trade as scored (strikes and action, sent or assumed), the time used and the market
     session at that time (a closed session is answered, and flagged)."""
+    if ctx is None or ctx.served_iso != pred.timestamp:
+        ctx = AnswerContext(pred.timestamp)
     out = pred.to_dict()
-    served = datetime.fromisoformat(pred.timestamp)
-    out["prediction_id"] = prediction_id.encode(
-        pred.symbol, pred.strategy, pred.win_probability, pred.threshold, served
+    out["prediction_id"] = ctx.stamp.encode(
+        pred.symbol, pred.strategy, pred.win_probability, pred.threshold
     )
     out["strikes"] = trade.strikes
     out["action"] = trade.action.value
     out["assumed"] = list(trade.assumed)
-    seen = {} if seen is None else seen
-    if trade.timestamp is None:
-        used, market = _time_and_session(served, "serve time (no timestamp sent)", seen)
+    ts = trade.timestamp
+    if ts is None:
+        used, market, warnings = ctx.time_and_session(ctx.served, SERVE_TIME)
     else:
-        source = (
-            "timestamp without zone (read as US/Eastern)"
-            if zone_was_assumed(trade.timestamp)
-            else "timestamp"
-        )
-        used, market = _time_and_session(trade.timestamp, source, seen)
+        source = NAIVE_TIME if zone_was_assumed(ts) else "timestamp"
+        used, market, warnings = ctx.time_and_session(ts, source)
     out["time_used"] = used
     out["market_open"] = market["market_open"]
     out["session"] = market["session"]
-    warnings = []
-    if not market["market_open"]:
-        warnings.append(
-            f"market closed at {used['at']} ({market['session']} session): answered, "
-            "but not a live trade"
-        )
     out["warnings"] = warnings
     return out
 
@@ -523,8 +621,8 @@ def _batch_answer(
         observer(len(preds), metrics)
     if request is not None:
         _observe_trades(request, preds)
-    seen: TimeCache = {}
-    answers = [answer(p, t, seen) for p, t in zip(preds, batch.requests, strict=True)]
+    ctx = AnswerContext(preds[0].timestamp, len(preds)) if preds else None
+    answers = [answer(p, t, ctx) for p, t in zip(preds, batch.requests, strict=True)]
     if recommender is not None:
         for out, p, t in zip(answers, preds, batch.requests, strict=True):
             out["recommendation"] = recommender.for_trade(t, p.win_probability).to_dict()

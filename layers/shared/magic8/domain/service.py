@@ -46,7 +46,7 @@ from magic8.domain.ports import HistoryRepository, MarketDataRepository
 from magic8.domain.risk_reward import (
     CONTRACT_MULTIPLIER,
     PayoffFractions,
-    max_profit_loss,
+    trade_extremes,
 )
 from magic8.domain.trades import TradeRequest
 
@@ -284,7 +284,6 @@ class PredictionService:
                 f"model has {len(model.feature_names)}, module builds {len(names)}"
             )
         self._contexts: dict[tuple[object, ...], Any] = {}
-        self._extremes: dict[object, tuple[float, float]] = {}
         payoff = getattr(model, "payoff", None)
         self._fractions: dict[str, PayoffFractions] = {
             str(k): PayoffFractions(float(v["win_fraction"]), float(v["loss_fraction"]))
@@ -534,25 +533,9 @@ class PredictionService:
         EV-breakeven win probability + ServiceConfig.ev_margin, from the trade's max profit
         and max loss and the model's payoff fractions (manifest `payoff`). A trade whose
         profit or loss is unbounded keeps the model's threshold and has no EV."""
-        # the trade's max profit / loss, remembered per prediction key (which holds every
-        # field of the trade): a cached answer costs a dict lookup, not the payoff walk
-        wl = self._extremes.get(key) if key is not None else None
-        if wl is None:
-            try:
-                wl = max_profit_loss(
-                    trade.strategy,
-                    trade.action,
-                    trade.strikes,
-                    trade.premium,
-                    trade.option_type,
-                    trade.predicted_price,
-                )
-            except (ValueError, IndexError):
-                wl = (math.nan, math.nan)
-            if key is not None:
-                if len(self._extremes) >= 50_000:
-                    self._extremes.clear()
-                self._extremes[key] = wl
+        # the trade's max profit / loss, computed once per validated trade (the
+        # impossible-premium check already read it)
+        wl = trade_extremes(trade)
         w, loss = wl
         if not (math.isfinite(w) and math.isfinite(loss)):
             return model_threshold, None
