@@ -616,7 +616,25 @@ def _batch_answer(
     recommender: Recommender | None = None,
     request: Request | None = None,
 ) -> bytes:
-    preds, metrics = service.predict_batch(batch.requests, batch.share_market_data)
+    # the history hand-over (one SendMessage) runs while the answer is built and
+    # serialised; settled before the answer leaves (Lambda freezes after the response)
+    preds, metrics = service.predict_batch(
+        batch.requests, batch.share_market_data, settle_history=False
+    )
+    try:
+        return _serialise(preds, metrics, batch, observer, recommender, request)
+    finally:
+        service.settle_history()
+
+
+def _serialise(
+    preds: list[Prediction],
+    metrics: dict[str, Any],
+    batch: BatchRequest,
+    observer: BatchObserver | None,
+    recommender: Recommender | None,
+    request: Request | None,
+) -> bytes:
     if observer:
         observer(len(preds), metrics)
     if request is not None:
@@ -749,10 +767,14 @@ async def confidence_history(
             description='one trade\'s line only, e.g. "BUY 5805/5855/5905" (see lines[].trade)',
         ),
     ] = None,
+    include_features: Annotated[
+        bool,
+        Query(description="each point with the feature row the model scored (name -> value)"),
+    ] = False,
 ) -> Response:
     """Points of the symbol x strategy series, oldest first, each naming its trade, and the
     same points grouped into `lines`, one per trade identity (action, option kind,
-    strikes): unrelated trades never share a line."""
+    strikes): unrelated trades never share a line. One Query on the series' partition."""
     sym = _symbol_or_422(symbol, tuple(s.value for s in Symbol), ["path", "symbol"])
     if isinstance(sym, Response):
         return sym
@@ -770,8 +792,9 @@ async def confidence_history(
             "strategy": strat.value,
             "hours": hours,
             "count": len(points),
-            "points": [p.to_dict() for p in points],
-            "lines": confidence_lines(points),
+            "include_features": include_features,
+            "points": [p.to_dict(include_features) for p in points],
+            "lines": confidence_lines(points, include_features),
         }
     )
 

@@ -9,9 +9,9 @@ One batch:
 3. feature rows for the remaining trades come from the feature cache or from ONE
    vectorised build_features call;
 4. one model.predict call for all remaining rows;
-5. the new answers are recorded in the confidence history, one point per series (a cached
-   answer is already there): one write, one round trip; every answer comes back in
-   request order with its data source and age.
+5. the new answers are recorded in the confidence history, one point per trade identity
+   with its feature row (a cached answer is already there), handed over in one call;
+   every answer comes back in request order with its data source and age.
 
 Missing or old market data never fails a batch: the answer says data_source
 "unavailable" or "stale" and how old the data is.
@@ -204,6 +204,8 @@ class ServiceConfig:
     # then it is part of the keys.
     feature_time_bucket_s: int = 300
     record_history: bool = True
+    # history points carry the feature row the model scored (GET ...?include_features=true)
+    history_features: bool = True
     # a prediction's threshold is its expected-value breakeven win probability plus this
     # margin (probability points): win_probability >= threshold means EV > 0 with room
     ev_margin: float = 0.0
@@ -213,30 +215,37 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def series_points(
-    preds: Sequence[Prediction], ts_ms: int, trades: Sequence[str] | None = None
+def trade_points(
+    preds: Sequence[Prediction],
+    ts_ms: int,
+    trades: Sequence[str] | None = None,
+    rows: np.ndarray | None = None,
+    feature_names: Sequence[str] = (),
 ) -> list[ConfidencePoint]:
-    """The history points of one batch's new answers: one per symbol x strategy series,
-    the mean win probability of the series' answers (WIN when it reaches the mean
-    threshold), with their count, min and max. A series' history is a time series of the
-    model's confidence in it; 100 answers stamped with one instant add nothing a summary
-    does not say, and one point per series keeps the write to one BatchWriteItem (at most
-    24 series, DynamoDB takes 25 items per call)."""
-    groups: dict[tuple[str, str], list[Prediction]] = {}
-    identities: dict[tuple[str, str], set[str]] = {}
+    """The history points of one batch's new answers: one per trade identity (symbol,
+    strategy, action, option kind, strikes), so each watched trade is one line of its
+    series. Answers of one identity in one batch (premiums or predicted prices differ)
+    are one point: their mean win probability (WIN when it reaches the mean threshold),
+    count, min and max; the point keeps the feature row of the identity's first answer
+    (rows[i] for preds[i]) as name -> value."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
     for i, p in enumerate(preds):
-        groups.setdefault((p.symbol, p.strategy), []).append(p)
-        identities.setdefault((p.symbol, p.strategy), set()).add(trades[i] if trades else "")
+        groups.setdefault((p.symbol, p.strategy, trades[i] if trades else ""), []).append(i)
+    names = list(feature_names)
     points: list[ConfidencePoint] = []
-    for (symbol, strategy), group in groups.items():
-        # a series point names its trade when every answer in it was that one trade
-        names = identities[symbol, strategy]
-        trade = next(iter(names)) if len(names) == 1 else ""
+    for (symbol, strategy, trade), idx in groups.items():
+        group = [preds[i] for i in idx]
         probs = [p.win_probability for p in group]
         n = len(group)
-        mean = math.fsum(probs) / n
-        threshold = math.fsum(p.threshold for p in group) / n
+        mean = probs[0] if n == 1 else math.fsum(probs) / n
+        threshold = group[0].threshold if n == 1 else math.fsum(p.threshold for p in group) / n
         last = group[-1]
+        features = None
+        if rows is not None and names and len(rows[idx[0]]) == len(names):
+            features = {
+                k: (v if math.isfinite(v) else None)
+                for k, v in zip(names, rows[idx[0]].tolist(), strict=True)
+            }
         points.append(
             ConfidencePoint(
                 symbol=symbol,
@@ -252,6 +261,7 @@ def series_points(
                 min_probability=min(probs),
                 max_probability=max(probs),
                 trade=trade,
+                features=features,
             )
         )
     return points
@@ -394,8 +404,13 @@ class PredictionService:
         return preds[0], metrics
 
     def predict_batch(
-        self, requests: Sequence[TradeRequest], share_market_data: bool = True
+        self,
+        requests: Sequence[TradeRequest],
+        share_market_data: bool = True,
+        settle_history: bool = True,
     ) -> tuple[list[Prediction], dict[str, Any]]:
+        """settle_history=False: the history hand-over may still be in flight on return;
+        the caller overlaps it with its own work and calls settle_history() after."""
         started = time.perf_counter()
         metrics = BatchMetrics()
         if not requests:
@@ -430,6 +445,7 @@ class PredictionService:
         metrics.prediction_hits = n - len(todo)
 
         fresh: list[int] = []
+        x: np.ndarray | None = None
         if todo:
             # unique prediction keys among the misses (a batch may repeat a trade)
             first_of: dict[PredictionKey, int] = {}
@@ -515,8 +531,14 @@ class PredictionService:
             )
         if fresh and self.history_repo is not None and self.config.record_history:
             self._record(
-                [out[i] for i in fresh], now, metrics, [requests[i].identity for i in fresh]
+                [out[i] for i in fresh],
+                now,
+                metrics,
+                [requests[i].identity for i in fresh],
+                x,  # row pos of x = position of the trade in fresh (uniq)
             )
+        if settle_history:
+            self.settle_history()
         metrics.elapsed_ms = (time.perf_counter() - started) * 1000.0
         self._add_totals(metrics)
         return out, metrics.to_dict()
@@ -554,16 +576,29 @@ class PredictionService:
         now: datetime,
         metrics: BatchMetrics,
         trades: Sequence[str] | None = None,
+        rows: np.ndarray | None = None,
     ) -> None:
-        """One history point per series of the batch (see series_points): the write is one
-        BatchWriteItem, one round trip, whatever the batch size."""
+        """One history point per trade identity of the batch (see trade_points), handed
+        to the history repository in one call (in AWS one SQS message: one round trip,
+        whatever the batch size; a consumer writes them)."""
         assert self.history_repo is not None
-        points = series_points(preds, epoch_ms(now), trades)
+        names = self.model.feature_names if self.config.history_features else ()
+        points = trade_points(preds, epoch_ms(now), trades, rows, names)
         try:
             metrics.history_written = self.history_repo.record(points)
         except Exception as exc:  # history is best effort: the answer matters more
             log.warning("confidence history write failed: %s", exc)
             metrics.errors.append(f"history: {type(exc).__name__}")
+
+    def settle_history(self, timeout_s: float | None = None) -> None:
+        """Wait (at most the repository's budget) for history hand-overs still in flight:
+        the API calls it after serialising its answer, so the send overlaps that work."""
+        settle = getattr(self.history_repo, "settle", None)
+        if callable(settle):
+            try:
+                settle(timeout_s)
+            except Exception as exc:  # best effort, as _record
+                log.warning("confidence history hand-over failed: %s", exc)
 
     def _add_totals(self, m: BatchMetrics) -> None:
         t = self.totals
