@@ -18,6 +18,7 @@ from infra.constructs.dashboard_site import DashboardSite
 from infra.constructs.data import Data
 from infra.constructs.flow_detection import IFD_CMD, FlowDetection
 from infra.constructs.gateway import DEFAULT_IB_GATEWAY_IMAGE, GatewayHost
+from infra.constructs.history_writer import HISTORY_CMD, HistoryWriter
 from infra.constructs.monitoring import MONITOR_CMD, Monitoring
 from infra.constructs.observability import Observability, Watched
 from infra.constructs.prediction_api import PredictionApi
@@ -79,6 +80,15 @@ class Magic8Stack(Stack):
         )
         push.use_api_key(api.api_key)
 
+        history_writer = HistoryWriter(
+            self,
+            "History",
+            image_code=lambda_image(HISTORY_CMD),
+            environment=env,
+            history_table=history,
+        )
+        history_writer.grant_send(api.function)
+
         flow = FlowDetection(
             self,
             "FlowDetection",
@@ -103,6 +113,7 @@ class Magic8Stack(Stack):
             topic=data.topic,
         )
         push.grant_push(monitoring.function)
+        history_writer.grant_send(monitoring.function)
 
         GatewayHost(
             self,
@@ -127,6 +138,7 @@ class Magic8Stack(Stack):
                     "Monitor": monitoring.function,
                     "Ifd": flow.function,
                     "WebSocket": push.function,
+                    "History": history_writer.function,
                 },
                 ifd_function=flow.function,
                 monitor_function=monitoring.function,
@@ -134,6 +146,7 @@ class Magic8Stack(Stack):
                 queues={
                     "IfdFailureQueue": data.ifd_failure_queue,
                     "AlertsSubscriberDlq": data.alerts_dlq,
+                    "HistoryDeadLetterQueue": history_writer.dlq,
                 },
                 api=api.api,
             ),
