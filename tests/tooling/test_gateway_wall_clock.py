@@ -66,3 +66,49 @@ def test_the_sender_waits_while_the_stream_lags_and_gives_up_on_stop() -> None:
     stop.set()
     producer.send([window(20100, "C", session_start(), 1, 1)])  # stop: no waiting
     assert len(sink.sent) == 2
+
+
+def _days(tmp_path: Path, *days: str) -> str:
+    for day in days:
+        (tmp_path / f"day-{day}").mkdir()
+    return str(tmp_path)
+
+
+def test_the_last_close_lands_on_now_inside_one_new_york_day(tmp_path: Path) -> None:
+    from magic8.ifd.baselines import EXCHANGE_TZ, tod_bucket, trading_day
+    from magic8_dev.local.gateway_component import SHIFT_GRID, live_shift
+
+    root = _days(tmp_path, "2025-09-23", "2025-09-24")
+    close = datetime(2025, 9, 24, 20, 0, tzinfo=UTC)
+    opens = datetime(2025, 9, 24, 13, 30, tzinfo=UTC)
+    for now in (
+        datetime(2026, 12, 3, 17, 12, 41, tzinfo=UTC),  # inside the New York session
+        datetime(2026, 12, 3, 23, 59, tzinfo=UTC),  # evening
+        datetime(2026, 12, 4, 4, 30, tzinfo=UTC),  # New York night: before 23:30 ET - 6.5 h
+        datetime(2026, 7, 4, 13, 0, tzinfo=UTC),  # summer time
+    ):
+        shift = live_shift([root], now)
+        assert shift % SHIFT_GRID == timedelta(0)  # windows stay on their grid
+        start, end = opens + shift, close + shift
+        # the shifted session is one trading day, as the detector groups days
+        assert trading_day(start) == trading_day(end - timedelta(minutes=1))
+        if (now - timedelta(hours=6, minutes=40)).astimezone(EXCHANGE_TZ).date() == (
+            now.astimezone(EXCHANGE_TZ).date()
+        ):
+            assert now - SHIFT_GRID < end <= now  # the last close is now
+        else:
+            assert end <= now < end + timedelta(hours=7)  # previous New York evening
+        # every day moves by the same offset: a window's bucket is the same on each day
+        day1 = datetime(2025, 9, 23, 15, 10, tzinfo=UTC) + shift
+        day2 = datetime(2025, 9, 24, 15, 10, tzinfo=UTC) + shift
+        assert tod_bucket(day1) == tod_bucket(day2)
+        assert trading_day(day1) < trading_day(day2)
+
+
+def test_make_run_replays_the_last_days_unless_told_all(tmp_path: Path) -> None:
+    from magic8_dev.local.gateway_component import live_paths
+
+    root = Path(_days(tmp_path, "2025-09-15", "2025-09-16", "2025-09-17"))
+    assert [Path(p).name for p in live_paths(root, "")] == ["day-2025-09-16", "day-2025-09-17"]
+    assert [Path(p).name for p in live_paths(root, "1")] == ["day-2025-09-17"]
+    assert live_paths(root, "all") == (str(root),)

@@ -5,14 +5,24 @@ definitions + MBO, real DBN files) through the gateway's DatabentoSession, paced
 looping, into the Kinesis `flow` stream on moto, where the Kinesis poller hands the
 windows to the ifd handler.
 
-Wall-clock mapping: every window is shifted by one constant number of whole days
-(`shift_for`), chosen so that the last replayed session day becomes the most recent day
-that has already ended (yesterday, UTC): every route, the dashboard and the alerts see
-the last days instead of September 2025. One constant shift keeps everything the IFD
-compares intact (time of day, the gaps between trading days, the 20-day baselines) and
-the window identities stable across loops (idempotent signals); a shift re-anchored as
-the replay runs faster than real time would stamp windows "now" but merges the session's
-days into one: measured, the e2e pipeline test then produced no alert at all.
+Wall-clock mapping ("stamped now"): every window is shifted by one constant offset
+(`live_shift`), whole days plus a multiple of 5 minutes, chosen so that the last replayed
+day's session close lands on now (rounded down to 5 minutes): the most recent replayed
+windows, signals and alerts are stamped within the last minutes, every earlier day on the
+days before. One constant offset keeps everything the IFD compares intact: the order and
+spacing of the days, each day inside one exchange-local date (when now is so early that the
+shifted session would start before midnight New York time, the close lands on the previous
+evening instead), and the time-of-day buckets of the baselines, which move together for
+every day (the same windows share a bucket on every day). The window identities stay
+stable across loops (idempotent signals). A shift re-anchored as the replay runs faster
+than real time would merge the days into one: measured, the e2e pipeline then produced no
+alert at all.
+
+What is replayed: by default (`make run`) the sample's last two days (MAGIC8_REPLAY_DAYS=2:
+a quiet day that warms the baselines, then the last day, whose episodes end about 25 and
+110 minutes before its close), so the first signals are stamped within the last hour and
+arrive within about 90 s of healthy; MAGIC8_REPLAY_DAYS=all replays all eight days (the
+earlier ones stamped on the days before; the last day's signals arrive after ~6 minutes).
 
 Pacing: the replay runs at MAGIC8_REPLAY_SPEED times real time (default DEMO_SPEED in demo
 mode, 1 with --no-demo), a rate the local pipeline keeps up with; the producer also waits
@@ -35,11 +45,13 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any
 
 from magic8.domain.flow import PressureWindow
 from magic8.domain.heartbeat import GatewayHeartbeat
+from magic8.ifd.baselines import EXCHANGE_TZ as NEW_YORK
 from magic8.settings import AwsSettings
 from magic8_dev.local.context import LocalContext
 
@@ -66,6 +78,44 @@ def shift_for(paths: Iterable[str], now: datetime | None = None) -> timedelta:
     now = now or datetime.now(UTC)
     end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), UTC)
     return timedelta(days=(now - end) // timedelta(days=1))
+
+
+SESSION_OPEN_UTC = time_of_day(13, 30)  # the sample's regular hours (truth.json generator)
+SESSION_CLOSE_UTC = time_of_day(20, 0)
+SHIFT_GRID = timedelta(minutes=5)
+DAYS_ENV = "MAGIC8_REPLAY_DAYS"
+DEFAULT_LIVE_DAYS = 2
+
+
+def live_shift(paths: Iterable[str], now: datetime | None = None) -> timedelta:
+    """The constant offset that lands the last replayed day's session close on `now`
+    (rounded down to SHIFT_GRID), keeping the shifted session inside one New York date."""
+    from magic8_dev.dashboard import session_days
+
+    days = session_days([Path(p) for p in paths])
+    if not days:
+        return timedelta(0)
+    now = now or datetime.now(UTC)
+    close = datetime.combine(days[-1], SESSION_CLOSE_UTC, UTC)
+    opens = datetime.combine(days[-1], SESSION_OPEN_UTC, UTC)
+    target = now - (now - datetime(2000, 1, 1, tzinfo=UTC)) % SHIFT_GRID
+    if (opens + (target - close)).astimezone(NEW_YORK).date() != target.astimezone(NEW_YORK).date():
+        # too early in the New York day: the session would straddle midnight and split one
+        # trading day in two; close at the end of the previous New York day instead
+        midnight = datetime.combine(target.astimezone(NEW_YORK).date(), time_of_day(0), NEW_YORK)
+        target = midnight.astimezone(UTC) - SHIFT_GRID
+    return target - close
+
+
+def live_paths(session: Path, days_env: str | None = None) -> tuple[str, ...]:
+    """The day folders `make run` replays: the last MAGIC8_REPLAY_DAYS (default 2) of the
+    session, or the whole session for "all"."""
+    raw = (days_env if days_env is not None else os.environ.get(DAYS_ENV, "")).strip().lower()
+    folders = sorted(p for p in session.iterdir() if p.is_dir() and p.name.startswith("day-"))
+    if raw == "all" or not folders:
+        return (str(session),)
+    n = int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_LIVE_DAYS
+    return tuple(str(p) for p in folders[-n:])
 
 
 class WallClockProducer:
@@ -131,7 +181,9 @@ class GatewayReplayComponent:
         loop: bool = True,
         wall_clock: bool = True,
     ) -> None:
-        self.paths = paths or (str(SAMPLE_SESSION),)
+        # default: the sample's last days, stamped now (wall_clock); the whole sample with
+        # its own timestamps otherwise
+        self.paths = paths or (live_paths(SAMPLE_SESSION) if wall_clock else (str(SAMPLE_SESSION),))
         self.wall_clock = wall_clock  # False: the session's own timestamps (scoring tests)
         self.speed = speed
         self.loop = loop
@@ -166,9 +218,10 @@ class GatewayReplayComponent:
             max_buffered=LOCAL_MAX_BUFFERED,
             flush_timeout_s=LOCAL_FLUSH_TIMEOUT_S,
         )
-        shift = shift_for(self.paths) if self.wall_clock else timedelta(0)
+        shift = live_shift(self.paths) if self.wall_clock else timedelta(0)
         self.producer = WallClockProducer(producer, shift=shift, lag=self.kinesis_lag)
         ctx.facts["flow_shift_days"] = str(shift.days)
+        ctx.facts["flow_shift_seconds"] = str(int(shift.total_seconds()))
         self.session = module.DatabentoSession(config, producer=self.producer)
         self.session.start()
         ctx.facts["flow_replay"] = ", ".join(self.paths)
@@ -235,7 +288,10 @@ class GatewayReplayComponent:
         h = self.session.health()
         reached = (h.get("last_mbo_at") or "-")[:16].replace("T", " ")
         shift = self.producer.shift if self.producer is not None else None
-        shown = f" (stamped +{shift.days} days)" if shift else ""
+        shown = ""
+        if shift:
+            hours, rem = divmod(int(shift.total_seconds()) % 86400, 3600)
+            shown = f" (stamped +{shift.days} d {hours} h {rem // 60} min: last close = now)"
         return (
             f"{h['state']} {h['mode']} x{self.session.config.speed:g} loop {h['loops'] + 1}: "
             f"{h['records_seen']:,} records, "
