@@ -112,3 +112,45 @@ def test_make_run_replays_the_last_days_unless_told_all(tmp_path: Path) -> None:
     assert [Path(p).name for p in live_paths(root, "")] == ["day-2025-09-16", "day-2025-09-17"]
     assert [Path(p).name for p in live_paths(root, "1")] == ["day-2025-09-17"]
     assert live_paths(root, "all") == (str(root),)
+
+
+def test_windows_before_the_live_time_of_day_are_not_sent() -> None:
+    from datetime import time
+
+    sink = Sink()
+    producer = WallClockProducer(sink, send_from=time(17, 0))
+    day = datetime(2025, 9, 24, tzinfo=UTC)
+    early = [window(20100, "C", day + timedelta(hours=16, minutes=55), 10, 5)]
+    late = [window(20100, "C", day + timedelta(hours=17, minutes=m), 10, 5) for m in (0, 5)]
+    assert producer.send(early) == 0 and sink.sent == []
+    assert producer.send(early + late) == 2
+    assert [w.window_start for w in sink.sent] == [w.window_start for w in late]
+    assert producer.skipped == 2
+
+
+def test_the_fast_forward_pacer_sleeps_only_in_the_live_part() -> None:
+    import importlib
+    from datetime import time
+
+    from magic8_dev.local.gateway_component import fast_forward_pacer, fast_forward_session
+
+    module = importlib.import_module("gateway_host.databento.session")
+    assert issubclass(fast_forward_session(module, time(17, 0)), module.DatabentoSession)
+    slept: list[float] = []
+    clock = [0.0]
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        clock[0] += s
+
+    pacer = fast_forward_pacer(module, time(17, 0))(
+        speed=60.0, max_idle_seconds=100.0, clock=lambda: clock[0], sleep=sleep
+    )
+    base = int(datetime(2025, 9, 24, tzinfo=UTC).timestamp()) * 1_000_000_000
+    minute = 60 * 1_000_000_000
+    for m in range(0, 16 * 60, 30):  # the morning: read at full speed
+        pacer.wait_until(base + m * minute)
+    assert slept == []
+    pacer.wait_until(base + 17 * 60 * minute)  # the first live record anchors
+    pacer.wait_until(base + (17 * 60 + 1) * minute)  # one minute later: 1 s at 60x
+    assert 0.99 <= sum(slept) <= 1.01

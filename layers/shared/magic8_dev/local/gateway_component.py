@@ -18,11 +18,15 @@ stable across loops (idempotent signals). A shift re-anchored as the replay runs
 than real time would merge the days into one: measured, the e2e pipeline then produced no
 alert at all.
 
-What is replayed: by default (`make run`) the sample's last two days (MAGIC8_REPLAY_DAYS=2:
-a quiet day that warms the baselines, then the last day, whose episodes end about 25 and
-110 minutes before its close), so the first signals are stamped within the last hour and
-arrive within about 90 s of healthy; MAGIC8_REPLAY_DAYS=all replays all eight days (the
-earlier ones stamped on the days before; the last day's signals arrive after ~6 minutes).
+What is replayed: by default (`make run`) the afternoons (from MAGIC8_REPLAY_FROM_UTC,
+default 17:00 UTC session time) of the sample's last two days (MAGIC8_REPLAY_DAYS=2: a
+quiet day that warms the afternoon baselines, then the last day, whose episodes end about
+25 and 110 minutes before its close). Records before that time of day are fast-forwarded
+(read, not paced, their windows not sent): the detector's baselines are per time-of-day
+bucket from earlier days, so an afternoon needs only earlier afternoons. The first signals
+stamped within the last hour then arrive well within 90 s of healthy.
+MAGIC8_REPLAY_DAYS=all and MAGIC8_REPLAY_FROM_UTC= (empty) replay all eight whole days
+(the earlier ones stamped on the days before; the last day's signals after ~6 minutes).
 
 Pacing: the replay runs at MAGIC8_REPLAY_SPEED times real time (default DEMO_SPEED in demo
 mode, 1 with --no-demo), a rate the local pipeline keeps up with; the producer also waits
@@ -107,6 +111,69 @@ def live_shift(paths: Iterable[str], now: datetime | None = None) -> timedelta:
     return target - close
 
 
+FROM_ENV = "MAGIC8_REPLAY_FROM_UTC"
+DEFAULT_FROM_UTC = "17:00"
+
+
+def live_from(raw: str | None = None) -> time_of_day | None:
+    """The session time of day (UTC) from which the live replay sends windows (None: all)."""
+    text = (raw if raw is not None else os.environ.get(FROM_ENV, DEFAULT_FROM_UTC)).strip()
+    if not text:
+        return None
+    hours, _, minutes = text.partition(":")
+    return time_of_day(int(hours), int(minutes or 0))
+
+
+def _tod_ns(ts_ns: int) -> int:
+    return ts_ns % 86_400_000_000_000
+
+
+def fast_forward_pacer(module: Any, skip_before: time_of_day) -> type:
+    """The replay's Pacer that does not pace records earlier in their (UTC) day than
+    `skip_before`: they are read at full speed (their windows are dropped by
+    WallClockProducer), and pacing starts afresh at the first record after it."""
+    cutoff_ns = (skip_before.hour * 3600 + skip_before.minute * 60) * 1_000_000_000
+
+    class FastForwardPacer(module.Pacer):  # type: ignore[misc,name-defined]
+        def wait_until(self, ts_ns: int) -> None:
+            if _tod_ns(ts_ns) < cutoff_ns:
+                self._anchor_wall = None
+                return
+            super().wait_until(ts_ns)
+
+    return FastForwardPacer
+
+
+def fast_forward_session(module: Any, skip_before: time_of_day) -> type:
+    """The gateway's DatabentoSession replaying with fast_forward_pacer."""
+    pacer_class = fast_forward_pacer(module, skip_before)
+
+    class FastForwardSession(module.DatabentoSession):  # type: ignore[misc,name-defined]
+        def _run_replay(self) -> None:  # the gateway's replay loop, with the pacer above
+            self.state = "replaying"
+            try:
+                while not self._stop.is_set():
+                    pacer = pacer_class(
+                        speed=self.config.speed or None,
+                        max_idle_seconds=self.config.max_idle_seconds,
+                        stop=self._stop.is_set,
+                    )
+                    module.replay(
+                        self.config.replay_paths, self.ingest, pacer=pacer, source="replay"
+                    )
+                    self.loops += 1
+                    if not self.config.loop_replay:
+                        break
+                    self.aggregator.reset()
+                self.state = "done"
+            except Exception as exc:
+                self.state = "error"
+                self.last_error = f"replay: {exc}"
+                log.exception("databento: replay failed")
+
+    return FastForwardSession
+
+
 def live_paths(session: Path, days_env: str | None = None) -> tuple[str, ...]:
     """The day folders `make run` replays: the last MAGIC8_REPLAY_DAYS (default 2) of the
     session, or the whole session for "all"."""
@@ -129,9 +196,13 @@ class WallClockProducer:
         lag: Callable[[], int] | None = None,
         max_lag: int = MAX_KINESIS_LAG,
         stop: threading.Event | None = None,
+        send_from: time_of_day | None = None,
     ) -> None:
         self.inner = inner
         self.shift = shift
+        # windows that start earlier in their (session) day are not sent (fast-forwarded)
+        self.send_from = send_from
+        self.skipped = 0
         self.lag = lag
         self.max_lag = max_lag
         self.stop = stop or threading.Event()
@@ -142,6 +213,10 @@ class WallClockProducer:
         return int(getattr(self.inner, "pending", 0))
 
     def shifted(self, windows: list[PressureWindow]) -> list[PressureWindow]:
+        if self.send_from is not None:
+            keep = [w for w in windows if w.window_start.astimezone(UTC).time() >= self.send_from]
+            self.skipped += len(windows) - len(keep)
+            windows = keep
         d = self.shift
         if not d:
             return windows
@@ -160,8 +235,11 @@ class WallClockProducer:
             self.stop.wait(0.1)
 
     def send(self, windows: Iterable[PressureWindow]) -> int:
+        batch = self.shifted(list(windows))
+        if not batch:
+            return 0
         self._wait_for_lag()
-        return int(self.inner.send(self.shifted(list(windows))))
+        return int(self.inner.send(batch))
 
     def flush(self) -> None:
         self.inner.flush()
@@ -219,10 +297,16 @@ class GatewayReplayComponent:
             flush_timeout_s=LOCAL_FLUSH_TIMEOUT_S,
         )
         shift = live_shift(self.paths) if self.wall_clock else timedelta(0)
-        self.producer = WallClockProducer(producer, shift=shift, lag=self.kinesis_lag)
+        send_from = live_from() if self.wall_clock else None
+        self.producer = WallClockProducer(
+            producer, shift=shift, lag=self.kinesis_lag, send_from=send_from
+        )
+        session_class = module.DatabentoSession
+        if send_from is not None:
+            session_class = fast_forward_session(module, send_from)
         ctx.facts["flow_shift_days"] = str(shift.days)
         ctx.facts["flow_shift_seconds"] = str(int(shift.total_seconds()))
-        self.session = module.DatabentoSession(config, producer=self.producer)
+        self.session = session_class(config, producer=self.producer)
         self.session.start()
         ctx.facts["flow_replay"] = ", ".join(self.paths)
         self._beat_thread = threading.Thread(
@@ -280,7 +364,8 @@ class GatewayReplayComponent:
         """Windows emitted by the replay and not yet accepted by Kinesis."""
         if self.session is None:
             return 0
-        return max(0, int(self.session.windows_emitted) - int(self.session.windows_sent))
+        skipped = self.producer.skipped if self.producer is not None else 0
+        return max(0, int(self.session.windows_emitted) - int(self.session.windows_sent) - skipped)
 
     def status(self) -> str:
         if self.session is None:
