@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
@@ -35,20 +34,18 @@ VERSION = 1
 MAX_MESSAGE_BYTES = 240_000
 
 
-def _num(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
-
-
 def _float(v: object) -> float | None:
     return None if v is None else float(v)  # type: ignore[arg-type]
 
 
 def encode(points: Sequence[ConfidencePoint]) -> list[str]:
-    """The points as one or more message bodies (each under MAX_MESSAGE_BYTES)."""
-    names: list[str] = []
+    """The points as one or more message bodies (each under MAX_MESSAGE_BYTES). Feature
+    values go as computed (a missing input is NaN, written as JSON's common NaN token and
+    read back by decode; the API shows it as null)."""
+    names: tuple[str, ...] = ()
     for p in points:
         if p.features:
-            names = list(p.features)
+            names = tuple(p.features)
             break
     rows = []
     for p in points:
@@ -67,10 +64,11 @@ def encode(points: Sequence[ConfidencePoint]) -> list[str]:
             "hi": p.max_probability,
             "tr": p.trade,
         }
-        if p.features and list(p.features) == names:
-            row["f"] = [_num(v) for v in p.features.values()]
-        elif p.features:
-            row["fd"] = {k: _num(v) for k, v in p.features.items()}
+        if p.features:
+            if tuple(p.features) == names:
+                row["f"] = list(p.features.values())
+            else:
+                row["fd"] = p.features
         rows.append(row)
     bodies: list[str] = []
     start = 0
@@ -79,9 +77,11 @@ def encode(points: Sequence[ConfidencePoint]) -> list[str]:
         end = len(rows)
         while True:
             body = json.dumps(
-                {"v": VERSION, "names": names, "points": rows[start:end]}, separators=(",", ":")
+                {"v": VERSION, "names": list(names), "points": rows[start:end]},
+                separators=(",", ":"),
             )
-            if len(body.encode()) <= MAX_MESSAGE_BYTES or end - start == 1:
+            # json.dumps writes ASCII: its length in characters is its length in bytes
+            if len(body) <= MAX_MESSAGE_BYTES or end - start == 1:
                 break
             end = start + max(1, (end - start) // 2)
         bodies.append(body)

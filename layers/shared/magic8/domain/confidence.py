@@ -6,6 +6,7 @@ call; a consumer writes them (magic8.adapters.history_queue)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,7 +47,7 @@ class ConfidencePoint:
     # the trade the point speaks for when it is one trade's answer ("" for a series summary)
     trade: str = ""
     # the feature row the model scored (name -> value), when the writer kept it
-    features: dict[str, float | None] | None = None  # None: not finite
+    features: dict[str, float | None] | None = None
 
     @property
     def series(self) -> str:
@@ -72,7 +73,14 @@ class ConfidencePoint:
             "trade": self.trade,
         }
         if include_features:
-            out["features"] = self.features
+            out["features"] = (
+                None
+                if self.features is None
+                else {
+                    k: (v if v is not None and math.isfinite(v) else None)
+                    for k, v in self.features.items()
+                }
+            )
         return out
 
 

@@ -242,10 +242,8 @@ def trade_points(
         last = group[-1]
         features = None
         if rows is not None and names and len(rows[idx[0]]) == len(names):
-            features = {
-                k: (v if math.isfinite(v) else None)
-                for k, v in zip(names, rows[idx[0]].tolist(), strict=True)
-            }
+            # as computed (NaN for a missing input): to_dict turns non-finite into null
+            features = dict(zip(names, rows[idx[0]].tolist(), strict=True))
         points.append(
             ConfidencePoint(
                 symbol=symbol,
