@@ -12,6 +12,7 @@ The app knows nothing of Lambda or API keys (API Gateway / the local front enfor
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import time
@@ -83,9 +84,14 @@ class ValidatedTrades:
         for k, v in raw.items():
             t = type(v)
             if t is list:
-                if not all(type(x) in (int, float) for x in v):
-                    return None
-                v = tuple((type(x), x) for x in v)
+                items: list[object] = []
+                for x in v:
+                    tx = type(x)
+                    if tx is not float and tx is not int:
+                        return None
+                    items.append(tx)
+                    items.append(x)
+                v = tuple(items)
             elif t not in (str, int, float, bool) and v is not None:
                 return None
             parts.append((k, t, v))
@@ -119,9 +125,7 @@ class ValidatedTrades:
         if len(fresh) != len(missing):
             return handler(raw)
         if len(self._data) + len(missing) > self.MAX:
-            self._data = {k: v for k, v in self._data.items() if v[0] > now}
-            if len(self._data) + len(missing) > self.MAX:
-                self._data.clear()
+            self._data.clear()  # a minute's worth is cheap to rebuild
         expires = now + self.TTL_S
         for i, trade in zip(missing, fresh, strict=True):
             out[i] = trade
@@ -398,7 +402,7 @@ class ServiceHolder:
 
     def __init__(self, settings: ApiSettings, factory: ServiceFactory) -> None:
         self.settings = settings
-        self._service = Lazy(lambda: factory(settings))
+        self._service = Lazy(lambda: _long_lived(factory(settings)))
         self.error: str | None = None
 
     @property
@@ -413,6 +417,15 @@ class ServiceHolder:
             raise
         self.error = None
         return service
+
+
+def _long_lived(service: PredictionService) -> PredictionService:
+    """The service (model, tables, clients) lives as long as the container: moved out of
+    the garbage collector's generations (gc.freeze), a full collection during a request no
+    longer walks it (those collections were the slow tail of a batch)."""
+    gc.collect()
+    gc.freeze()
+    return service
 
 
 def _holder(request: Request) -> ServiceHolder:

@@ -58,3 +58,18 @@ def test_a_malformed_message_is_a_value_error() -> None:
     for body in ("{not json", '{"v": 2, "points": []}', '{"v": 1, "points": [{"sy": "SPX"}]}'):
         with pytest.raises(ValueError):
             history_queue.decode(body)
+
+
+def test_array_rows_travel_packed_and_come_back_as_named_values() -> None:
+    import numpy as np
+
+    names = ("a", "b", "c")
+    rows = np.array([[1.0, np.nan, 3.0], [4.0, 5.0, 6.0]])
+    points = [_point(i, None) for i in range(2)]
+    for p, row in zip(points, rows, strict=True):
+        p.feature_row, p.feature_names = row, names
+    (body,) = history_queue.encode(points)
+    back = history_queue.decode(body)
+    assert back[1].features == {"a": 4.0, "b": 5.0, "c": 6.0}
+    assert back[0].to_dict(include_features=True)["features"] == {"a": 1.0, "b": None, "c": 3.0}
+    assert points[0].to_dict(include_features=True)["features"] == {"a": 1.0, "b": None, "c": 3.0}

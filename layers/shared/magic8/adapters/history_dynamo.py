@@ -54,8 +54,9 @@ def _item(point: ConfidencePoint, ts_ms: int, expires_at: int) -> dict[str, Any]
         "min_probability": {"N": repr(float(_or(point.min_probability, point.win_probability)))},
         "max_probability": {"N": repr(float(_or(point.max_probability, point.win_probability)))},
     }
-    if point.features:
-        item["features"] = {"S": json.dumps(point.features, separators=(",", ":"))}
+    features = point.feature_map()
+    if features:
+        item["features"] = {"S": json.dumps(features, separators=(",", ":"))}
     return item
 
 

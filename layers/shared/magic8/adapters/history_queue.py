@@ -18,11 +18,14 @@ compact JSON; a batch over the SQS limit is split into messages sent at once. Re
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
+
+import numpy as np
 
 from magic8.adapters.history_dynamo import DynamoHistoryRepository
 from magic8.domain.confidence import ConfidencePoint, Trend
@@ -39,15 +42,22 @@ def _float(v: object) -> float | None:
 
 
 def encode(points: Sequence[ConfidencePoint]) -> list[str]:
-    """The points as one or more message bodies (each under MAX_MESSAGE_BYTES). Feature
-    values go as computed (a missing input is NaN, written as JSON's common NaN token and
-    read back by decode; the API shows it as null)."""
+    """The points as one or more message bodies (each under MAX_MESSAGE_BYTES).
+
+    Feature rows travel as one little-endian float64 matrix in base64 ("fm", one row per
+    point that has one, "fi" its index), with the names once: packing 100 rows of ~44
+    values takes microseconds where writing each float as JSON text took ~7 ms. Values go
+    as computed (a missing input is NaN; the API shows it as null)."""
     names: tuple[str, ...] = ()
     for p in points:
+        if p.feature_row is not None and p.feature_names:
+            names = p.feature_names
+            break
         if p.features:
             names = tuple(p.features)
             break
-    rows = []
+    rows: list[dict[str, Any]] = []
+    vectors: list[Any] = []
     for p in points:
         row: dict[str, Any] = {
             "sy": p.symbol,
@@ -64,20 +74,30 @@ def encode(points: Sequence[ConfidencePoint]) -> list[str]:
             "hi": p.max_probability,
             "tr": p.trade,
         }
-        if p.features:
-            if tuple(p.features) == names:
-                row["f"] = list(p.features.values())
-            else:
-                row["fd"] = p.features
+        if p.feature_row is not None and p.feature_names == names and names:
+            row["fi"] = len(vectors)
+            vectors.append(p.feature_row)
+        elif p.features:
+            row["fd"] = p.features
         rows.append(row)
+    matrix = np.asarray(vectors, dtype="<f8") if vectors else np.empty((0, len(names)), "<f8")
     bodies: list[str] = []
     start = 0
     while start < len(rows):
-        # grow the chunk while it fits (a batch of 100 with 40 features is ~60 KB: one)
+        # grow the chunk while it fits (a batch of 100 with 44 features is ~50 KB: one)
         end = len(rows)
         while True:
+            chunk = rows[start:end]
+            used = [r["fi"] for r in chunk if "fi" in r]
+            part = [{**r, "fi": r["fi"] - used[0]} if "fi" in r else r for r in chunk]
+            packed = matrix[used[0] : used[-1] + 1] if used else matrix[:0]
             body = json.dumps(
-                {"v": VERSION, "names": list(names), "points": rows[start:end]},
+                {
+                    "v": VERSION,
+                    "names": list(names),
+                    "fm": base64.b64encode(packed.tobytes()).decode("ascii"),
+                    "points": part,
+                },
                 separators=(",", ":"),
             )
             # json.dumps writes ASCII: its length in characters is its length in bytes
@@ -96,11 +116,13 @@ def decode(body: str) -> list[ConfidencePoint]:
         if msg.get("v") != VERSION:
             raise ValueError(f"history message version {msg.get('v')!r}")
         names = list(msg.get("names") or [])
+        raw = base64.b64decode(msg.get("fm") or "")
+        matrix = np.frombuffer(raw, dtype="<f8").reshape(-1, len(names)) if names else None
         out = []
         for r in msg["points"]:
             features: dict[str, float | None] | None = None
-            if "f" in r and len(r["f"]) == len(names):
-                features = {k: _float(v) for k, v in zip(names, r["f"], strict=True)}
+            if "fi" in r and matrix is not None:
+                features = dict(zip(names, matrix[int(r["fi"])].tolist(), strict=True))
             elif "fd" in r:
                 features = {str(k): _float(v) for k, v in r["fd"].items()}
             out.append(
@@ -122,7 +144,7 @@ def decode(body: str) -> list[ConfidencePoint]:
                 )
             )
         return out
-    except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+    except (KeyError, TypeError, AttributeError, IndexError, json.JSONDecodeError) as exc:
         raise ValueError(f"malformed history message: {exc}") from exc
 
 

@@ -46,8 +46,18 @@ class ConfidencePoint:
     max_probability: float | None = None
     # the trade the point speaks for when it is one trade's answer ("" for a series summary)
     trade: str = ""
-    # the feature row the model scored (name -> value), when the writer kept it
+    # the feature row the model scored (name -> value), when the writer kept it; on the
+    # request path the row stays an array (feature_row, feature_names) until it is needed
     features: dict[str, float | None] | None = None
+    feature_row: Any = None
+    feature_names: tuple[str, ...] = ()
+
+    def feature_map(self) -> dict[str, float | None] | None:
+        if self.features is None and self.feature_row is not None and self.feature_names:
+            values = [float(v) for v in self.feature_row]
+            if len(values) == len(self.feature_names):
+                return dict(zip(self.feature_names, values, strict=True))
+        return self.features
 
     @property
     def series(self) -> str:
@@ -73,12 +83,13 @@ class ConfidencePoint:
             "trade": self.trade,
         }
         if include_features:
+            features = self.feature_map()
             out["features"] = (
                 None
-                if self.features is None
+                if features is None
                 else {
                     k: (v if v is not None and math.isfinite(v) else None)
-                    for k, v in self.features.items()
+                    for k, v in features.items()
                 }
             )
         return out

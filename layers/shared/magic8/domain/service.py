@@ -231,7 +231,8 @@ def trade_points(
     groups: dict[tuple[str, str, str], list[int]] = {}
     for i, p in enumerate(preds):
         groups.setdefault((p.symbol, p.strategy, trades[i] if trades else ""), []).append(i)
-    names = list(feature_names)
+    names = tuple(feature_names)
+    keep_rows = rows is not None and bool(names) and rows.shape[-1] == len(names)
     points: list[ConfidencePoint] = []
     for (symbol, strategy, trade), idx in groups.items():
         group = [preds[i] for i in idx]
@@ -240,10 +241,6 @@ def trade_points(
         mean = probs[0] if n == 1 else math.fsum(probs) / n
         threshold = group[0].threshold if n == 1 else math.fsum(p.threshold for p in group) / n
         last = group[-1]
-        features = None
-        if rows is not None and names and len(rows[idx[0]]) == len(names):
-            # as computed (NaN for a missing input): to_dict turns non-finite into null
-            features = dict(zip(names, rows[idx[0]].tolist(), strict=True))
         points.append(
             ConfidencePoint(
                 symbol=symbol,
@@ -259,7 +256,10 @@ def trade_points(
                 min_probability=min(probs),
                 max_probability=max(probs),
                 trade=trade,
-                features=features,
+                # as computed (NaN for a missing input; shown as null): kept as the array
+                # row until a writer needs it (the queue message packs the rows at once)
+                feature_row=rows[idx[0]] if keep_rows and rows is not None else None,
+                feature_names=names if keep_rows else (),
             )
         )
     return points
