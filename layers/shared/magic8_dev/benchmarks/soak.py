@@ -211,7 +211,7 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 300
         if proc.poll() is not None:
             raise RuntimeError(f"magic8 run exited with {proc.returncode} before healthy")
         try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
+            if httpx.get(url + "/health", timeout=10).status_code == 200:
                 return time.monotonic() - t0
         except httpx.HTTPError:
             pass
