@@ -43,6 +43,8 @@ def _record(record: SQSRecord) -> int:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(
-        event=event, record_handler=_record, processor=processor, context=context
+    return dict(
+        process_partial_response(
+            event=event, record_handler=_record, processor=processor, context=context
+        )
     )

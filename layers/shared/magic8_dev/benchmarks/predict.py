@@ -503,7 +503,7 @@ def _history_consumer(queue_url: str) -> Callable[[], None]:
 def run(results_dir: Path, quick: bool = False) -> dict[str, Any]:
     from functions.predict.deps import build_handler
     from functions.predict.settings import ApiSettings
-    from magic8 import resources as r
+    from magic8 import resources as specs
     from magic8.adapters.aws import reset_clients
     from magic8.adapters.prediction_service import build_prediction_service
     from magic8.domain.service import PredictionService
@@ -522,7 +522,7 @@ def run(results_dir: Path, quick: bool = False) -> dict[str, Any]:
         resources = provision(AwsSettings())
         os.environ.update(resources.env())
         # make run's history path: one SendMessage per batch, λ history writing behind it
-        os.environ[r.HISTORY_QUEUE.env_var] = resources.history_queue_url
+        os.environ[specs.HISTORY_QUEUE.env_var] = resources.history_queue_url
         consumer = _history_consumer(resources.history_queue_url)
         settings = ApiSettings()
         lasts = _seed(settings)

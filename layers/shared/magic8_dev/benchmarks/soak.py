@@ -190,7 +190,7 @@ def latencies(url: str, n: int = 20) -> dict[str, float]:
 
 
 def sample(root: int, console: Console, started: float) -> dict[str, Any]:
-    procs = {}
+    procs: dict[str, dict[str, Any]] = {}
     for pid in process_tree(root):
         rss = rss_mb(pid)
         if rss is not None:
