@@ -262,6 +262,8 @@ class GatewayReplayComponent:
         # default: the sample's last days, stamped now (wall_clock); the whole sample with
         # its own timestamps otherwise
         self.paths = paths or (live_paths(SAMPLE_SESSION) if wall_clock else (str(SAMPLE_SESSION),))
+        # make run's default (the sample's last afternoons); explicit paths replay whole days
+        self.live_default = paths is None and wall_clock
         self.wall_clock = wall_clock  # False: the session's own timestamps (scoring tests)
         self.speed = speed
         self.loop = loop
@@ -297,7 +299,7 @@ class GatewayReplayComponent:
             flush_timeout_s=LOCAL_FLUSH_TIMEOUT_S,
         )
         shift = live_shift(self.paths) if self.wall_clock else timedelta(0)
-        send_from = live_from() if self.wall_clock else None
+        send_from = live_from() if self.live_default else None
         self.producer = WallClockProducer(
             producer, shift=shift, lag=self.kinesis_lag, send_from=send_from
         )
