@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from functions.predict import handler as predict_handler
+from functions.predict import monitor_routes, signals_routes
 from magic8.adapters.aws import reset_clients
 from magic8_dev.local.moto_server import free_port
 from magic8_dev.local.runner import COMPONENTS, LocalStack
@@ -26,12 +27,20 @@ KEY = "e2e-key"
 ACCEPTANCE_S = 90.0
 
 
+def _forget_stores() -> None:
+    """Stores cached per process (lru_cache) would point at another test's moto."""
+    reset_clients()
+    predict_handler.reset()
+    signals_routes._default_store.cache_clear()
+    monitor_routes._default_deps.cache_clear()
+
+
 @pytest.fixture()
 def stack() -> Iterator[LocalStack]:
     saved = dict(os.environ)
-    os.environ.pop("MAGIC8_REPLAY_DAYS", None)  # make run's default
-    reset_clients()
-    predict_handler.reset()
+    for name in ("MAGIC8_REPLAY_DAYS", "MAGIC8_REPLAY_FROM_UTC"):
+        os.environ.pop(name, None)  # make run's defaults
+    _forget_stores()
     local = LocalStack(api_port=free_port(), api_key=KEY, components=COMPONENTS)
     try:
         local.start()
@@ -40,8 +49,7 @@ def stack() -> Iterator[LocalStack]:
         local.stop()
         os.environ.clear()
         os.environ.update(saved)
-        reset_clients()
-        predict_handler.reset()
+        _forget_stores()
 
 
 def _stamp(signal: dict[str, Any]) -> datetime:
