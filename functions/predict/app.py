@@ -419,12 +419,18 @@ class ServiceHolder:
         return service
 
 
+_FROZEN: list[bool] = []
+
+
 def _long_lived(service: PredictionService) -> PredictionService:
     """The service (model, tables, clients) lives as long as the container: moved out of
     the garbage collector's generations (gc.freeze), a full collection during a request no
-    longer walks it (those collections were the slow tail of a batch)."""
-    gc.collect()
-    gc.freeze()
+    longer walks it (those collections were the slow tail of a batch). Once per process:
+    a process that builds many services (tests) would otherwise freeze their garbage too."""
+    if not _FROZEN:
+        _FROZEN.append(True)
+        gc.collect()
+        gc.freeze()
     return service
 
 
