@@ -49,7 +49,10 @@ class SqsEventSourceEmulator:
         queue_url: str,
         handler: Any,
         batch_size: int = 10,
-        poll_interval_s: float = 0.2,
+        # the mapping's batching window (infra/constructs/history_writer.py): an empty or
+        # partial receive waits this long, so the poller takes the emulator's SQS lock (which
+        # the API's SendMessage also needs) about once a second, not five times
+        poll_interval_s: float = 1.0,
         visibility_timeout_s: int = 30,
         region: str = "us-east-1",
     ) -> None:
