@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: run test lint typecheck unit bench resilience train synth install clean lock
+.PHONY: run test lint typecheck unit bench soak resilience train synth install clean lock
 
 # Install Python deps into .venv (idempotent; re-runs only when pyproject.toml or the lock
 # changes). requirements.lock pins every package (`make lock` refreshes it).
@@ -53,6 +53,12 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/magic8 bench
+
+# `make run` watched from outside for SOAK_MINUTES (default 30): RSS, backlog, lag, latency
+# at minute 2 and at the end, tracebacks, SIGINT exit time, ports left -> bench/results/soak.json
+SOAK_MINUTES ?= 30
+soak: $(STAMP)
+	$(PY) -m magic8_dev.benchmarks.soak --minutes $(SOAK_MINUTES)
 
 resilience: $(STAMP)
 	$(VENV)/bin/magic8 resilience

@@ -19,6 +19,7 @@ from infra.constructs.data import Data
 from infra.constructs.flow_detection import FlowDetection
 from infra.constructs.functions import SharedImage
 from infra.constructs.gateway import DEFAULT_IB_GATEWAY_IMAGE, GatewayHost
+from infra.constructs.history_writer import HistoryWriter
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.observability import Observability, Watched
 from infra.constructs.prediction_api import PredictionApi
@@ -79,6 +80,14 @@ class Magic8Stack(Stack):
         )
         push.use_api_key(api.api_key)
 
+        history_writer = HistoryWriter(
+            self,
+            "History",
+            image=image,
+            history_table=history,
+        )
+        history_writer.grant_send(api.function)
+
         flow = FlowDetection(
             self,
             "FlowDetection",
@@ -101,6 +110,7 @@ class Magic8Stack(Stack):
             topic=data.topic,
         )
         push.grant_push(monitoring.function)
+        history_writer.grant_send(monitoring.function)
 
         GatewayHost(
             self,
@@ -126,6 +136,7 @@ class Magic8Stack(Stack):
                     "Monitor": monitoring.function,
                     "Ifd": flow.function,
                     "WebSocket": push.function,
+                    "History": history_writer.function,
                 },
                 ifd_function=flow.function,
                 monitor_function=monitoring.function,
@@ -133,6 +144,7 @@ class Magic8Stack(Stack):
                 queues={
                     "IfdFailureQueue": data.ifd_failure_queue,
                     "AlertsSubscriberDlq": data.alerts_dlq,
+                    "HistoryDeadLetterQueue": history_writer.dlq,
                 },
                 api=api.api,
             ),

@@ -12,6 +12,7 @@ The app knows nothing of Lambda or API keys (API Gateway / the local front enfor
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -26,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import to_json
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -66,10 +67,92 @@ MAX_HISTORY_HOURS = 24 * 30
 # --- request / response models (the OpenAPI contract) -----------------------------------
 
 
+class ValidatedTrades:
+    """Validated trades by their raw JSON form, for a minute: the bot re-sends the same
+    trades every few minutes, and a trade's validation (aliases, assumed strikes, bounds,
+    the payoff memo) is a third of a cached batch's CPU. The key holds every raw value
+    with its type (True never stands for 1), so only an identical trade is reused;
+    TradeRequest is frozen. A minute keeps the time-dependent rule (a timestamp at most
+    a year ahead) exact to within that minute."""
+
+    TTL_S = 60.0
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self._data: dict[tuple[object, ...], tuple[float, TradeRequest]] = {}
+
+    @staticmethod
+    def key(raw: object) -> tuple[object, ...] | None:
+        if type(raw) is not dict:
+            return None
+        parts: list[object] = []
+        for k, v in raw.items():
+            t = type(v)
+            if t is list:
+                items: list[object] = []
+                for x in v:
+                    tx = type(x)
+                    if tx is not float and tx is not int:
+                        return None
+                    items.append(tx)
+                    items.append(x)
+                v = tuple(items)
+            elif t not in (str, int, float, bool) and v is not None:
+                return None
+            parts.append((k, t, v))
+        return tuple(parts)
+
+    def validate(
+        self, raw: object, handler: Callable[[object], list[TradeRequest]]
+    ) -> list[TradeRequest]:
+        if type(raw) is not list or not raw or len(raw) > MAX_BATCH:
+            return handler(raw)
+        now = time.monotonic()
+        keys = [self.key(item) for item in raw]
+        out: list[TradeRequest | None] = []
+        missing: list[int] = []
+        for i, k in enumerate(keys):
+            hit = self._data.get(k) if k is not None else None
+            if hit is not None and hit[0] > now:
+                out.append(hit[1])
+            else:
+                out.append(None)
+                missing.append(i)
+        if not missing:
+            return out  # type: ignore[return-value]
+        if len(missing) == len(raw):
+            fresh = handler(raw)
+        else:
+            try:
+                fresh = handler([raw[i] for i in missing])
+            except ValidationError:
+                return handler(raw)  # the errors located in the whole list
+        if len(fresh) != len(missing):
+            return handler(raw)
+        if len(self._data) + len(missing) > self.MAX:
+            self._data.clear()  # a minute's worth is cheap to rebuild
+        expires = now + self.TTL_S
+        for i, trade in zip(missing, fresh, strict=True):
+            out[i] = trade
+            k = keys[i]
+            if k is not None:
+                self._data[k] = (expires, trade)
+        return out  # type: ignore[return-value]
+
+
+VALIDATED = ValidatedTrades()
+
+
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     requests: Annotated[list[TradeRequest], Field(min_length=1, max_length=MAX_BATCH)]
+
+    @field_validator("requests", mode="wrap")
+    @classmethod
+    def _reuse_validated(cls, raw: object, handler: Any) -> list[TradeRequest]:
+        return VALIDATED.validate(raw, handler)
+
     share_market_data: bool = True
     recommend: bool = Field(
         default=False,
@@ -360,7 +443,7 @@ class ServiceHolder:
         self.error: str | None = None
 
     def _build(self, factory: ServiceFactory) -> PredictionService:
-        service = factory(self.settings)
+        service = _long_lived(factory(self.settings))
         self.warmer = build_warmer(service, self.settings)
         if self.warmer.trades or self.warmer.symbols:
             self.warmer.warm()
@@ -384,6 +467,21 @@ class ServiceHolder:
             raise
         self.error = None
         return service
+
+
+_FROZEN: list[bool] = []
+
+
+def _long_lived(service: PredictionService) -> PredictionService:
+    """The service (model, tables, clients) lives as long as the container: moved out of
+    the garbage collector's generations (gc.freeze), a full collection during a request no
+    longer walks it (those collections were the slow tail of a batch). Once per process:
+    a process that builds many services (tests) would otherwise freeze their garbage too."""
+    if not _FROZEN:
+        _FROZEN.append(True)
+        gc.collect()
+        gc.freeze()
+    return service
 
 
 def _holder(request: Request) -> ServiceHolder:
@@ -464,49 +562,68 @@ CME_CALENDAR = default_cme_calendar()
 TimeCache = dict[tuple[datetime, str], tuple[dict[str, Any], dict[str, Any]]]
 
 
-def _time_and_session(
-    at: datetime, source: str, seen: TimeCache
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    hit = seen.get((at, source))
-    if hit is None:
-        hit = seen[at, source] = (
-            {"at": at.astimezone(EASTERN).isoformat(), "source": source},
-            CALENDAR.describe(at),
+class AnswerContext:
+    """What the answers of one batch share: the serve time (parsed once), the id stamp
+    and the market session per time used (a batch has few distinct times)."""
+
+    __slots__ = ("served", "served_iso", "stamp", "times")
+
+    def __init__(self, served_iso: str, expected: int = 1) -> None:
+        self.served_iso = served_iso
+        self.served = datetime.fromisoformat(served_iso)
+        self.stamp = prediction_id.Stamp(self.served, expected)
+        self.times: TimeCache = {}
+
+    def time_and_session(
+        self, at: datetime, source: str
+    ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+        """(time_used, market session, warnings) for a trade time."""
+        hit = self.times.get((at, source))
+        if hit is None:
+            used = {"at": at.astimezone(EASTERN).isoformat(), "source": source}
+            market = CALENDAR.describe(at)
+            hit = self.times[at, source] = (used, market)
+        used, market = hit
+        if market["market_open"]:
+            return used, market, []
+        return (
+            used,
+            market,
+            [
+                f"market closed at {used['at']} ({market['session']} session): answered, "
+                "but not a live trade"
+            ],
         )
-    return hit
 
 
-def answer(pred: Prediction, trade: TradeRequest, seen: TimeCache | None = None) -> dict[str, Any]:
+SERVE_TIME = "serve time (no timestamp sent)"
+NAIVE_TIME = "timestamp without zone (read as US/Eastern)"
+
+
+def answer(
+    pred: Prediction, trade: TradeRequest, ctx: AnswerContext | None = None
+) -> dict[str, Any]:
     """One prediction as the API answers it: the service's fields, the answer's id, the
     trade as scored (strikes and action, sent or assumed), the time used and the market
     session at that time (a closed session is answered, and flagged)."""
+    if ctx is None or ctx.served_iso != pred.timestamp:
+        ctx = AnswerContext(pred.timestamp)
     out = pred.to_dict()
-    served = datetime.fromisoformat(pred.timestamp)
-    out["prediction_id"] = prediction_id.encode(
-        pred.symbol, pred.strategy, pred.win_probability, pred.threshold, served
+    out["prediction_id"] = ctx.stamp.encode(
+        pred.symbol, pred.strategy, pred.win_probability, pred.threshold
     )
     out["strikes"] = trade.strikes
     out["action"] = trade.action.value
     out["assumed"] = list(trade.assumed)
-    seen = {} if seen is None else seen
-    if trade.timestamp is None:
-        used, market = _time_and_session(served, "serve time (no timestamp sent)", seen)
+    ts = trade.timestamp
+    if ts is None:
+        used, market, warnings = ctx.time_and_session(ctx.served, SERVE_TIME)
     else:
-        source = (
-            "timestamp without zone (read as US/Eastern)"
-            if zone_was_assumed(trade.timestamp)
-            else "timestamp"
-        )
-        used, market = _time_and_session(trade.timestamp, source, seen)
+        source = NAIVE_TIME if zone_was_assumed(ts) else "timestamp"
+        used, market, warnings = ctx.time_and_session(ts, source)
     out["time_used"] = used
     out["market_open"] = market["market_open"]
     out["session"] = market["session"]
-    warnings = []
-    if not market["market_open"]:
-        warnings.append(
-            f"market closed at {used['at']} ({market['session']} session): answered, "
-            "but not a live trade"
-        )
     out["warnings"] = warnings
     return out
 
@@ -569,13 +686,31 @@ def _batch_answer(
     recommender: Recommender | None = None,
     request: Request | None = None,
 ) -> bytes:
-    preds, metrics = service.predict_batch(batch.requests, batch.share_market_data)
+    # the history hand-over (one SendMessage) runs while the answer is built and
+    # serialised; settled before the answer leaves (Lambda freezes after the response)
+    preds, metrics = service.predict_batch(
+        batch.requests, batch.share_market_data, settle_history=False
+    )
+    try:
+        return _serialise(preds, metrics, batch, observer, recommender, request)
+    finally:
+        service.settle_history()
+
+
+def _serialise(
+    preds: list[Prediction],
+    metrics: dict[str, Any],
+    batch: BatchRequest,
+    observer: BatchObserver | None,
+    recommender: Recommender | None,
+    request: Request | None,
+) -> bytes:
     if observer:
         observer(len(preds), metrics)
     if request is not None:
         _observe_trades(request, preds)
-    seen: TimeCache = {}
-    answers = [answer(p, t, seen) for p, t in zip(preds, batch.requests, strict=True)]
+    ctx = AnswerContext(preds[0].timestamp, len(preds)) if preds else None
+    answers = [answer(p, t, ctx) for p, t in zip(preds, batch.requests, strict=True)]
     if recommender is not None:
         for out, p, t in zip(answers, preds, batch.requests, strict=True):
             out["recommendation"] = recommender.for_trade(t, p.win_probability).to_dict()
@@ -702,10 +837,14 @@ async def confidence_history(
             description='one trade\'s line only, e.g. "BUY 5805/5855/5905" (see lines[].trade)',
         ),
     ] = None,
+    include_features: Annotated[
+        bool,
+        Query(description="each point with the feature row the model scored (name -> value)"),
+    ] = False,
 ) -> Response:
     """Points of the symbol x strategy series, oldest first, each naming its trade, and the
     same points grouped into `lines`, one per trade identity (action, option kind,
-    strikes): unrelated trades never share a line."""
+    strikes): unrelated trades never share a line. One Query on the series' partition."""
     sym = _symbol_or_422(symbol, tuple(s.value for s in Symbol), ["path", "symbol"])
     if isinstance(sym, Response):
         return sym
@@ -723,8 +862,9 @@ async def confidence_history(
             "strategy": strat.value,
             "hours": hours,
             "count": len(points),
-            "points": [p.to_dict() for p in points],
-            "lines": confidence_lines(points),
+            "include_features": include_features,
+            "points": [p.to_dict(include_features) for p in points],
+            "lines": confidence_lines(points, include_features),
         }
     )
 

@@ -3,11 +3,13 @@ Mangum, with the Powertools logger and metrics around it."""
 
 from __future__ import annotations
 
+import json
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from mangum import Mangum
 
 from functions.predict.app import ServiceFactory, create_app
@@ -52,18 +54,37 @@ def build_handler(
     namespace = metrics.namespace
 
     def observe_predictions(counts: dict[tuple[str, str], int]) -> None:
-        """One EMF line per symbol x strategy answered: Predictions with dimensions
-        symbol and strategy (per-trade-type dashboards and alarms)."""
-        for (symbol, strategy), n in counts.items():
-            with single_metric(
-                name="PredictionsByTrade",
-                unit=MetricUnit.Count,
-                value=n,
-                namespace=namespace,
-                default_dimensions={"service": "predict"},
-            ) as metric:
-                metric.add_dimension(name="symbol", value=symbol)
-                metric.add_dimension(name="strategy", value=strategy)
+        """One EMF document per symbol x strategy answered: PredictionsByTrade with
+        dimensions service, symbol and strategy (per-trade-type dashboards and alarms).
+        Written by hand in one print: Powertools' single_metric builds a Metrics object
+        per document (~0.07 ms each, 1.5 ms for a batch over 24 series)."""
+        if not counts:
+            return
+        ts = int(time.time() * 1000)
+        head = {
+            "Timestamp": ts,
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": namespace,
+                    "Dimensions": [["service", "symbol", "strategy"]],
+                    "Metrics": [{"Name": "PredictionsByTrade", "Unit": "Count"}],
+                }
+            ],
+        }
+        lines = [
+            json.dumps(
+                {
+                    "_aws": head,
+                    "service": "predict",
+                    "symbol": symbol,
+                    "strategy": strategy,
+                    "PredictionsByTrade": n,
+                },
+                separators=(",", ":"),
+            )
+            for (symbol, strategy), n in counts.items()
+        ]
+        print("\n".join(lines), flush=True)
 
     app = create_app(settings, service_factory, observer=observe)
     if eager:

@@ -257,16 +257,19 @@ class DatabentoSession(GapHandling):
 
     # -- replay ------------------------------------------------------------------------
 
+    def _pacer(self) -> Pacer:
+        """The pacing of one replay loop (the local runtime's fast-forward overrides it)."""
+        return Pacer(
+            speed=self.config.speed or None,
+            max_idle_seconds=self.config.max_idle_seconds,
+            stop=self._stop.is_set,
+        )
+
     def _run_replay(self) -> None:
         self.state = "replaying"
         try:
             while not self._stop.is_set():
-                pacer = Pacer(
-                    speed=self.config.speed or None,
-                    max_idle_seconds=self.config.max_idle_seconds,
-                    stop=self._stop.is_set,
-                )
-                replay(self.config.replay_paths, self.ingest, pacer=pacer, source="replay")
+                replay(self.config.replay_paths, self.ingest, pacer=self._pacer(), source="replay")
                 self.loops += 1
                 if not self.config.loop_replay:
                     break

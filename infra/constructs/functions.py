@@ -92,6 +92,17 @@ WEBSOCKET_AUTHORIZER = FunctionSpec(
 )
 
 
+# the history writer's time limit (its queue's visibility timeout is six times it)
+HISTORY_TIMEOUT_S = 30
+HISTORY = FunctionSpec(
+    "history",
+    ("functions.history.handler.handler",),
+    256,
+    Duration.seconds(HISTORY_TIMEOUT_S),
+    "magic8 history: history queue -> confidence history per trade identity",
+)
+
+
 @dataclass(frozen=True)
 class SharedImage:
     """The one Lambda image (built once by `cdk deploy`; each function overrides its CMD)

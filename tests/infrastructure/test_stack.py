@@ -192,7 +192,8 @@ def test_email_subscriptions_from_context(synth: Synth) -> None:
 
 def test_every_queue_encrypted_and_ssl_only(synth: Synth) -> None:
     queues = synth.resources("AWS::SQS::Queue")
-    assert len(queues) == 4  # ifd on-failure, monitor on-failure, alerts subscriber, its DLQ
+    # ifd on-failure, monitor on-failure, alerts subscriber + its DLQ, history + its DLQ
+    assert len(queues) == 6
     policies = synth.resources("AWS::SQS::QueuePolicy").values()
     for qid, q in queues.items():
         props = q["Properties"]
@@ -221,6 +222,7 @@ FUNCTION_CMDS = {
     "MonitoringMonitorFunction": ["functions.monitor.handler.handler"],
     "FlowDetectionIfdFunction": ["functions.ifd.handler.handler"],
     "PushWebSocketFunction": ["functions.websocket.handler.handler"],
+    "HistoryHistoryFunction": ["functions.history.handler.handler"],
 }
 
 
@@ -233,7 +235,7 @@ def test_function_packaging(synth: Synth) -> None:
         assert props["Architectures"] == ["x86_64"], prefix
         uris.add(json.dumps(props["Code"]["ImageUri"]))
         assert props["ImageConfig"]["Command"] == cmd, prefix
-    assert len(uris) == 1  # one image for all four functions, built once
+    assert len(uris) == 1  # one image for every function, built once
     synth.template.resource_count_is("AWS::Lambda::LayerVersion", 1)  # CDK's AWS CLI layer only
     assets = json.loads((synth.outdir / "Magic8.assets.json").read_text())
     dockerfiles = sorted(a["source"]["dockerFile"] for a in assets["dockerImages"].values())
@@ -247,6 +249,7 @@ def test_function_packaging(synth: Synth) -> None:
         ("MonitoringMonitorFunction", "monitor"),
         ("FlowDetectionIfdFunction", "ifd"),
         ("PushWebSocketFunction", "websocket"),
+        ("HistoryHistoryFunction", "history"),
     ],
 )
 def test_function_environment_tracing_and_logs(synth: Synth, prefix: str, service: str) -> None:
@@ -280,7 +283,8 @@ def test_function_environment_tracing_and_logs(synth: Synth, prefix: str, servic
     assert expected <= set(env)
     for spec in r.TABLES:
         assert _ref_id(env[spec.env_var]) == _table_ids(synth)[spec.logical_id]
-    assert "MAGIC8_WS_ENDPOINT" in env
+    if service != "history":  # the history writer pushes nothing
+        assert "MAGIC8_WS_ENDPOINT" in env
     assert props["TracingConfig"] == {"Mode": "Active"}
     log_group = res[_ref_id(props["LoggingConfig"]["LogGroup"])]
     assert log_group["Type"] == "AWS::Logs::LogGroup"
@@ -308,6 +312,52 @@ def test_ifd_kinesis_event_source(synth: Synth) -> None:
             },
         },
     )
+
+
+def test_history_queue_consumer_dlq_and_senders(synth: Synth) -> None:
+    """Predict and monitor hand history points to the history queue (SendMessage, its URL
+    in their environment); λ history consumes it with partial batch failures; a message
+    failing HISTORY_MAX_RECEIVES times goes to its dead-letter queue, alarmed on depth."""
+    res = synth.template_json["Resources"]
+    queues = synth.resources("AWS::SQS::Queue")
+    history_q = next(k for k in queues if k.startswith(f"History{r.HISTORY_QUEUE.logical_id}"))
+    dlq = next(k for k in queues if k.startswith(f"History{r.HISTORY_DLQ.logical_id}"))
+    redrive = queues[history_q]["Properties"]["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == r.HISTORY_MAX_RECEIVES
+    assert _ref_id(redrive["deadLetterTargetArn"]) == dlq
+    consumer = _function_id(synth, "HistoryHistoryFunction")
+    synth.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "FunctionName": {"Ref": consumer},
+            "EventSourceArn": {"Fn::GetAtt": [history_q, "Arn"]},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    )
+    timeout = res[consumer]["Properties"]["Timeout"]
+    assert queues[history_q]["Properties"]["VisibilityTimeout"] >= 6 * timeout
+    for prefix in ("PredictionApiPredictFunction", "MonitoringMonitorFunction"):
+        fn = _function_id(synth, prefix)
+        env = res[fn]["Properties"]["Environment"]["Variables"]
+        assert _ref_id(env[r.HISTORY_QUEUE.env_var]) == history_q, prefix
+        sends = [
+            st
+            for st in _policies_of_role(synth, _role_of_function(synth, fn))
+            if history_q in _mentions(st["Resource"])
+        ]
+        actions = {
+            a
+            for st in sends
+            for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+        }
+        assert "sqs:SendMessage" in actions and not any("Receive" in a for a in actions), prefix
+    depth = [
+        a
+        for a in synth.resources("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+        and any(_ref_id(d.get("Value")) == dlq for d in a["Properties"].get("Dimensions", []))
+    ]
+    assert depth, "the history DLQ has no depth alarm"
 
 
 def assert_every_five_minutes(synth: Synth, function: str, target: dict[str, Any]) -> None:
@@ -687,6 +737,7 @@ def test_function_data_access_is_scoped(synth: Synth) -> None:
         "BarsTable",
     }
     assert tables_of("MonitoringMonitorFunction") == {"MarketTable", "HistoryTable", "StateTable"}
+    assert tables_of("HistoryHistoryFunction") == {"HistoryTable"}
 
 
 # --------------------------------------------------------------------------- observability
@@ -709,7 +760,7 @@ def test_alarms_to_alerts_topic(synth: Synth) -> None:
     ]:
         assert expected in metrics, expected
     errors = [a for a in alarms if a["Properties"]["MetricName"] == "Errors"]
-    assert len(errors) == 4  # predict, monitor, ifd, websocket
+    assert len(errors) == 5  # predict, monitor, ifd, websocket, history
     for a in alarms:
         assert {"Ref": topic_id} in a["Properties"]["AlarmActions"], a
     gateway = {

@@ -174,3 +174,35 @@ def test_per_method_limits_answer_429_with_retry_after() -> None:
         assert limiter.retry_after("fresh", "POST", "/predict") == 1  # 100/min: 0.6 s -> 1
     finally:
         f.stop()
+
+
+def test_a_client_that_hangs_up_leaves_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+    import struct
+    import threading
+
+    answered = threading.Event()
+    rec = Recorder()
+
+    def slow(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        time_out.wait(0.5)  # the client is gone by the time the answer is written
+        try:
+            return rec(event, context)
+        finally:
+            answered.set()
+
+    time_out = threading.Event()
+    f = ApiFront("127.0.0.1", 0, "k3y", slow).start()
+    try:
+        for _ in range(3):
+            answered.clear()
+            s = socket.create_connection(("127.0.0.1", f.port))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nx-api-key: k3y\r\n\r\n")
+            s.close()
+            assert answered.wait(10)
+        time_out.wait(0.5)  # the failed writes have happened
+    finally:
+        f.stop()
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err

@@ -66,3 +66,91 @@ def test_the_sender_waits_while_the_stream_lags_and_gives_up_on_stop() -> None:
     stop.set()
     producer.send([window(20100, "C", session_start(), 1, 1)])  # stop: no waiting
     assert len(sink.sent) == 2
+
+
+def _days(tmp_path: Path, *days: str) -> str:
+    for day in days:
+        (tmp_path / f"day-{day}").mkdir()
+    return str(tmp_path)
+
+
+def test_the_last_close_lands_on_now_inside_one_new_york_day(tmp_path: Path) -> None:
+    from magic8.ifd.baselines import EXCHANGE_TZ, tod_bucket, trading_day
+    from magic8_dev.local.gateway_component import SHIFT_GRID, live_shift
+
+    root = _days(tmp_path, "2025-09-23", "2025-09-24")
+    close = datetime(2025, 9, 24, 20, 0, tzinfo=UTC)
+    opens = datetime(2025, 9, 24, 13, 30, tzinfo=UTC)
+    for now in (
+        datetime(2026, 12, 3, 17, 12, 41, tzinfo=UTC),  # inside the New York session
+        datetime(2026, 12, 3, 23, 59, tzinfo=UTC),  # evening
+        datetime(2026, 12, 4, 4, 30, tzinfo=UTC),  # New York night: before 23:30 ET - 6.5 h
+        datetime(2026, 7, 4, 13, 0, tzinfo=UTC),  # summer time
+    ):
+        shift = live_shift([root], now)
+        assert shift % SHIFT_GRID == timedelta(0)  # windows stay on their grid
+        start, end = opens + shift, close + shift
+        # the shifted session is one trading day, as the detector groups days
+        assert trading_day(start) == trading_day(end - timedelta(minutes=1))
+        if (now - timedelta(hours=6, minutes=40)).astimezone(EXCHANGE_TZ).date() == (
+            now.astimezone(EXCHANGE_TZ).date()
+        ):
+            assert now - SHIFT_GRID < end <= now  # the last close is now
+        else:
+            assert end <= now < end + timedelta(hours=7)  # previous New York evening
+        # every day moves by the same offset: a window's bucket is the same on each day
+        day1 = datetime(2025, 9, 23, 15, 10, tzinfo=UTC) + shift
+        day2 = datetime(2025, 9, 24, 15, 10, tzinfo=UTC) + shift
+        assert tod_bucket(day1) == tod_bucket(day2)
+        assert trading_day(day1) < trading_day(day2)
+
+
+def test_make_run_replays_the_last_days_unless_told_all(tmp_path: Path) -> None:
+    from magic8_dev.local.gateway_component import live_paths
+
+    root = Path(_days(tmp_path, "2025-09-15", "2025-09-16", "2025-09-17"))
+    assert [Path(p).name for p in live_paths(root, "")] == ["day-2025-09-16", "day-2025-09-17"]
+    assert [Path(p).name for p in live_paths(root, "1")] == ["day-2025-09-17"]
+    assert live_paths(root, "all") == (str(root),)
+
+
+def test_windows_before_the_live_time_of_day_are_not_sent() -> None:
+    from datetime import time
+
+    sink = Sink()
+    producer = WallClockProducer(sink, send_from=time(17, 0))
+    day = datetime(2025, 9, 24, tzinfo=UTC)
+    early = [window(20100, "C", day + timedelta(hours=16, minutes=55), 10, 5)]
+    late = [window(20100, "C", day + timedelta(hours=17, minutes=m), 10, 5) for m in (0, 5)]
+    assert producer.send(early) == 0 and sink.sent == []
+    assert producer.send(early + late) == 2
+    assert [w.window_start for w in sink.sent] == [w.window_start for w in late]
+    assert producer.skipped == 2
+
+
+def test_the_fast_forward_pacer_sleeps_only_in_the_live_part() -> None:
+    import importlib
+    from datetime import time
+
+    from magic8_dev.local.gateway_component import fast_forward_pacer, fast_forward_session
+
+    module = importlib.import_module("gateway_host.databento.session")
+    assert issubclass(fast_forward_session(module, time(17, 0)), module.DatabentoSession)
+    slept: list[float] = []
+    clock = [0.0]
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        clock[0] += s
+
+    pacer = fast_forward_pacer(module, time(17, 0))(
+        speed=60.0, max_idle_seconds=100.0, clock=lambda: clock[0], sleep=sleep
+    )
+    base = int(datetime(2025, 9, 24, tzinfo=UTC).timestamp()) * 1_000_000_000
+    minute = 60 * 1_000_000_000
+    for m in range(0, 16 * 60, 30):  # the morning: read at full speed
+        pacer.wait_until(base + m * minute)
+    assert slept == []
+    pacer.wait_until(base + 17 * 60 * minute)  # the first live record anchors
+    pacer.wait_until(base + (17 * 60 + 1) * minute)  # one minute later: 1 s at 60x
+    assert 0.99 <= sum(slept) <= 1.01

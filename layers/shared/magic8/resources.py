@@ -164,7 +164,23 @@ ALERTS_SUBSCRIBER_QUEUE = QueueSpec(
     env_var="MAGIC8_ALERTS_QUEUE_URL",
     purpose="SQS subscription of the alerts topic for programmatic consumers",
 )
-QUEUES: tuple[QueueSpec, ...] = (IFD_FAILURE_QUEUE, ALERTS_SUBSCRIBER_QUEUE)
+HISTORY_QUEUE = QueueSpec(
+    "HistoryQueue",
+    env_var="MAGIC8_HISTORY_QUEUE_URL",
+    purpose="confidence history points of each answered batch (one message), for λ history",
+)
+HISTORY_DLQ = QueueSpec(
+    "HistoryDeadLetterQueue",
+    env_var="MAGIC8_HISTORY_DLQ_URL",
+    purpose="history messages that failed HISTORY_MAX_RECEIVES times",
+)
+HISTORY_MAX_RECEIVES = 5
+QUEUES: tuple[QueueSpec, ...] = (
+    IFD_FAILURE_QUEUE,
+    ALERTS_SUBSCRIBER_QUEUE,
+    HISTORY_QUEUE,
+    HISTORY_DLQ,
+)
 
 
 def local_name(logical_id: str, prefix: str = "magic8") -> str:

@@ -40,6 +40,9 @@ class AwsSettings(BaseSettings):
     alerts_topic_arn: str = ""
     ifd_failure_queue_url: str = ""
     alerts_queue_url: str = ""
+    # the history queue (MAGIC8_HISTORY_QUEUE_URL): the API hands history points to it in
+    # one SendMessage and the history function writes them; empty = write the table directly
+    history_queue_url: str = ""
     # plausible time range of every timestamp that comes in (API, flow records, DBN files)
     plausible_since: date = date(2000, 1, 1)
     plausible_future_days: int = Field(default=366, ge=1, le=36_600)

@@ -2,19 +2,22 @@
 
 Key design: every read is a Query on one series' partition with a ts range (history) or
 ts <= t newest-first with a small Limit (trends), so its cost follows the points returned,
-never the table's size.
+never the table's size. A series holds one point per trade identity per batch (the item's
+`trade`); points of one batch in one series get distinct ts by a millisecond each.
 
-Writes: the prediction service records one point per series per batch (at most 24), i.e.
-one BatchWriteItem: one round trip on the request path. More than 25 items go in calls
-of 25 sent concurrently (still one round trip of wall time). The caller waits at most
-`write_budget_s`; a slower write finishes in the background (history is best effort,
-the answer is not held for it). Unprocessed items are retried with backoff. Every item
-carries a TTL (`expires_at`, epoch s). DynamoDB deletes expired items lazily (and the
-local emulator's sweeper like it), so reads drop expired items themselves.
+Writes: in AWS and `make run` the API hands a batch's points to the history queue in one
+SendMessage (magic8.adapters.history_queue) and the history function writes them here with
+`write` (chunks of 25 sent concurrently, unprocessed items retried with backoff). `record`
+(the direct write, used where no queue is configured) does the same but waits at most
+`write_budget_s`; a slower write finishes in the background. Every item carries a TTL
+(`expires_at`, epoch s) and, when kept, the feature row as one compact JSON string (one
+attribute: cheap to store and to read back). DynamoDB deletes expired items lazily (and
+the local emulator's sweeper like it), so reads drop expired items themselves.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +37,7 @@ DEFAULT_WRITE_BUDGET_S = 1.0
 
 
 def _item(point: ConfidencePoint, ts_ms: int, expires_at: int) -> dict[str, Any]:
-    return {
+    item = {
         "series": {"S": point.series},
         "ts": {"N": str(ts_ms)},
         "symbol": {"S": point.symbol},
@@ -51,6 +54,10 @@ def _item(point: ConfidencePoint, ts_ms: int, expires_at: int) -> dict[str, Any]
         "min_probability": {"N": repr(float(_or(point.min_probability, point.win_probability)))},
         "max_probability": {"N": repr(float(_or(point.max_probability, point.win_probability)))},
     }
+    features = point.feature_map()
+    if features:
+        item["features"] = {"S": json.dumps(features, separators=(",", ":"))}
+    return item
 
 
 def _or(value: float | None, default: float) -> float:
@@ -77,6 +84,7 @@ def _point(item: dict[str, Any]) -> ConfidencePoint:
         min_probability=_num(item, "min_probability"),
         max_probability=_num(item, "max_probability"),
         trade=item.get("trade", {}).get("S", "-").strip("-"),
+        features=json.loads(item["features"]["S"]) if "features" in item else None,
     )
 
 
@@ -105,9 +113,7 @@ class DynamoHistoryRepository(LazyDynamoClient):
 
     # --- writes ---------------------------------------------------------------------
 
-    def record(self, points: Sequence[ConfidencePoint]) -> int:
-        if not points:
-            return 0
+    def _chunks(self, points: Sequence[ConfidencePoint]) -> list[list[dict[str, Any]]]:
         expires_at = int(self._wall_clock()) + self.ttl_s
         seen: set[tuple[str, int]] = set()
         requests: list[dict[str, Any]] = []
@@ -118,7 +124,27 @@ class DynamoHistoryRepository(LazyDynamoClient):
                 ts += 1
             seen.add((point.series, ts))
             requests.append({"PutRequest": {"Item": _item(point, ts, expires_at)}})
-        chunks = [requests[i : i + BATCH_SIZE] for i in range(0, len(requests), BATCH_SIZE)]
+        return [requests[i : i + BATCH_SIZE] for i in range(0, len(requests), BATCH_SIZE)]
+
+    def write(self, points: Sequence[ConfidencePoint]) -> int:
+        """Write every point and wait for it (the history consumer): chunks of 25 at once;
+        raises when a chunk fails, so the message is redelivered (writes are idempotent:
+        the same item again)."""
+        if not points:
+            return 0
+        chunks = self._chunks(points)
+        if len(chunks) == 1:
+            written = self._write_chunk(chunks[0])
+        else:
+            written = sum(self._pool().map(self._write_chunk, chunks))
+        if written < len(points):
+            raise RuntimeError(f"history: {len(points) - written} items left unprocessed")
+        return written
+
+    def record(self, points: Sequence[ConfidencePoint]) -> int:
+        if not points:
+            return 0
+        chunks = self._chunks(points)
         # all chunks at once (one round trip of wall time), waited for up to the budget
         futures = [self._pool().submit(self._write_chunk, chunk) for chunk in chunks]
         done, pending = wait(futures, timeout=self.write_budget_s, return_when=FIRST_EXCEPTION)

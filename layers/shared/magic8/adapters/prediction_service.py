@@ -8,9 +8,11 @@ from typing import Any
 from magic8.adapters.aws import client
 from magic8.adapters.circuit import CircuitBreaker
 from magic8.adapters.history_dynamo import DynamoHistoryRepository
+from magic8.adapters.history_queue import QueuedHistoryRepository
 from magic8.adapters.market_dynamo import DynamoMarketRepository
 from magic8.adapters.resilient_market import ResilientMarketRepository
 from magic8.adapters.xgb_native import load_hierarchy
+from magic8.domain.ports import HistoryRepository
 from magic8.domain.service import PredictionService, ServiceConfig
 
 
@@ -22,11 +24,20 @@ def build_prediction_service(settings: Any) -> PredictionService:
     config = make_config() if callable(make_config) else ServiceConfig()
     # clients are created here (the service is built in Lambda's init phase), not lazily;
     # every call of the service is on a request's path (API) or a sweep's: short budgets
-    history = DynamoHistoryRepository(
+    budget_s = float(getattr(settings, "history_write_budget_s", 1.0))
+    table = DynamoHistoryRepository(
         settings.history_table,
         ttl_days=float(getattr(settings, "history_ttl_days", 30.0)),
         ddb=client("dynamodb", fast=True),
-        write_budget_s=float(getattr(settings, "history_write_budget_s", 1.0)),
+        write_budget_s=budget_s,
+    )
+    # with a history queue, a batch's points are one SendMessage (the history function
+    # writes them); without one (tests, tools), the table directly
+    queue_url = str(getattr(settings, "history_queue_url", "") or "")
+    history: HistoryRepository = (
+        QueuedHistoryRepository(queue_url, table, client("sqs", fast=True), budget_s)
+        if queue_url
+        else table
     )
     return PredictionService(
         # a failing market table degrades answers to the last good (stale) snapshots

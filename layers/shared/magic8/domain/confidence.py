@@ -1,9 +1,12 @@
-"""Confidence history: per symbol x strategy series, one point per series per answered batch
-(the batch's mean win probability in that series, with how many answers it summarises and
-their spread), so a batch's history write is one BatchWriteItem (24 series <= 25 items)."""
+"""Confidence history: per symbol x strategy series (one partition, one Query per read),
+one point per trade identity (action, option kind, strikes) per answered batch, carrying
+the feature row the model saw, so the dashboard draws one line per watched trade and
+unrelated trades never share a line. The request hands a batch's points to a queue in one
+call; a consumer writes them (magic8.adapters.history_queue)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,13 +46,25 @@ class ConfidencePoint:
     max_probability: float | None = None
     # the trade the point speaks for when it is one trade's answer ("" for a series summary)
     trade: str = ""
+    # the feature row the model scored (name -> value), when the writer kept it; on the
+    # request path the row stays an array (feature_row, feature_names) until it is needed
+    features: dict[str, float | None] | None = None
+    feature_row: Any = None
+    feature_names: tuple[str, ...] = ()
+
+    def feature_map(self) -> dict[str, float | None] | None:
+        if self.features is None and self.feature_row is not None and self.feature_names:
+            values = [float(v) for v in self.feature_row]
+            if len(values) == len(self.feature_names):
+                return dict(zip(self.feature_names, values, strict=True))
+        return self.features
 
     @property
     def series(self) -> str:
         return series_name(self.symbol, self.strategy)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, include_features: bool = False) -> dict[str, Any]:
+        out = {
             "ts": self.ts_ms,
             "timestamp": datetime.fromtimestamp(self.ts_ms / 1000, UTC).isoformat(),
             "win_probability": self.win_probability,
@@ -67,16 +82,31 @@ class ConfidencePoint:
             ),
             "trade": self.trade,
         }
+        if include_features:
+            features = self.feature_map()
+            out["features"] = (
+                None
+                if features is None
+                else {
+                    k: (v if v is not None and math.isfinite(v) else None)
+                    for k, v in features.items()
+                }
+            )
+        return out
 
 
-def lines(points: list[ConfidencePoint]) -> list[dict[str, Any]]:
+def lines(points: list[ConfidencePoint], include_features: bool = False) -> list[dict[str, Any]]:
     """Points grouped by trade identity, oldest first within each line; lines in order of
     their first point."""
     by_trade: dict[str, list[ConfidencePoint]] = {}
     for p in points:
         by_trade.setdefault(p.trade, []).append(p)
     return [
-        {"trade": trade, "count": len(pts), "points": [p.to_dict() for p in pts]}
+        {
+            "trade": trade,
+            "count": len(pts),
+            "points": [p.to_dict(include_features) for p in pts],
+        }
         for trade, pts in by_trade.items()
     ]
 

@@ -9,25 +9,17 @@ under a millisecond.
 
 from __future__ import annotations
 
-from magic8.domain.risk_reward import legs_for, net_premium
+import math
+
+from magic8.domain.risk_reward import trade_extremes
 from magic8.domain.trades import Action, TradeRequest
 
 
 def impossible_reason(trade: TradeRequest) -> str | None:
     """Why the trade cannot exist at this premium ("premium: ..."), or None if it can."""
-    legs, _ = legs_for(
-        trade.strategy, trade.action, trade.strikes, trade.option_type, trade.predicted_price
-    )
-    net = net_premium(trade.action, trade.premium)
-    values = []
-    for s in sorted(trade.strikes):
-        v = net
-        for leg in legs:
-            intrinsic = s - leg.strike if leg.kind == "C" else leg.strike - s
-            if intrinsic > 0:
-                v += leg.qty * intrinsic
-        values.append(v)
-    max_profit, max_loss = max(values), -min(values)
+    max_profit, max_loss = trade_extremes(trade)  # memoised on the trade
+    if not (math.isfinite(max_profit) and math.isfinite(max_loss)):
+        return None  # unbounded or not a structure: the strikes validators say why
     if max_profit > 1e-9 and max_loss >= -1e-9:
         return None
     ks = sorted(trade.strikes)

@@ -347,3 +347,24 @@ def max_profit_loss(
             lo, hi = min(lo, total), max(hi, total)
     tail_slope = sign * sum(q for kind, _, q in legs if kind == "C")
     return (math.inf if tail_slope > 0 else hi), (math.inf if tail_slope < 0 else -lo)
+
+
+def trade_extremes(trade: TradeRequest) -> tuple[float, float]:
+    """max_profit_loss of the trade as sent (NaN, NaN when its strikes do not describe
+    the structure), computed once per validated trade: the impossible-premium check and
+    the service's EV threshold both read it."""
+    memo = trade._extremes
+    if memo is None:
+        try:
+            memo = max_profit_loss(
+                trade.strategy,
+                trade.action,
+                trade.strikes,
+                trade.premium,
+                trade.option_type,
+                trade.predicted_price,
+            )
+        except (ValueError, IndexError):
+            memo = (math.nan, math.nan)
+        trade._extremes = memo
+    return memo

@@ -9,9 +9,9 @@ One batch:
 3. feature rows for the remaining trades come from the feature cache or from ONE
    vectorised build_features call;
 4. one model.predict call for all remaining rows;
-5. the new answers are recorded in the confidence history, one point per series (a cached
-   answer is already there): one write, one round trip; every answer comes back in
-   request order with its data source and age.
+5. the new answers are recorded in the confidence history, one point per trade identity
+   with its feature row (a cached answer is already there), handed over in one call;
+   every answer comes back in request order with its data source and age.
 
 Missing or old market data never fails a batch: the answer says data_source
 "unavailable" or "stale" and how old the data is.
@@ -47,7 +47,7 @@ from magic8.domain.ports import HistoryRepository, MarketDataRepository
 from magic8.domain.risk_reward import (
     CONTRACT_MULTIPLIER,
     PayoffFractions,
-    max_profit_loss,
+    trade_extremes,
 )
 from magic8.domain.trades import TradeRequest
 from magic8.domain.warming import RequestCounter
@@ -218,6 +218,8 @@ class ServiceConfig:
     # then it is part of the keys.
     feature_time_bucket_s: int = 300
     record_history: bool = True
+    # history points carry the feature row the model scored (GET ...?include_features=true)
+    history_features: bool = True
     # a prediction's threshold is its expected-value breakeven win probability plus this
     # margin (probability points): win_probability >= threshold means EV > 0 with room
     ev_margin: float = 0.0
@@ -233,29 +235,31 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def series_points(
-    preds: Sequence[Prediction], ts_ms: int, trades: Sequence[str] | None = None
+def trade_points(
+    preds: Sequence[Prediction],
+    ts_ms: int,
+    trades: Sequence[str] | None = None,
+    rows: np.ndarray | None = None,
+    feature_names: Sequence[str] = (),
 ) -> list[ConfidencePoint]:
-    """The history points of one batch's new answers: one per symbol x strategy series,
-    the mean win probability of the series' answers (WIN when it reaches the mean
-    threshold), with their count, min and max. A series' history is a time series of the
-    model's confidence in it; 100 answers stamped with one instant add nothing a summary
-    does not say, and one point per series keeps the write to one BatchWriteItem (at most
-    24 series, DynamoDB takes 25 items per call)."""
-    groups: dict[tuple[str, str], list[Prediction]] = {}
-    identities: dict[tuple[str, str], set[str]] = {}
+    """The history points of one batch's new answers: one per trade identity (symbol,
+    strategy, action, option kind, strikes), so each watched trade is one line of its
+    series. Answers of one identity in one batch (premiums or predicted prices differ)
+    are one point: their mean win probability (WIN when it reaches the mean threshold),
+    count, min and max; the point keeps the feature row of the identity's first answer
+    (rows[i] for preds[i]) as name -> value."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
     for i, p in enumerate(preds):
-        groups.setdefault((p.symbol, p.strategy), []).append(p)
-        identities.setdefault((p.symbol, p.strategy), set()).add(trades[i] if trades else "")
+        groups.setdefault((p.symbol, p.strategy, trades[i] if trades else ""), []).append(i)
+    names = tuple(feature_names)
+    keep_rows = rows is not None and bool(names) and rows.shape[-1] == len(names)
     points: list[ConfidencePoint] = []
-    for (symbol, strategy), group in groups.items():
-        # a series point names its trade when every answer in it was that one trade
-        names = identities[symbol, strategy]
-        trade = next(iter(names)) if len(names) == 1 else ""
+    for (symbol, strategy, trade), idx in groups.items():
+        group = [preds[i] for i in idx]
         probs = [p.win_probability for p in group]
         n = len(group)
-        mean = math.fsum(probs) / n
-        threshold = math.fsum(p.threshold for p in group) / n
+        mean = probs[0] if n == 1 else math.fsum(probs) / n
+        threshold = group[0].threshold if n == 1 else math.fsum(p.threshold for p in group) / n
         last = group[-1]
         points.append(
             ConfidencePoint(
@@ -272,6 +276,10 @@ def series_points(
                 min_probability=min(probs),
                 max_probability=max(probs),
                 trade=trade,
+                # as computed (NaN for a missing input; shown as null): kept as the array
+                # row until a writer needs it (the queue message packs the rows at once)
+                feature_row=rows[idx[0]] if keep_rows and rows is not None else None,
+                feature_names=names if keep_rows else (),
             )
         )
     return points
@@ -304,7 +312,6 @@ class PredictionService:
                 f"model has {len(model.feature_names)}, module builds {len(names)}"
             )
         self._contexts: dict[tuple[object, ...], Any] = {}
-        self._extremes: dict[object, tuple[float, float]] = {}
         self._base_rates: dict[tuple[str, str], float] = {}
         tracked = self.config.track_requests
         self.requests: RequestCounter | None = RequestCounter(tracked) if tracked > 0 else None
@@ -428,9 +435,12 @@ class PredictionService:
         requests: Sequence[TradeRequest],
         share_market_data: bool = True,
         count_requests: bool = True,
+        settle_history: bool = True,
     ) -> tuple[list[Prediction], dict[str, Any]]:
         """Answers in request order and the batch's metrics. count_requests: count the
-        trades toward the most requested (when tracked; a warm-up is not counted)."""
+        trades toward the most requested (when tracked; a warm-up is not counted).
+        settle_history=False: the history hand-over may still be in flight on return; the
+        caller overlaps it with its own work and calls settle_history() after."""
         started = time.perf_counter()
         metrics = BatchMetrics()
         if not requests:
@@ -472,6 +482,7 @@ class PredictionService:
         metrics.prediction_hits = n - len(todo)
 
         fresh: list[int] = []
+        x: np.ndarray | None = None
         if todo:
             # unique prediction keys among the misses (a batch may repeat a trade)
             first_of: dict[PredictionKey, int] = {}
@@ -572,8 +583,14 @@ class PredictionService:
             )
         if fresh and self.history_repo is not None and self.config.record_history:
             self._record(
-                [out[i] for i in fresh], now, metrics, [requests[i].identity for i in fresh]
+                [out[i] for i in fresh],
+                now,
+                metrics,
+                [requests[i].identity for i in fresh],
+                x,  # row pos of x = position of the trade in fresh (uniq)
             )
+        if settle_history:
+            self.settle_history()
         metrics.elapsed_ms = (time.perf_counter() - started) * 1000.0
         self._add_totals(metrics)
         return out, metrics.to_dict()
@@ -606,25 +623,9 @@ class PredictionService:
         EV-breakeven win probability + ServiceConfig.ev_margin, from the trade's max profit
         and max loss and the model's payoff fractions (manifest `payoff`). A trade whose
         profit or loss is unbounded keeps the model's threshold and has no EV."""
-        # the trade's max profit / loss, remembered per prediction key (which holds every
-        # field of the trade): a cached answer costs a dict lookup, not the payoff walk
-        wl = self._extremes.get(key) if key is not None else None
-        if wl is None:
-            try:
-                wl = max_profit_loss(
-                    trade.strategy,
-                    trade.action,
-                    trade.strikes,
-                    trade.premium,
-                    trade.option_type,
-                    trade.predicted_price,
-                )
-            except (ValueError, IndexError):
-                wl = (math.nan, math.nan)
-            if key is not None:
-                if len(self._extremes) >= 50_000:
-                    self._extremes.clear()
-                self._extremes[key] = wl
+        # the trade's max profit / loss, computed once per validated trade (the
+        # impossible-premium check already read it)
+        wl = trade_extremes(trade)
         w, loss = wl
         if not (math.isfinite(w) and math.isfinite(loss)):
             return model_threshold, None
@@ -643,16 +644,29 @@ class PredictionService:
         now: datetime,
         metrics: BatchMetrics,
         trades: Sequence[str] | None = None,
+        rows: np.ndarray | None = None,
     ) -> None:
-        """One history point per series of the batch (see series_points): the write is one
-        BatchWriteItem, one round trip, whatever the batch size."""
+        """One history point per trade identity of the batch (see trade_points), handed
+        to the history repository in one call (in AWS one SQS message: one round trip,
+        whatever the batch size; a consumer writes them)."""
         assert self.history_repo is not None
-        points = series_points(preds, epoch_ms(now), trades)
+        names = self.model.feature_names if self.config.history_features else ()
+        points = trade_points(preds, epoch_ms(now), trades, rows, names)
         try:
             metrics.history_written = self.history_repo.record(points)
         except Exception as exc:  # history is best effort: the answer matters more
             log.warning("confidence history write failed: %s", exc)
             metrics.errors.append(f"history: {type(exc).__name__}")
+
+    def settle_history(self, timeout_s: float | None = None) -> None:
+        """Wait (at most the repository's budget) for history hand-overs still in flight:
+        the API calls it after serialising its answer, so the send overlaps that work."""
+        settle = getattr(self.history_repo, "settle", None)
+        if callable(settle):
+            try:
+                settle(timeout_s)
+            except Exception as exc:  # best effort, as _record
+                log.warning("confidence history hand-over failed: %s", exc)
 
     def _add_totals(self, m: BatchMetrics) -> None:
         t = self.totals

@@ -102,6 +102,9 @@ class TradeRequest(BaseModel):
     timestamp: datetime | None = None
 
     _assumed: tuple[str, ...] = PrivateAttr(default=())
+    # (max profit, max loss) per share, computed once per trade by
+    # risk_reward.trade_extremes (the impossible-premium check and the EV threshold)
+    _extremes: tuple[float, float] | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod

@@ -26,6 +26,7 @@ import itertools
 import json
 import math
 import os
+import sys
 import threading
 import time
 import uuid
@@ -139,6 +140,14 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = LISTEN_BACKLOG
     daemon_threads = True
     block_on_close = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up before its answer (a timed-out probe, Ctrl-C on curl) is
+        not an error of the API: no traceback on the console (socketserver prints one)."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class FunctionTimeout(Exception):

@@ -137,7 +137,13 @@ class DashboardServer(ThreadingHTTPServer):
         found = replay_signals_range(paths) if paths else None
         if found is None or self.context is None:
             return found
-        shift = timedelta(days=int(self.context.facts.get("flow_shift_days", "0") or 0))
+        facts = self.context.facts
+        seconds = facts.get("flow_shift_seconds")
+        shift = (
+            timedelta(seconds=int(seconds))
+            if seconds
+            else timedelta(days=int(facts.get("flow_shift_days", "0") or 0))
+        )
         since, until = (datetime.fromisoformat(t) + shift for t in found)
         return since.isoformat(), min(until, datetime.now(UTC) + timedelta(days=1)).isoformat()
 

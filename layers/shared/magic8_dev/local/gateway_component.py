@@ -5,14 +5,28 @@ definitions + MBO, real DBN files) through the gateway's DatabentoSession, paced
 looping, into the Kinesis `flow` stream on moto, where the Kinesis poller hands the
 windows to the ifd handler.
 
-Wall-clock mapping: every window is shifted by one constant number of whole days
-(`shift_for`), chosen so that the last replayed session day becomes the most recent day
-that has already ended (yesterday, UTC): every route, the dashboard and the alerts see
-the last days instead of September 2025. One constant shift keeps everything the IFD
-compares intact (time of day, the gaps between trading days, the 20-day baselines) and
-the window identities stable across loops (idempotent signals); a shift re-anchored as
-the replay runs faster than real time would stamp windows "now" but merges the session's
-days into one: measured, the e2e pipeline test then produced no alert at all.
+Wall-clock mapping ("stamped now"): every window is shifted by one constant offset
+(`live_shift`), whole days plus a multiple of 5 minutes, chosen so that the last replayed
+day's session close lands on now (rounded down to 5 minutes): the most recent replayed
+windows, signals and alerts are stamped within the last minutes, every earlier day on the
+days before. One constant offset keeps everything the IFD compares intact: the order and
+spacing of the days, each day inside one exchange-local date (when now is so early that the
+shifted session would start before midnight New York time, the close lands on the previous
+evening instead), and the time-of-day buckets of the baselines, which move together for
+every day (the same windows share a bucket on every day). The window identities stay
+stable across loops (idempotent signals). A shift re-anchored as the replay runs faster
+than real time would merge the days into one: measured, the e2e pipeline then produced no
+alert at all.
+
+What is replayed: by default (`make run`) the afternoons (from MAGIC8_REPLAY_FROM_UTC,
+default 17:00 UTC session time) of the sample's last two days (MAGIC8_REPLAY_DAYS=2: a
+quiet day that warms the afternoon baselines, then the last day, whose episodes end about
+25 and 110 minutes before its close). Records before that time of day are fast-forwarded
+(read, not paced, their windows not sent): the detector's baselines are per time-of-day
+bucket from earlier days, so an afternoon needs only earlier afternoons. The first signals
+stamped within the last hour then arrive well within 90 s of healthy.
+MAGIC8_REPLAY_DAYS=all and MAGIC8_REPLAY_FROM_UTC= (empty) replay all eight whole days
+(the earlier ones stamped on the days before; the last day's signals after ~6 minutes).
 
 Pacing: the replay runs at MAGIC8_REPLAY_SPEED times real time (default DEMO_SPEED in demo
 mode, 1 with --no-demo), a rate the local pipeline keeps up with; the producer also waits
@@ -42,12 +56,14 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any
 
 from magic8.domain.bars import Bar
 from magic8.domain.flow import PressureWindow
 from magic8.domain.heartbeat import GatewayHeartbeat
+from magic8.ifd.baselines import EXCHANGE_TZ as NEW_YORK
 from magic8.settings import AwsSettings
 from magic8_dev.local.context import LocalContext
 
@@ -76,6 +92,92 @@ def shift_for(paths: Iterable[str], now: datetime | None = None) -> timedelta:
     return timedelta(days=(now - end) // timedelta(days=1))
 
 
+SESSION_OPEN_UTC = time_of_day(13, 30)  # the sample's regular hours (truth.json generator)
+SESSION_CLOSE_UTC = time_of_day(20, 0)
+SHIFT_GRID = timedelta(minutes=5)
+DAYS_ENV = "MAGIC8_REPLAY_DAYS"
+DEFAULT_LIVE_DAYS = 2
+
+
+def live_shift(paths: Iterable[str], now: datetime | None = None) -> timedelta:
+    """The constant offset that lands the last replayed day's session close on `now`
+    (rounded down to SHIFT_GRID), keeping the shifted session inside one New York date."""
+    from magic8_dev.dashboard import session_days
+
+    days = session_days([Path(p) for p in paths])
+    if not days:
+        return timedelta(0)
+    now = now or datetime.now(UTC)
+    close = datetime.combine(days[-1], SESSION_CLOSE_UTC, UTC)
+    opens = datetime.combine(days[-1], SESSION_OPEN_UTC, UTC)
+    target = now - (now - datetime(2000, 1, 1, tzinfo=UTC)) % SHIFT_GRID
+    if (opens + (target - close)).astimezone(NEW_YORK).date() != target.astimezone(NEW_YORK).date():
+        # too early in the New York day: the session would straddle midnight and split one
+        # trading day in two; close at the end of the previous New York day instead
+        midnight = datetime.combine(target.astimezone(NEW_YORK).date(), time_of_day(0), NEW_YORK)
+        target = midnight.astimezone(UTC) - SHIFT_GRID
+    return target - close
+
+
+FROM_ENV = "MAGIC8_REPLAY_FROM_UTC"
+DEFAULT_FROM_UTC = "17:00"
+
+
+def live_from(raw: str | None = None) -> time_of_day | None:
+    """The session time of day (UTC) from which the live replay sends windows (None: all)."""
+    text = (raw if raw is not None else os.environ.get(FROM_ENV, DEFAULT_FROM_UTC)).strip()
+    if not text:
+        return None
+    hours, _, minutes = text.partition(":")
+    return time_of_day(int(hours), int(minutes or 0))
+
+
+def _tod_ns(ts_ns: int) -> int:
+    return ts_ns % 86_400_000_000_000
+
+
+def fast_forward_pacer(module: Any, skip_before: time_of_day) -> type:
+    """The replay's Pacer that does not pace records earlier in their (UTC) day than
+    `skip_before`: they are read at full speed (their windows are dropped by
+    WallClockProducer), and pacing starts afresh at the first record after it."""
+    cutoff_ns = (skip_before.hour * 3600 + skip_before.minute * 60) * 1_000_000_000
+
+    class FastForwardPacer(module.Pacer):  # type: ignore[misc,name-defined]
+        def wait_until(self, ts_ns: int) -> None:
+            if _tod_ns(ts_ns) < cutoff_ns:
+                self._anchor_wall = None
+                return
+            super().wait_until(ts_ns)
+
+    return FastForwardPacer
+
+
+def fast_forward_session(module: Any, skip_before: time_of_day) -> type:
+    """The gateway's DatabentoSession replaying with fast_forward_pacer."""
+    pacer_class = fast_forward_pacer(module, skip_before)
+
+    class FastForwardSession(module.DatabentoSession):  # type: ignore[misc,name-defined]
+        def _pacer(self) -> Any:
+            return pacer_class(
+                speed=self.config.speed or None,
+                max_idle_seconds=self.config.max_idle_seconds,
+                stop=self._stop.is_set,
+            )
+
+    return FastForwardSession
+
+
+def live_paths(session: Path, days_env: str | None = None) -> tuple[str, ...]:
+    """The day folders `make run` replays: the last MAGIC8_REPLAY_DAYS (default 2) of the
+    session, or the whole session for "all"."""
+    raw = (days_env if days_env is not None else os.environ.get(DAYS_ENV, "")).strip().lower()
+    folders = sorted(p for p in session.iterdir() if p.is_dir() and p.name.startswith("day-"))
+    if raw == "all" or not folders:
+        return (str(session),)
+    n = int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_LIVE_DAYS
+    return tuple(str(p) for p in folders[-n:])
+
+
 class WallClockProducer:
     """A FlowProducer that shifts the windows by `shift` before the real one sends them,
     and holds the sender while the stream's unread lag is over max_lag."""
@@ -87,9 +189,13 @@ class WallClockProducer:
         lag: Callable[[], int] | None = None,
         max_lag: int = MAX_KINESIS_LAG,
         stop: threading.Event | None = None,
+        send_from: time_of_day | None = None,
     ) -> None:
         self.inner = inner
         self.shift = shift
+        # windows that start earlier in their (session) day are not sent (fast-forwarded)
+        self.send_from = send_from
+        self.skipped = 0
         self.lag = lag
         self.max_lag = max_lag
         self.stop = stop or threading.Event()
@@ -100,6 +206,10 @@ class WallClockProducer:
         return int(getattr(self.inner, "pending", 0))
 
     def shifted(self, windows: list[PressureWindow]) -> list[PressureWindow]:
+        if self.send_from is not None:
+            keep = [w for w in windows if w.window_start.astimezone(UTC).time() >= self.send_from]
+            self.skipped += len(windows) - len(keep)
+            windows = keep
         d = self.shift
         if not d:
             return windows
@@ -118,8 +228,11 @@ class WallClockProducer:
             self.stop.wait(0.1)
 
     def send(self, windows: Iterable[PressureWindow]) -> int:
+        batch = self.shifted(list(windows))
+        if not batch:
+            return 0
         self._wait_for_lag()
-        return int(self.inner.send(self.shifted(list(windows))))
+        return int(self.inner.send(batch))
 
     def flush(self) -> None:
         self.inner.flush()
@@ -150,7 +263,11 @@ class GatewayReplayComponent:
         loop: bool = True,
         wall_clock: bool = True,
     ) -> None:
-        self.paths = paths or (str(SAMPLE_SESSION),)
+        # default: the sample's last days, stamped now (wall_clock); the whole sample with
+        # its own timestamps otherwise
+        self.paths = paths or (live_paths(SAMPLE_SESSION) if wall_clock else (str(SAMPLE_SESSION),))
+        # make run's default (the sample's last afternoons); explicit paths replay whole days
+        self.live_default = paths is None and wall_clock
         self.wall_clock = wall_clock  # False: the session's own timestamps (scoring tests)
         self.speed = speed
         self.loop = loop
@@ -188,13 +305,20 @@ class GatewayReplayComponent:
             max_buffered=LOCAL_MAX_BUFFERED,
             flush_timeout_s=LOCAL_FLUSH_TIMEOUT_S,
         )
-        shift = shift_for(self.paths) if self.wall_clock else timedelta(0)
-        self.producer = WallClockProducer(producer, shift=shift, lag=self.kinesis_lag)
+        shift = live_shift(self.paths) if self.wall_clock else timedelta(0)
+        send_from = live_from() if self.live_default else None
+        self.producer = WallClockProducer(
+            producer, shift=shift, lag=self.kinesis_lag, send_from=send_from
+        )
+        session_class = module.DatabentoSession
+        if send_from is not None:
+            session_class = fast_forward_session(module, send_from)
         ctx.facts["flow_shift_days"] = str(shift.days)
+        ctx.facts["flow_shift_seconds"] = str(int(shift.total_seconds()))
         bars = ShiftedBarSink(DynamoBarStore(AwsSettings().bars_table), shift)
         # the replayed records' cost had they been streamed live ($25/day budget, $/GB est.)
         self.spend = spend_module.SpendTracker(budget=spend_module.SpendBudget(persist_every_s=5.0))
-        self.session = module.DatabentoSession(config, producer=self.producer, bar_sink=bars)
+        self.session = session_class(config, producer=self.producer, bar_sink=bars)
         self.session.start()
         ctx.facts["flow_replay"] = ", ".join(self.paths)
         self._beat_thread = threading.Thread(
@@ -257,7 +381,8 @@ class GatewayReplayComponent:
         """Windows emitted by the replay and not yet accepted by Kinesis."""
         if self.session is None:
             return 0
-        return max(0, int(self.session.windows_emitted) - int(self.session.windows_sent))
+        skipped = self.producer.skipped if self.producer is not None else 0
+        return max(0, int(self.session.windows_emitted) - int(self.session.windows_sent) - skipped)
 
     def status(self) -> str:
         if self.session is None:
@@ -265,7 +390,10 @@ class GatewayReplayComponent:
         h = self.session.health()
         reached = (h.get("last_mbo_at") or "-")[:16].replace("T", " ")
         shift = self.producer.shift if self.producer is not None else None
-        shown = f" (stamped +{shift.days} days)" if shift else ""
+        shown = ""
+        if shift:
+            hours, rem = divmod(int(shift.total_seconds()) % 86400, 3600)
+            shown = f" (stamped +{shift.days} d {hours} h {rem // 60} min: last close = now)"
         return (
             f"{h['state']} {h['mode']} x{self.session.config.speed:g} loop {h['loops'] + 1}: "
             f"{h['records_seen']:,} records, "

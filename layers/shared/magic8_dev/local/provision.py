@@ -18,6 +18,9 @@ class LocalResources:
     ifd_failure_queue_url: str
     alerts_queue_url: str
     ifd_failure_queue_arn: str
+    # not in env(): the local runtime's history poller turns the queue path on
+    history_queue_url: str = ""
+    history_dlq_url: str = ""
 
     def env(self) -> dict[str, str]:
         """Environment the handlers need to find these resources."""
@@ -105,6 +108,20 @@ def provision(settings: AwsSettings | None = None) -> LocalResources:
         "Attributes"
     ]["QueueArn"]
 
+    history_dlq_url = sqs.create_queue(QueueName=r.local_name(r.HISTORY_DLQ.logical_id))["QueueUrl"]
+    history_dlq_arn = sqs.get_queue_attributes(
+        QueueUrl=history_dlq_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    history_url = sqs.create_queue(
+        QueueName=r.local_name(r.HISTORY_QUEUE.logical_id),
+        Attributes={
+            "VisibilityTimeout": "30",
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": history_dlq_arn, "maxReceiveCount": r.HISTORY_MAX_RECEIVES}
+            ),
+        },
+    )["QueueUrl"]
+
     sns = client("sns")
     topic_arn = sns.create_topic(Name=r.local_name(r.ALERTS_TOPIC.logical_id))["TopicArn"]
     subs = sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
@@ -141,4 +158,6 @@ def provision(settings: AwsSettings | None = None) -> LocalResources:
         ifd_failure_queue_url=failure_url,
         alerts_queue_url=alerts_url,
         ifd_failure_queue_arn=failure_arn,
+        history_queue_url=history_url,
+        history_dlq_url=history_dlq_url,
     )

@@ -34,6 +34,8 @@ COMPONENTS: tuple[str, ...] = (
     "magic8_dev.local.seed_component:SeedMarketComponent",
     # the external predictors of POST /recommend (their URLs go to the API's environment)
     "magic8_dev.local.predictor_standins:PredictorStandInsComponent",
+    # before the API: it turns on the history queue path (one SendMessage per batch)
+    "magic8_dev.local.sqs_poller:SqsPollerComponent",
     "magic8_dev.local.api_front:ApiFrontComponent",
     # before the ifd poller: it serves the WebSocket API the ifd function pushes signals to
     "magic8_dev.local.monitor_timer:MonitorTimerComponent",

@@ -224,10 +224,21 @@
     var key = parent.key + "#" + trade;
     var s = state.series.get(key);
     if (!s) {
-      s = { key: key, symbol: parent.symbol, strategy: parent.strategy, trade: trade, threshold: parent.threshold, points: new Map(), trades: [], line: true };
+      s = { key: key, parent: parent.key, symbol: parent.symbol, strategy: parent.strategy, trade: trade, threshold: parent.threshold, points: new Map(), trades: [], line: true };
       state.series.set(key, s);
     }
     return s;
+  }
+
+  /** A trade's identity as the API names it (magic8.domain.trade_shape.trade_identity):
+   *  "BUY 5805/5855/5905", "SELL P 5840/5845"; "" when the trade does not say. */
+  function tradeIdentity(tr, strategy) {
+    if (!tr || typeof tr !== "object") return "";
+    if (typeof tr.trade === "string" && tr.trade) return tr.trade;
+    if (!Array.isArray(tr.strikes) || !tr.strikes.length || !tr.action) return "";
+    var kind = String(tr.option_type || "").trim().toUpperCase().slice(0, 1);
+    var ks = tr.strikes.map(Number).sort(function (a, b) { return a - b; }).map(String).join("/");
+    return kind && strategy !== "Iron Condor" ? tr.action + " " + kind + " " + ks : tr.action + " " + ks;
   }
 
   /** A confidence point from history, a sweep message or a prediction. */
@@ -408,7 +419,10 @@
         if (!symbol || !strategy) return;
         var pt = Object.assign({}, r);
         if (first(pt.ts, pt.timestamp, pt.sweep_at) === undefined) pt.ts = first(msg.sweep_at, msg.ts, msg.timestamp, Date.now());
-        addPoint(ensureSeries(symbol, strategy), pt);
+        // a watched trade's pushed point joins its own line (the identity history names)
+        var parent = ensureSeries(symbol, strategy);
+        var ident = tradeIdentity(typeof r.trade === "string" ? r : trade, strategy);
+        addPoint(ident ? ensureTradeSeries(parent, ident) : parent, pt);
       });
       renderConfidence();
       return;
@@ -601,10 +615,17 @@
   function renderConfidence() {
     var host = document.getElementById("confidence-charts");
     host.innerHTML = "";
-    var list = Array.from(state.series.values()).filter(function (s) { return s.points.size > 0; })
-      .sort(function (a, b) { return a.key < b.key ? -1 : 1; });
+    // one chart per symbol x strategy, one line per trade identity in it
+    var all = Array.from(state.series.values());
+    var list = all.filter(function (s) { return !s.line; }).map(function (s) {
+      var lines = all.filter(function (c) { return c.line && c.parent === s.key && c.points.size > 0; })
+        .sort(function (a, b) { return a.key < b.key ? -1 : 1; });
+      if (s.points.size > 0) lines.unshift(s);
+      return { series: s, lines: lines };
+    }).filter(function (g) { return g.lines.length > 0; })
+      .sort(function (a, b) { return a.series.key < b.series.key ? -1 : 1; });
     document.getElementById("confidence-empty").style.display = list.length ? "none" : "";
-    list.forEach(function (s) { renderSeries(host, s); });
+    list.forEach(function (g) { renderSeries(host, g.series, g.lines); });
   }
 
   function tradeText(t) {
@@ -614,17 +635,22 @@
       (tr.premium !== undefined ? " @ " + tr.premium : "");
   }
 
-  function renderSeries(host, s) {
-    var pts = Array.from(s.points.values()).sort(function (a, b) { return a.t - b.t; });
+  function renderSeries(host, s, lines) {
+    lines = lines || [s];
+    var sorted = lines.map(function (ln) {
+      return Array.from(ln.points.values()).sort(function (a, b) { return a.t - b.t; });
+    });
+    var pts = [].concat.apply([], sorted).sort(function (a, b) { return a.t - b.t; });
     var last = pts[pts.length - 1];
     var th = isNaN(s.threshold) ? (isNaN(last.th) ? NaN : last.th) : s.threshold;
     var card = el("div", { class: "conf-card", "data-testid": "confidence-card", "data-series": s.key }, host);
-    var h = el("h3", {}, card, s.symbol + " · " + s.strategy + (s.trade ? " · " + s.trade : ""));
+    var h = el("h3", {}, card, s.symbol + " · " + s.strategy);
     var now = el("span", { class: "now " + (!isNaN(th) && last.v >= th ? "above" : "below") }, h, (last.v * 100).toFixed(1) + "%");
     now.setAttribute("title", "latest win probability at " + fmtTime(last.t, true) + " ET");
     el("div", { class: "meta" }, card,
       (s.trades.length ? s.trades.map(tradeText).join(" · ") : "confidence history (symbol × strategy)") +
-      (isNaN(th) ? "" : " · threshold " + th.toFixed(2)) + " · " + pts.length + " points");
+      (isNaN(th) ? "" : " · threshold " + th.toFixed(2)) + " · " + lines.length +
+      (lines.length === 1 ? " trade · " : " trades · ") + pts.length + " points");
 
     var W = 420, H = 150, m = { l: 34, r: 10, t: 8, b: 20 };
     var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": s.key + " confidence" }, card);
@@ -642,12 +668,25 @@
       svg("line", { x1: m.l, x2: W - m.r, y1: y(th), y2: y(th), class: "threshold-line", "data-testid": "threshold-line", "data-threshold": th.toFixed(4) }, root);
       svg("text", { x: W - m.r - 2, y: y(th) - 4, "text-anchor": "end", class: "label-strong" }, root, "threshold " + th.toFixed(2));
     }
-    var d = pts.map(function (p, i) { return (i ? "L" : "M") + x(p.t.getTime()).toFixed(1) + "," + y(p.v).toFixed(1); }).join(" ");
-    if (pts.length === 1) d += " L" + (x(last.t.getTime()) + 0.5).toFixed(1) + "," + y(last.v).toFixed(1);
-    svg("path", { d: d, class: "conf-line", "data-testid": "confidence-line", "data-series": s.key, "data-points": String(pts.length) }, root);
-    pts.slice(-60).forEach(function (p) {
-      var c = svg("circle", { cx: x(p.t.getTime()), cy: y(p.v), r: 2.5, class: "conf-dot" }, root);
-      svg("title", {}, c, fmtTime(p.t, true) + " ET · " + (p.v * 100).toFixed(1) + "%");
+    var legend = lines.length > 1 ? el("div", { class: "meta legend" }, card) : null;
+    lines.forEach(function (ln, i) {
+      var lp = sorted[i];
+      var tail = lp[lp.length - 1];
+      var hue = (i * 137) % 360; // distinct colours per trade line
+      var d = lp.map(function (p, j) { return (j ? "L" : "M") + x(p.t.getTime()).toFixed(1) + "," + y(p.v).toFixed(1); }).join(" ");
+      if (lp.length === 1) d += " L" + (x(tail.t.getTime()) + 0.5).toFixed(1) + "," + y(tail.v).toFixed(1);
+      var path = svg("path", { d: d, class: "conf-line", "data-testid": "confidence-line", "data-series": s.key, "data-trade": ln.trade || "", "data-points": String(lp.length) }, root);
+      if (i) path.setAttribute("style", "stroke: hsl(" + hue + ", 65%, 55%)");
+      svg("title", {}, path, (ln.trade || "series") + " · " + (tail.v * 100).toFixed(1) + "%");
+      lp.slice(-60).forEach(function (p) {
+        var c = svg("circle", { cx: x(p.t.getTime()), cy: y(p.v), r: 2.5, class: "conf-dot" }, root);
+        if (i) c.setAttribute("style", "fill: hsl(" + hue + ", 65%, 55%)");
+        svg("title", {}, c, (ln.trade ? ln.trade + " · " : "") + fmtTime(p.t, true) + " ET · " + (p.v * 100).toFixed(1) + "%");
+      });
+      if (legend) {
+        var item = el("span", { "data-testid": "confidence-legend" }, legend, (ln.trade || "series") + " " + (tail.v * 100).toFixed(1) + "%  ");
+        if (i) item.setAttribute("style", "color: hsl(" + hue + ", 65%, 55%)");
+      }
     });
   }
 
