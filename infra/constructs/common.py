@@ -77,9 +77,12 @@ def ack(scope: IConstruct, rule_id: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=full_id, reason=reason))
 
 
-def failure_queue(scope: Construct, construct_id: str, holds: str) -> sqs.Queue:
+def failure_queue(
+    scope: Construct, construct_id: str, holds: str, redrive_target: bool = False
+) -> sqs.Queue:
     """A terminal on-failure queue (SSE-SQS, TLS only, 14 days): what `holds` says ends
-    here. It is itself a dead-letter destination, so it has no DLQ of its own."""
+    here. It is itself a dead-letter destination, so it has no DLQ of its own (cdk-nag sees
+    that by itself when another queue's redrive policy names it: `redrive_target`)."""
     queue = sqs.Queue(
         scope,
         construct_id,
@@ -87,7 +90,12 @@ def failure_queue(scope: Construct, construct_id: str, holds: str) -> sqs.Queue:
         enforce_ssl=True,
         retention_period=Duration.days(14),
     )
-    ack(queue, "AwsSolutions-SQS3", f"This queue is itself the on-failure destination of {holds}.")
+    if not redrive_target:
+        ack(
+            queue,
+            "AwsSolutions-SQS3",
+            f"This queue is itself the on-failure destination of {holds}.",
+        )
     return queue
 
 

@@ -16,6 +16,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.constructs.common import failure_queue
 from infra.constructs.functions import HISTORY, HISTORY_TIMEOUT_S, SharedImage, image_function
 from magic8 import resources as r
 
@@ -33,12 +34,11 @@ class HistoryWriter(Construct):
         history_table: ddb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dlq = sqs.Queue(
+        self.dlq = failure_queue(
             self,
             r.HISTORY_DLQ.logical_id,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
+            "the history queue (points failing 5 receives)",
+            redrive_target=True,
         )
         self.queue = sqs.Queue(
             self,

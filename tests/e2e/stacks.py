@@ -10,7 +10,7 @@ from typing import Any
 
 from functions.ifd import handler as ifd_handler
 from functions.predict import handler as predict_handler
-from functions.predict import monitor_routes
+from functions.predict import monitor_routes, signals_routes
 from magic8.adapters.aws import reset_clients
 from magic8_dev.local.runner import LocalStack
 
@@ -22,12 +22,18 @@ def reset_process_state() -> None:
     ifd_handler.reset()
     # /outcomes and /accuracy keep their stores (and clients) in a cached MonitorDeps
     monitor_routes._default_deps.cache_clear()
+    signals_routes._default_store.cache_clear()
 
 
 @contextmanager
-def running_stack(env: dict[str, str] | None = None, **stack_args: Any) -> Iterator[LocalStack]:
+def running_stack(
+    env: dict[str, str] | None = None, unset: tuple[str, ...] = (), **stack_args: Any
+) -> Iterator[LocalStack]:
+    """`env` set and `unset` removed for the stack's lifetime."""
     saved = dict(os.environ)
     os.environ.update(env or {})
+    for name in unset:
+        os.environ.pop(name, None)
     reset_process_state()
     stack = LocalStack(**stack_args)
     try:

@@ -4,7 +4,6 @@ gateway_component.live_shift). The whole `make run` component set, on a free por
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,11 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from functions.predict import handler as predict_handler
-from functions.predict import monitor_routes, signals_routes
-from magic8.adapters.aws import reset_clients
 from magic8_dev.local.moto_server import free_port
 from magic8_dev.local.runner import COMPONENTS, LocalStack
+from tests.e2e.stacks import running_stack
 from tests.progress import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_stack")]
@@ -27,29 +24,14 @@ KEY = "e2e-key"
 ACCEPTANCE_S = 90.0
 
 
-def _forget_stores() -> None:
-    """Stores cached per process (lru_cache) would point at another test's moto."""
-    reset_clients()
-    predict_handler.reset()
-    signals_routes._default_store.cache_clear()
-    monitor_routes._default_deps.cache_clear()
-
-
 @pytest.fixture()
 def stack() -> Iterator[LocalStack]:
-    saved = dict(os.environ)
-    for name in ("MAGIC8_REPLAY_DAYS", "MAGIC8_REPLAY_FROM_UTC"):
-        os.environ.pop(name, None)  # make run's defaults
-    _forget_stores()
-    local = LocalStack(api_port=free_port(), api_key=KEY, components=COMPONENTS)
-    try:
-        local.start()
+    # make run's defaults: no replay-days / replay-from override
+    unset = ("MAGIC8_REPLAY_DAYS", "MAGIC8_REPLAY_FROM_UTC")
+    with running_stack(
+        unset=unset, api_port=free_port(), api_key=KEY, components=COMPONENTS
+    ) as local:
         yield local
-    finally:
-        local.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        _forget_stores()
 
 
 def _stamp(signal: dict[str, Any]) -> datetime:

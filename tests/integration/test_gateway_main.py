@@ -30,6 +30,7 @@ from magic8.domain.heartbeat import HEARTBEAT_PK, HEARTBEAT_SK, GatewayHeartbeat
 from magic8_dev.local.provision import LocalResources
 from tests.fakes.fake_tws import FakeTws, ThreadedFakeTws
 from tests.integration.test_ib_session import item_updated, market_repository, read_items
+from tests.progress import wait_for
 from tests.streams import kinesis_records as read_stream
 
 pytestmark = pytest.mark.xdist_group("ib_gateway")
@@ -246,16 +247,26 @@ def test_main_process_sigterm_flushes_and_exits_0(
             proc.kill()
             raise AssertionError(f"/health never 200 ({status}): {log_path.read_text()[-3000:]}")
         health = resp.json()
-        # snapshots, a live heartbeat and the finished replay before the stop
-        deadline = time.monotonic() + 30
-        while (
-            len(read_items(market_table)) < 7
-            or heartbeat_item(state_table) is None
-            or health["databento"]["state"] != "done"
-        ):
-            assert time.monotonic() < deadline, health
-            time.sleep(0.2)
+
+        def ready() -> bool:
+            nonlocal health
             health = httpx.get(f"http://127.0.0.1:{health_port}/health", timeout=2).json()
+            return (
+                len(read_items(market_table)) >= 7
+                and heartbeat_item(state_table) is not None
+                and health["databento"]["state"] == "done"
+            )
+
+        # snapshots, a live heartbeat and the finished replay before the stop (a busy
+        # machine replays slower: the wait fails only when the replay stops moving)
+        wait_for(
+            ready,
+            lambda: health["databento"].get("windows_emitted"),
+            "the replay to finish",
+            stall_s=30,
+            describe=lambda: json.dumps(health)[:2000],
+            poll_s=0.2,
+        )
         live_beat = GatewayHeartbeat.from_item(heartbeat_item(state_table) or {})
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from magic8.adapters.aws import client
 from magic8.domain.features import FEATURE_NAMES
 from magic8_dev.local.api_front import LambdaContext, apigw_event, response_body
 from magic8_dev.local.provision import LocalResources
-from magic8_dev.local.sqs_poller import SqsEventSourceEmulator
+from magic8_dev.local.sqs_poller import SqsEventSourceEmulator, SqsMapping
 from magic8_dev.ml.seed import seed_market
 from tests.factories import BUTTERFLY, IRON_CONDOR
 
@@ -46,7 +47,9 @@ def queued(
     history_handler.reset()
     with contextlib.redirect_stdout(io.StringIO()):
         source = SqsEventSourceEmulator(
-            aws_resources.history_queue_url, history_handler.handler, poll_interval_s=0.01
+            aws_resources.history_queue_url,
+            history_handler.handler,
+            SqsMapping(poll_interval_s=0.01),
         )
     yield source
     predict_handler.reset()
@@ -78,7 +81,7 @@ def test_a_batch_is_one_message_written_per_trade_identity(
     status, hist = _call("GET", "/confidence/history/SPX/Iron Condor")
     assert status == 200 and hist["count"] == 0
     _drain(queued)
-    assert queued.stats.processed == 1 and queued.stats.failed == 0
+    assert queued.stats["processed"] == 1 and queued.stats["failed"] == 0
     status, hist = _call(
         "GET", "/confidence/history/SPX/Iron Condor", query={"include_features": ["true"]}
     )
@@ -104,12 +107,12 @@ def test_a_malformed_message_is_redelivered_then_dead_lettered(
     sqs.send_message(QueueUrl=aws_resources.history_queue_url, MessageBody="{not json")
     status, _ = _call("POST", "/predict/batch", {"requests": [BUTTERFLY]})
     assert status == 200
-    queued.visibility_timeout_s = 0  # redeliver at once
+    queued.mapping = replace(queued.mapping, visibility_timeout_s=0)  # redeliver at once
     with contextlib.redirect_stdout(io.StringIO()):
         for _ in range(3 * r.HISTORY_MAX_RECEIVES):
             queued.poll_once()
-    assert queued.stats.processed == 1  # the good message, once
-    assert queued.stats.failed >= 1
+    assert queued.stats["processed"] == 1  # the good message, once
+    assert queued.stats["failed"] >= 1
     status, hist = _call("GET", "/confidence/history/SPX/Butterfly")
     assert hist["count"] == 1 and hist["lines"][0]["trade"] == "BUY 5805/5855/5905"
     assert _queue_depth(aws_resources.history_dlq_url) == 1

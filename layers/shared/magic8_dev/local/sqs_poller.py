@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,13 +35,19 @@ HANDLER_PATH = "functions.history.handler:handler"
 FUNCTION_NAME = "magic8-history"
 
 
-@dataclass
-class SqsSourceStats:
-    polls: int = 0
-    received: int = 0
-    processed: int = 0
-    failed: int = 0
-    errors: int = 0
+@dataclass(frozen=True)
+class SqsMapping:
+    """The history queue's event-source mapping (infra/constructs/history_writer.py)."""
+
+    batch_size: int = 10
+    # the mapping's batching window: an empty or partial receive waits this long, so the
+    # poller takes the emulator's SQS lock (which the API's SendMessage also needs) about
+    # once a second, not five times
+    poll_interval_s: float = 1.0
+    visibility_timeout_s: int = 30
+
+
+STAT_KEYS = ("polls", "received", "processed", "failed", "errors")
 
 
 class SqsEventSourceEmulator:
@@ -48,47 +55,40 @@ class SqsEventSourceEmulator:
         self,
         queue_url: str,
         handler: Any,
-        batch_size: int = 10,
-        # the mapping's batching window (infra/constructs/history_writer.py): an empty or
-        # partial receive waits this long, so the poller takes the emulator's SQS lock (which
-        # the API's SendMessage also needs) about once a second, not five times
-        poll_interval_s: float = 1.0,
-        visibility_timeout_s: int = 30,
+        mapping: SqsMapping | None = None,
         region: str = "us-east-1",
     ) -> None:
         self.queue_url = queue_url
         self.handler = handler
-        self.batch_size = batch_size
-        self.poll_interval_s = poll_interval_s
-        self.visibility_timeout_s = visibility_timeout_s
+        self.mapping = mapping or SqsMapping()
         self.sqs = client("sqs")
         self.arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
         self.region = region
-        self.stats = SqsSourceStats()
+        self.stats: Counter[str] = Counter(dict.fromkeys(STAT_KEYS, 0))
 
     def poll_once(self) -> int:
         """One receive and (when messages came) one invocation; returns messages received."""
-        self.stats.polls += 1
+        self.stats["polls"] += 1
         resp = self.sqs.receive_message(
             QueueUrl=self.queue_url,
-            MaxNumberOfMessages=self.batch_size,
+            MaxNumberOfMessages=self.mapping.batch_size,
             WaitTimeSeconds=0,
-            VisibilityTimeout=self.visibility_timeout_s,
+            VisibilityTimeout=self.mapping.visibility_timeout_s,
             AttributeNames=["All"],
         )
         messages = resp.get("Messages", [])
         if not messages:
             return 0
-        self.stats.received += len(messages)
+        self.stats["received"] += len(messages)
         event = {"Records": [self._record(m) for m in messages]}
         try:
             out = self.handler(event, FakeLambdaContext(function_name=FUNCTION_NAME))
             failed = {f["itemIdentifier"] for f in (out or {}).get("batchItemFailures", [])}
         except Exception as exc:  # a function error: every message is redelivered
             log.warning("history handler failed: %s", exc)
-            self.stats.errors += 1
+            self.stats["errors"] += 1
             failed = {m["MessageId"] for m in messages}
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
@@ -98,8 +98,8 @@ class SqsEventSourceEmulator:
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
                 ],
             )
-        self.stats.processed += len(done)
-        self.stats.failed += len(failed)
+        self.stats["processed"] += len(done)
+        self.stats["failed"] += len(failed)
         return len(messages)
 
     def _record(self, m: dict[str, Any]) -> dict[str, Any]:
@@ -129,8 +129,8 @@ class SqsEventSourceEmulator:
             except Exception as exc:  # the queue unreachable: try again
                 log.warning("history queue poll failed: %s", exc)
                 got = 0
-            if got < self.batch_size:
-                stop.wait(self.poll_interval_s)
+            if got < self.mapping.batch_size:
+                stop.wait(self.mapping.poll_interval_s)
 
 
 class SqsPollerComponent:
@@ -156,7 +156,7 @@ class SqsPollerComponent:
         # the API hands its history points to the queue from its first request on
         os.environ[r.HISTORY_QUEUE.env_var] = url
         emulator = self.emulator
-        ctx.counters["history_written"] = lambda: emulator.stats.processed
+        ctx.counters["history_written"] = lambda: emulator.stats["processed"]
         self._stop.clear()
         stop = self._stop
 
@@ -179,8 +179,8 @@ class SqsPollerComponent:
             return "off (no history queue)"
         s = self.emulator.stats
         return (
-            f"messages {s.processed}/{s.received} written, {s.failed} redelivered, "
-            f"{s.errors} handler errors"
+            f"messages {s['processed']}/{s['received']} written, {s['failed']} redelivered, "
+            f"{s['errors']} handler errors"
         )
 
     def stop(self) -> None:
