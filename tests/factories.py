@@ -9,12 +9,14 @@ real generator and aggregator.
 from __future__ import annotations
 
 import base64
+import math
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from magic8.domain.flow import PressureWindow, dominant_side, pressure_ratio
 from magic8.domain.trades import TradeRequest
+from magic8.ifd.baselines import BaselineStats, Estimate
 from magic8_dev.local.api_front import LambdaContext, apigw_event
 
 __all__ = ["LambdaContext", "apigw_event"]
@@ -113,6 +115,16 @@ def numbered_window(iid: int, k: int, t0: datetime, strike: float = 20000.0) -> 
     """Window number ``k`` (5-minute slots from ``t0``) of instrument ``iid``: a small
     buying call window, for transport tests that only need distinct keys and order."""
     return window(strike, "C", t0 + timedelta(minutes=5 * k), ask=2, bid=1, instrument=iid)
+
+
+# a strike with a long, ordinary history: ~8 lots per window, balanced flow
+WARM_BASELINE = BaselineStats(
+    logvol=Estimate(math.log1p(8.0), 0.8**2, 400),
+    ratio=Estimate(0.0, 0.6**2, 400),
+    n_strike=24,
+    n_prior=800,
+    cold=False,
+)
 
 
 def session_start(day: str = "2025-09-15") -> datetime:

@@ -649,8 +649,11 @@ confidence_router = APIRouter(tags=["confidence"])
 health_router = APIRouter(tags=["health"])
 
 
-@predict_router.post("/predict", response_model=SinglePredictionOut, responses=ERRORS)
-async def predict(trade: TradeRequest, request: Request) -> Response:
+def _predict_one(
+    trade: TradeRequest, request: Request
+) -> Response | tuple[Any, dict[str, Any], dict[str, Any]]:
+    """One trade as /predict and /recommend serve it: the impossible-premium 422, or the
+    service's prediction, its answer and the batch metrics (observed and counted)."""
     rejected = impossible([trade], batch=False)
     if rejected is not None:
         return rejected
@@ -659,7 +662,15 @@ async def predict(trade: TradeRequest, request: Request) -> Response:
     if observer:
         observer(1, metrics)
     _observe_trades(request, preds)
-    out = answer(preds[0], trade)
+    return preds[0], answer(preds[0], trade), metrics
+
+
+@predict_router.post("/predict", response_model=SinglePredictionOut, responses=ERRORS)
+async def predict(trade: TradeRequest, request: Request) -> Response:
+    served = _predict_one(trade, request)
+    if isinstance(served, Response):
+        return served
+    _, out, metrics = served
     out["cache_hit"] = metrics["prediction_hits"] == 1
     return prediction_response(out)
 
@@ -757,15 +768,11 @@ async def recommend_trade(trade: TradeRequest, request: Request) -> Response:
     weights from feature flags (AppConfig in AWS, a JSON file locally). EXECUTE when
     final_score >= 0.7 and confidence >= 0.8. A source that is off, slow or down is left
     out and named, and the weights renormalise."""
-    rejected = impossible([trade], batch=False)
-    if rejected is not None:
-        return rejected
-    preds, metrics = _service(request).predict_batch([trade])
-    observer: BatchObserver | None = request.app.state.observer
-    if observer:
-        observer(1, metrics)
-    out = answer(preds[0], trade)
-    rec = request.app.state.recommender().for_trade(trade, preds[0].win_probability)
+    served = _predict_one(trade, request)
+    if isinstance(served, Response):
+        return served
+    pred, out, _ = served
+    rec = request.app.state.recommender().for_trade(trade, pred.win_probability)
     return prediction_response({"prediction": out, "recommendation": rec.to_dict()})
 
 

@@ -15,17 +15,11 @@ from magic8.ifd.calibration import load_calibration
 from magic8.ifd.detector import IfdConfig
 from magic8.ifd.values import Signal, WindowLite, make_signal_id
 from magic8_dev.ifd.evaluate import Replayed, make_detector, run_windows, window_groups
+from tests.factories import WARM_BASELINE as WARM
 from tests.factories import merge, one_sided, quiet_windows, session_start, window
 
 T0 = session_start("2025-09-16")
 ALERT = load_calibration().alert_threshold  # the fitted alert threshold (confidence)
-WARM = BaselineStats(
-    logvol=Estimate(math.log1p(8.0), 0.8**2, 400),
-    ratio=Estimate(0.0, 0.6**2, 400),
-    n_strike=24,
-    n_prior=800,
-    cold=False,
-)
 COLD = BaselineStats(
     logvol=Estimate(math.log1p(10.0), 1.0, 0), ratio=Estimate(0.0, 0.36, 0), n_strike=0,
     n_prior=0, cold=True,

@@ -20,19 +20,13 @@ from magic8.domain.flow import FLOW_SCHEMA_VERSION, PressureWindow
 from magic8.flow.aggregator import PressureAggregator
 from magic8.flow.ingest import MBO_DTYPE
 from magic8.ifd.analysis import AnalysisConfig, analyze, run_of
-from magic8.ifd.baselines import Baseline, BaselineStats, Estimate, baseline_stats
+from magic8.ifd.baselines import Baseline, baseline_stats
 from magic8.ifd.calibration import Calibration, fit
 from magic8.ifd.values import WindowLite
+from tests.factories import WARM_BASELINE as WARM
 from tests.factories import session_start, window
 
 T0 = session_start("2025-09-16")
-WARM = BaselineStats(
-    logvol=Estimate(math.log1p(8.0), 0.8**2, 400),
-    ratio=Estimate(0.0, 0.6**2, 400),
-    n_strike=24,
-    n_prior=800,
-    cold=False,
-)
 
 
 def quiet_sizes(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
