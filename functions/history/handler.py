@@ -1,10 +1,6 @@
-"""λ history: SQS `history` messages (one per answered batch, from the predict API) -> the
-confidence history table, one item per trade identity (magic8.adapters.history_queue).
-
-Powertools BatchProcessor over SQS records: a message that fails to parse or to write is
-reported alone in batchItemFailures and redelivered; after the queue's maxReceiveCount it
-goes to the dead-letter queue. Writes are idempotent (the same items again).
-"""
+"""λ history: SQS `history` messages (one per answered batch) -> the confidence history,
+one item per trade identity. A message failing to parse or write is reported alone in
+batchItemFailures (redelivered, then dead-lettered); writes are idempotent."""
 
 from __future__ import annotations
 
