@@ -39,6 +39,7 @@ from functions.predict.settings import ApiSettings
 from functions.predict.signals_routes import router as signals_router
 from magic8.adapters.prediction_service import build_prediction_service
 from magic8.domain import prediction_id
+from magic8.domain.cache import TTLCache
 from magic8.domain.confidence import lines as confidence_lines
 from magic8.domain.confidence import series_name
 from magic8.domain.plausibility import impossible_reason
@@ -79,7 +80,10 @@ class ValidatedTrades:
     MAX = 4096
 
     def __init__(self) -> None:
-        self._data: dict[tuple[object, ...], tuple[float, TradeRequest]] = {}
+        # the project's TTL cache (expired first, then oldest, when full)
+        self._cache: TTLCache[tuple[object, ...], TradeRequest] = TTLCache(
+            self.TTL_S, self.MAX, name="validated_trades"
+        )
 
     @staticmethod
     def key(raw: object) -> tuple[object, ...] | None:
@@ -107,17 +111,10 @@ class ValidatedTrades:
     ) -> list[TradeRequest]:
         if type(raw) is not list or not raw or len(raw) > MAX_BATCH:
             return handler(raw)
-        now = time.monotonic()
         keys = [self.key(item) for item in raw]
-        out: list[TradeRequest | None] = []
-        missing: list[int] = []
-        for i, k in enumerate(keys):
-            hit = self._data.get(k) if k is not None else None
-            if hit is not None and hit[0] > now:
-                out.append(hit[1])
-            else:
-                out.append(None)
-                missing.append(i)
+        get = self._cache.get
+        out: list[TradeRequest | None] = [get(k) if k is not None else None for k in keys]
+        missing = [i for i, trade in enumerate(out) if trade is None]
         if not missing:
             return out  # type: ignore[return-value]
         if len(missing) == len(raw):
@@ -129,14 +126,11 @@ class ValidatedTrades:
                 return handler(raw)  # the errors located in the whole list
         if len(fresh) != len(missing):
             return handler(raw)
-        if len(self._data) + len(missing) > self.MAX:
-            self._data.clear()  # a minute's worth is cheap to rebuild
-        expires = now + self.TTL_S
         for i, trade in zip(missing, fresh, strict=True):
             out[i] = trade
             k = keys[i]
             if k is not None:
-                self._data[k] = (expires, trade)
+                self._cache.put(k, trade)
         return out  # type: ignore[return-value]
 
 

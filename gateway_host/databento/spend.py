@@ -9,7 +9,7 @@
 
 Budgets are per UTC day. At the streaming budget the gateway says so (log, /health,
 metrics -> alarm) and stops the optional part first: no more backfill that day;
-`stop_streaming_at_budget=True` also stops the stream until the next UTC day.
+`SpendBudget(stop_streaming=True)` also stops the stream until the next UTC day.
 """
 
 from __future__ import annotations
