@@ -651,7 +651,7 @@ def _predict_one(
     rejected = impossible([trade], batch=False)
     if rejected is not None:
         return rejected
-    preds, metrics = _service(request).predict_batch([trade])
+    preds, metrics = _service(request).predict_batch([trade], defer=_deferrer(request))
     observer: BatchObserver | None = request.app.state.observer
     if observer:
         observer(1, metrics)
@@ -684,6 +684,13 @@ def _observe_trades(request: Request, preds: list[Prediction]) -> None:
     observer(counts)
 
 
+def _deferrer(request: Request | None) -> Callable[[Callable[[], object]], None] | None:
+    """Where the history hand-over goes: after the response (magic8.after_response, set
+    by deps.build_handler), else None (the service settles it before returning)."""
+    after = getattr(request.app.state, "after_response", None) if request is not None else None
+    return None if after is None else after.defer
+
+
 def _batch_answer(
     service: PredictionService,
     batch: BatchRequest,
@@ -691,8 +698,12 @@ def _batch_answer(
     recommender: Recommender | None = None,
     request: Request | None = None,
 ) -> bytes:
-    # the history hand-over (one SendMessage) runs while the answer is built and
-    # serialised; settled before the answer leaves (Lambda freezes after the response)
+    defer = _deferrer(request)
+    if defer is not None:
+        # the history hand-over (points, one SendMessage) runs after the response
+        preds, metrics = service.predict_batch(batch.requests, batch.share_market_data, defer=defer)
+        return _serialise(preds, metrics, batch, observer, recommender, request)
+    # without a host for after-response work: overlapped with serialising, settled before
     preds, metrics = service.predict_batch(
         batch.requests, batch.share_market_data, settle_history=False
     )
@@ -1141,6 +1152,7 @@ def create_app(
     app.state.service = ServiceHolder(settings, service_factory or build_prediction_service)
     app.state.observer = observer
     app.state.prediction_observer = None  # deps.build_handler: EMF per symbol x strategy
+    app.state.after_response = None  # deps.build_handler: history hand-over after the answer
     app.state.recommender = Lazy(lambda: build_recommender(settings))
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(ServiceUnavailable, service_unavailable_handler)

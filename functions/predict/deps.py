@@ -14,6 +14,7 @@ from mangum import Mangum
 
 from functions.predict.app import ServiceFactory, create_app
 from functions.predict.settings import ApiSettings
+from magic8.after_response import AfterResponse, for_environment
 from magic8.domain.warming import is_warm_event
 from magic8.observability import get_logger, get_metrics
 
@@ -32,11 +33,16 @@ def build_handler(
     settings: ApiSettings | None = None,
     service_factory: ServiceFactory | None = None,
     eager: bool = False,
+    after_response: AfterResponse | None = None,
 ) -> LambdaHandler:
     """The decorated Lambda handler around a fresh app (service_factory: tests and
     benchmarks inject one; default the real adapters). eager: build the service now
     (model, repositories, boto3 clients) instead of on the first prediction: Lambda's
-    init phase runs at full CPU and is not on a client's request."""
+    init phase runs at full CPU and is not on a client's request. after_response: where
+    the history hand-over runs once the answer is out (default magic8.after_response.
+    for_environment(): the internal extension in Lambda, registered here at init); the
+    handler carries it as `handler.after_response` for a host that sends responses
+    itself (the local API front)."""
     settings = settings or ApiSettings()
     logger = get_logger("predict")
     metrics = get_metrics("predict")
@@ -93,19 +99,25 @@ def build_handler(
         except Exception as exc:  # the holder remembers why; /health/detailed reports it
             logger.warning("service not built at init", extra={"error": repr(exc)})
     app.state.prediction_observer = observe_predictions
+    after = after_response if after_response is not None else for_environment()
+    app.state.after_response = after
     asgi = Mangum(app, lifespan="off")
 
     def invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # a plain function: Mangum objects have no __name__, which the decorators need
-        if is_warm_event(event):  # the 5-minute warm schedule (EventBridge), not HTTP
-            result = app.state.service.warm()
-            metrics.add_metric(
-                name="CacheWarmTrades", unit=MetricUnit.Count, value=result["trades"]
-            )
-            return result
-        return asgi(event, context)
+        try:
+            if is_warm_event(event):  # the 5-minute warm schedule (EventBridge), not HTTP
+                result = app.state.service.warm()
+                metrics.add_metric(
+                    name="CacheWarmTrades", unit=MetricUnit.Count, value=result["trades"]
+                )
+                return result
+            return asgi(event, context)
+        finally:
+            after.invocation_done()
 
     decorated: LambdaHandler = logger.inject_lambda_context(
         metrics.log_metrics(invoke, raise_on_empty_metrics=False)
     )
+    decorated.after_response = after  # type: ignore[attr-defined]
     return decorated

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -323,6 +324,7 @@ class PredictionService:
         self.started_at = clock()
         self.totals = BatchMetrics()
         self.batches = 0
+        self.history_failures = 0  # deferred hand-overs that failed (after the response)
 
     # --- market data ----------------------------------------------------------------
 
@@ -436,11 +438,15 @@ class PredictionService:
         share_market_data: bool = True,
         count_requests: bool = True,
         settle_history: bool = True,
+        defer: Callable[[Callable[[], object]], None] | None = None,
     ) -> tuple[list[Prediction], dict[str, Any]]:
         """Answers in request order and the batch's metrics. count_requests: count the
         trades toward the most requested (when tracked; a warm-up is not counted).
         settle_history=False: the history hand-over may still be in flight on return; the
-        caller overlaps it with its own work and calls settle_history() after."""
+        caller overlaps it with its own work and calls settle_history() after.
+        defer: the history hand-over (points built, sent, settled) is given to it as one
+        task, to run after the response (magic8.after_response); history_written then
+        counts the points the task will hand over."""
         started = time.perf_counter()
         metrics = BatchMetrics()
         if not requests:
@@ -582,13 +588,15 @@ class PredictionService:
                 )
             )
         if fresh and self.history_repo is not None and self.config.record_history:
-            self._record(
-                [out[i] for i in fresh],
-                now,
-                metrics,
-                [requests[i].identity for i in fresh],
-                x,  # row pos of x = position of the trade in fresh (uniq)
-            )
+            fresh_preds = [out[i] for i in fresh]
+            identities = [requests[i].identity for i in fresh]
+            # row pos of x = position of the trade in fresh (uniq)
+            if defer is None:
+                self._record(fresh_preds, now, metrics, identities, x)
+            else:
+                groups = zip(fresh_preds, identities, strict=True)
+                metrics.history_written = len({(p.symbol, p.strategy, t) for p, t in groups})
+                defer(partial(self._record_after, fresh_preds, now, identities, x))
         if settle_history:
             self.settle_history()
         metrics.elapsed_ms = (time.perf_counter() - started) * 1000.0
@@ -658,6 +666,21 @@ class PredictionService:
             log.warning("confidence history write failed: %s", exc)
             metrics.errors.append(f"history: {type(exc).__name__}")
 
+    def _record_after(
+        self,
+        preds: list[Prediction],
+        now: datetime,
+        trades: Sequence[str],
+        rows: np.ndarray | None,
+    ) -> None:
+        """The deferred form of _record + settle_history (after the response: a failure
+        is logged and counted in history_failures, the answer has gone)."""
+        metrics = BatchMetrics()
+        self._record(preds, now, metrics, trades, rows)
+        self.settle_history()
+        if metrics.errors:
+            self.history_failures += 1
+
     def settle_history(self, timeout_s: float | None = None) -> None:
         """Wait (at most the repository's budget) for history hand-overs still in flight:
         the API calls it after serialising its answer, so the send overlaps that work."""
@@ -704,6 +727,7 @@ class PredictionService:
             "n_features": self.n_features,
             "uptime_s": round((now - self.started_at).total_seconds(), 1),
             "batches": self.batches,
+            "history_failures": self.history_failures,
             "totals": self.totals.to_dict(),
             "caches": self.caches.stats(),
         }

@@ -475,29 +475,12 @@ def _loopback(
 
 
 def _history_consumer(queue_url: str) -> Callable[[], None]:
-    """λ history behind the queue, as in make run (its EMF lines kept out of the report);
-    returns the function that stops it."""
-    import threading
+    """λ history behind the queue in a process of its own, as in make run (its logs and
+    EMF lines discarded); returns the function that stops it."""
+    from magic8_dev.local.sqs_poller import SqsPollerProcess
 
-    from functions.history import handler as history
-    from magic8_dev.local.sqs_poller import SqsEventSourceEmulator
-
-    history.reset()
-
-    def quiet_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        with contextlib.redirect_stdout(io.StringIO()):
-            return history.handler(event, context)
-
-    source = SqsEventSourceEmulator(queue_url, quiet_handler)
-    stop = threading.Event()
-    thread = threading.Thread(target=source.run, args=(stop,), name="bench-history", daemon=True)
-    thread.start()
-
-    def done() -> None:
-        stop.set()
-        thread.join(10)
-
-    return done
+    consumer = SqsPollerProcess(queue_url).start()
+    return consumer.stop
 
 
 def run(results_dir: Path, quick: bool = False) -> dict[str, Any]:

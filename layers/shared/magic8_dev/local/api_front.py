@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -200,6 +201,8 @@ class ApiFront:
         self._handler = handler
         self.limiter = limiter
         self._lock = threading.Lock()
+        self._after: Any = None  # the handler's AfterResponse, False without one
+        self._after_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="after-response")
         self._tls = threading.local()
         self.requests = 0
         self.forbidden = 0
@@ -217,10 +220,16 @@ class ApiFront:
     def handler(self) -> LambdaHandler:
         if self._handler is None:
             self._handler = _default_handler()
+        if self._after is None:
+            # a handler with after-response work (magic8.after_response): this front sends
+            # the response itself, so it runs that work after it, as Lambda's extension does
+            after = getattr(self._handler, "after_response", None)
+            self._after = after.hosted() if after is not None else False
         return self._handler
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Run the function in this thread, one invocation at a time (one warm container)."""
+        """Run the function in this thread, one invocation at a time (one warm container).
+        The invocation's after-response tasks are kept for run_after_response()."""
         if getattr(self._tls, "loop", None) is None:
             # Mangum drives the app with asyncio.get_event_loop(): this thread needs one
             self._tls.loop = asyncio.new_event_loop()
@@ -231,7 +240,21 @@ class ApiFront:
         try:
             return handler(event, LambdaContext())
         finally:
+            if self._after:
+                self._tls.after = self._after.take()
             self._lock.release()
+
+    def run_after_response(self) -> None:
+        """This thread's last invocation's deferred work, once its response is written.
+        On a worker thread of its own, outside the invocation lock: in Lambda the
+        environment finishing it is not given the next request, another warm one is; here
+        the next request (even on the same keep-alive connection) may run meanwhile, in
+        the same process. One invocation's work at a time, in order."""
+        tasks = getattr(self._tls, "after", None)
+        if not tasks or not self._after:
+            return
+        self._tls.after = None
+        self._after_pool.submit(self._after.run, tasks)
 
     def release_thread(self) -> None:
         """Close this thread's event loop (a connection's thread is about to end)."""
@@ -251,6 +274,8 @@ class ApiFront:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        # the answers' leftover work (history hand-overs) finishes before the stack stops
+        self._after_pool.shutdown(wait=True)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -348,6 +373,7 @@ class ApiFront:
                     front.errors += 1
                     front.last_status = 502
                     self._json(502, {"message": "Internal server error", "error": str(exc)})
+                    front.run_after_response()
                     return
                 status = int(response.get("statusCode", 502))
                 front.last_status = status
@@ -361,6 +387,7 @@ class ApiFront:
                     if name not in multi:
                         out_headers.append((name, str(value)))
                 self._send(status, out_headers, response_body(response))
+                front.run_after_response()
 
             do_GET = _handle
             do_POST = _handle
@@ -399,6 +426,7 @@ class ApiFrontComponent:
         def warm() -> None:
             try:
                 front.invoke(apigw_event("GET", "/health"))
+                front.run_after_response()
             finally:
                 front.release_thread()
 

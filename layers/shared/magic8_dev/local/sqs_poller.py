@@ -12,17 +12,30 @@ policy moves a message received maxReceiveCount times to the dead-letter queue.
 
 `make run` turns the queue path on: this component puts MAGIC8_HISTORY_QUEUE_URL in the
 environment before the API's first request builds its service.
+
+The event source and λ history run in a process of their own (`python -m
+magic8_dev.local.sqs_poller`, SqsPollerProcess), as Lambda runs each function apart:
+decoding a message and writing ~100 items with their feature rows is ~15 ms of CPU that,
+in the API's process, held its GIL while clients waited. The child prints its counters as
+one JSON line a second on stdout; the functions' logs and EMF go to the parent's log
+stream; it exits when its stdin closes (the parent died) or on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from magic8 import resources as r
 from magic8.adapters.aws import client
@@ -133,14 +146,100 @@ class SqsEventSourceEmulator:
                 stop.wait(self.mapping.poll_interval_s)
 
 
+STATS_EVERY_S = 1.0
+START_TIMEOUT_S = 30.0
+
+
+class SqsPollerProcess:
+    """The event source + its handler in a child process; `stats` mirrors the child's
+    counters (updated from its stdout once a second)."""
+
+    def __init__(
+        self, queue_url: str, handler_path: str = HANDLER_PATH, logs: IO[Any] | None = None
+    ) -> None:
+        self.queue_url = queue_url
+        self.handler_path = handler_path
+        self.logs = logs
+        self.stats: Counter[str] = Counter(dict.fromkeys(STAT_KEYS, 0))
+        self.ready = threading.Event()
+        self._proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+
+    def start(self) -> SqsPollerProcess:
+        env = dict(os.environ)
+        src = str(Path(__file__).resolve().parents[2])  # layers/shared
+        root = str(Path(__file__).resolve().parents[4])  # functions/ importable
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, root, env.get("PYTHONPATH")) if p)
+        try:
+            err: Any = self.logs.fileno() if self.logs is not None else subprocess.DEVNULL
+        except (AttributeError, OSError, ValueError):  # a stream without a file (pytest)
+            err = subprocess.DEVNULL
+        self._proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "magic8_dev.local.sqs_poller",
+                "--queue-url",
+                self.queue_url,
+                "--handler",
+                self.handler_path,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=env,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, name="history-stats", daemon=True)
+        self._reader.start()
+        if not self.ready.wait(START_TIMEOUT_S):
+            self.stop()
+            raise TimeoutError(f"the history function did not start in {START_TIMEOUT_S:.0f} s")
+        return self
+
+    def _read(self) -> None:
+        proc = self._proc
+        if proc is None or proc.stdout is None:
+            return
+        for line in proc.stdout:
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            for k in STAT_KEYS:
+                self.stats[k] = int(doc.get(k, 0))
+            self.ready.set()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()  # the child finishes its current poll and exits
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=timeout)
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+        if self._reader is not None:
+            self._reader.join(timeout=timeout)
+
+
 class SqsPollerComponent:
-    """`magic8 run` component "history": the event source of the history function."""
+    """`magic8 run` component "history": the event source of the history function, in a
+    process of its own (in_process=True: a thread of this one, for tests that need to
+    reach into the handler)."""
 
     name = "history"
 
-    def __init__(self, handler_path: str = HANDLER_PATH) -> None:
+    def __init__(self, handler_path: str = HANDLER_PATH, in_process: bool = False) -> None:
         self.handler_path = handler_path
+        self.in_process = in_process
         self.emulator: SqsEventSourceEmulator | None = None
+        self.process: SqsPollerProcess | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -148,13 +247,21 @@ class SqsPollerComponent:
         url = ctx.resources.history_queue_url
         if not url:
             return
+        if self.in_process:
+            self._start_thread(ctx, url)
+        else:
+            self.process = SqsPollerProcess(url, self.handler_path, logs=sys.stdout).start()
+            proc_stats = self.process.stats
+            ctx.counters["history_written"] = lambda: proc_stats["processed"]
+        # the API hands its history points to the queue from its first request on
+        os.environ[r.HISTORY_QUEUE.env_var] = url
+
+    def _start_thread(self, ctx: LocalContext, url: str) -> None:
         handler, module = load_handler(self.handler_path)
         reset = getattr(module, "reset", None)
         if callable(reset):
             reset()
         self.emulator = SqsEventSourceEmulator(url, handler, region=ctx.aws.region)
-        # the API hands its history points to the queue from its first request on
-        os.environ[r.HISTORY_QUEUE.env_var] = url
         emulator = self.emulator
         ctx.counters["history_written"] = lambda: emulator.stats["processed"]
         self._stop.clear()
@@ -175,12 +282,16 @@ class SqsPollerComponent:
         self._thread.start()
 
     def status(self) -> str:
-        if self.emulator is None:
+        if self.emulator is not None:
+            s = self.emulator.stats
+        elif self.process is not None:
+            s = self.process.stats
+        else:
             return "off (no history queue)"
-        s = self.emulator.stats
+        where = "" if self.emulator is not None else " (own process)"
         return (
             f"messages {s['processed']}/{s['received']} written, {s['failed']} redelivered, "
-            f"{s['errors']} handler errors"
+            f"{s['errors']} handler errors{where}"
         )
 
     def stop(self) -> None:
@@ -188,4 +299,46 @@ class SqsPollerComponent:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self.process is not None:
+            self.process.stop()
         os.environ.pop(r.HISTORY_QUEUE.env_var, None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The child: the event source and the handler; counters on stdout, logs on stderr."""
+    parser = argparse.ArgumentParser(prog="python -m magic8_dev.local.sqs_poller")
+    parser.add_argument("--queue-url", required=True)
+    parser.add_argument("--handler", default=HANDLER_PATH)
+    args = parser.parse_args(argv)
+    stats_out = sys.stdout
+    sys.stdout = sys.stderr  # the handler's JSON logs and EMF lines (bound at its import)
+    for name in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def orphaned() -> None:  # the parent died: its end of our stdin closes
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=orphaned, name="stdin-watch", daemon=True).start()
+    handler, _module = load_handler(args.handler)
+    emulator = SqsEventSourceEmulator(args.queue_url, handler)
+
+    def report() -> None:
+        while True:
+            print(json.dumps(dict(emulator.stats)), file=stats_out, flush=True)
+            if stop.wait(STATS_EVERY_S):
+                break
+        print(json.dumps(dict(emulator.stats)), file=stats_out, flush=True)
+
+    reporter = threading.Thread(target=report, name="stats", daemon=True)
+    reporter.start()
+    emulator.run(stop)
+    reporter.join(timeout=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
