@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -22,7 +23,7 @@ from magic8.adapters.aws import client
 from magic8.domain.features import FEATURE_NAMES
 from magic8_dev.local.api_front import LambdaContext, apigw_event, response_body
 from magic8_dev.local.provision import LocalResources
-from magic8_dev.local.sqs_poller import SqsEventSourceEmulator, SqsMapping
+from magic8_dev.local.sqs_poller import SqsEventSourceEmulator, SqsMapping, SqsPollerProcess
 from magic8_dev.ml.seed import seed_market
 from tests.factories import BUTTERFLY, IRON_CONDOR
 
@@ -117,3 +118,28 @@ def test_a_malformed_message_is_redelivered_then_dead_lettered(
     assert hist["count"] == 1 and hist["lines"][0]["trade"] == "BUY 5805/5855/5905"
     assert _queue_depth(aws_resources.history_dlq_url) == 1
     assert _queue_depth(aws_resources.history_queue_url) == 0
+
+
+def test_the_history_function_in_its_own_process_writes_what_the_api_hands_over(
+    aws_resources: LocalResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """make run's form: λ history and its event source in a child process (the API's
+    process never carries the writes); its counters come back over the pipe."""
+    seed_market(aws_resources.settings)
+    monkeypatch.setenv(r.HISTORY_QUEUE.env_var, aws_resources.history_queue_url)
+    predict_handler.reset()
+    consumer = SqsPollerProcess(aws_resources.history_queue_url).start()
+    try:
+        status, _ = _call("POST", "/predict/batch", {"requests": [BUTTERFLY, IRON_CONDOR]})
+        assert status == 200
+        deadline = time.monotonic() + 60
+        while consumer.stats["processed"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert consumer.stats["processed"] == 1 and consumer.stats["errors"] == 0
+        status, hist = _call("GET", "/confidence/history/SPX/Butterfly")
+        assert status == 200 and hist["count"] == 1
+    finally:
+        proc = consumer._proc
+        consumer.stop()
+        predict_handler.reset()
+    assert proc is not None and proc.returncode is not None  # the child is gone

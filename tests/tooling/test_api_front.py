@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -206,3 +207,35 @@ def test_a_client_that_hangs_up_leaves_no_traceback(capsys: pytest.CaptureFixtur
         f.stop()
     err = capsys.readouterr().err
     assert "Traceback" not in err, err
+
+
+def test_after_response_work_runs_once_the_client_has_its_answer() -> None:
+    """A handler carrying magic8.after_response work (as deps.build_handler's does): the
+    front sends the response first, then runs the work on its own worker, so the client
+    (and its next request on the same connection) never waits for it."""
+    from magic8.after_response import AfterResponse
+
+    release = threading.Event()
+    ran: list[str] = []
+    after = AfterResponse()
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        after.defer(lambda: (release.wait(10), ran.append(event["path"])))
+        after.invocation_done()
+        return {"statusCode": 200, "body": "{}", "headers": {}}
+
+    handler.after_response = after  # type: ignore[attr-defined]
+    f = ApiFront("127.0.0.1", 0, "k3y", handler).start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", f.port, timeout=10)
+        for path in ("/one", "/two"):  # keep-alive: the second is not held by the first's work
+            conn.request("POST", path, body=b"{}", headers={"x-api-key": "k3y"})
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200
+        assert ran == [] and after.mode == "host"
+        release.set()
+        conn.close()
+    finally:
+        f.stop()  # waits for the work left
+    assert ran == ["/one", "/two"]

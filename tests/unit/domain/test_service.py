@@ -516,3 +516,37 @@ def test_a_model_without_base_rates_decays_toward_one_half() -> None:
     clocks.advance(60)
     again, _ = svc.predict_batch([t()])
     assert again[0].win_probability == pytest.approx(0.5 + (first[0].win_probability - 0.5) / 2)
+
+
+def test_deferred_history_is_handed_over_only_when_the_task_runs() -> None:
+    svc, _, history, _, _, _ = make()
+    deferred: list[Any] = []
+    reqs = mixed_batch(40)
+    preds, metrics = svc.predict_batch(reqs, defer=deferred.append)
+    # the answer is complete before any point reaches the repository
+    assert len(preds) == 40 and history.points == [] and len(deferred) == 1
+    deferred[0]()
+    series = {f"{p.symbol}#{p.strategy}" for p in preds}
+    assert {p.series for p in history.points} == series
+    assert metrics["history_written"] == len(history.points)
+
+
+def test_a_failed_deferred_hand_over_is_counted_not_raised() -> None:
+    svc, _, history, _, _, _ = make()
+    history.fail = True
+    deferred: list[Any] = []
+    _, metrics = svc.predict_batch(mixed_batch(4), defer=deferred.append)
+    assert "errors" not in metrics  # the answer went out whole
+    deferred[0]()  # after the response: nothing raises to a caller that has gone
+    assert svc.history_failures == 1 and svc.status()["history_failures"] == 1
+
+
+def test_cached_answers_defer_nothing() -> None:
+    svc, _, history, _, _, _ = make()
+    reqs = mixed_batch(8)
+    svc.predict_batch(reqs)
+    before = len(history.points)
+    deferred: list[Any] = []
+    _, metrics = svc.predict_batch(reqs, defer=deferred.append)
+    assert deferred == [] and metrics["history_written"] == 0
+    assert len(history.points) == before
