@@ -353,7 +353,8 @@ def trade_extremes(trade: TradeRequest) -> tuple[float, float]:
     """max_profit_loss of the trade as sent (NaN, NaN when its strikes do not describe
     the structure), computed once per validated trade: the impossible-premium check and
     the service's EV threshold both read it."""
-    memo = trade._extremes
+    private = trade.__pydantic_private__  # see TradeRequest: the dict, not __getattr__
+    memo: tuple[float, float] | None = private["_extremes"]  # type: ignore[index]
     if memo is None:
         try:
             memo = max_profit_loss(
@@ -366,5 +367,5 @@ def trade_extremes(trade: TradeRequest) -> tuple[float, float]:
             )
         except (ValueError, IndexError):
             memo = (math.nan, math.nan)
-        trade._extremes = memo
+        private["_extremes"] = memo  # type: ignore[index]
     return memo
