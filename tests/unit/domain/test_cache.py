@@ -61,6 +61,18 @@ def test_full_cache_drops_expired_then_oldest() -> None:
     assert len(cache) == 3
 
 
+def test_a_full_cache_frees_a_tenth_at_once_so_its_sweep_is_rare() -> None:
+    clock = ManualClock(1000.0)
+    cache: TTLCache[int, int] = TTLCache(10, max_entries=1000, clock=clock)
+    for k in range(1000):
+        cache.put(k, k)
+    cache.put(1000, 1000)  # full of live entries: the oldest hundred go in one sweep
+    assert len(cache) == 901 and 99 not in cache and 100 in cache and 1000 in cache
+    for k in range(1001, 1100):  # the next 99 new keys fit without another sweep
+        cache.put(k, k)
+    assert len(cache) == 1000 and 100 in cache
+
+
 def test_default_ttls_and_configurable() -> None:
     caches = PredictionCaches()
     assert (caches.market.ttl_s, caches.features.ttl_s, caches.predictions.ttl_s) == (300, 60, 300)

