@@ -1027,6 +1027,8 @@ def health_detailed(request: Request) -> Response:
         "max_batch": MAX_BATCH,
     }
     out["cache_warming"] = holder.warmer.status() if holder.warmer else None
+    after = request.app.state.after_response
+    out["after_response"] = after.stats() if after is not None else None
     return json_response(json.loads(json.dumps(out, default=_finite)))
 
 

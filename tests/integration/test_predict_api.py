@@ -634,3 +634,14 @@ def test_cache_warming_at_init_and_on_the_warm_event(
     assert warming["runs"] == 2 and warming["configured_trades"] == 1
     assert warming["configured_symbols"] == ["NDX"] and warming["tracked_trades"] == 2
     assert warming["last"]["trades"] == 2
+
+
+def test_health_detailed_says_where_after_response_work_runs(api: Call) -> None:
+    """Called directly (no host sending the response), the history hand-over runs at the
+    end of the invocation; /health/detailed says so and counts it."""
+    status, _ = api("POST", "/predict/batch", {"requests": [BUTTERFLY, CONDOR]})
+    assert status == 200
+    _, health = api("GET", "/health/detailed")
+    after = health["after_response"]
+    assert after["mode"] == "inline" and after["ran"] >= 1 and after["failed"] == 0
+    assert health["stats"]["history_failures"] == 0
