@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -203,6 +203,7 @@ class ApiFront:
         self._lock = threading.Lock()
         self._after: Any = None  # the handler's AfterResponse, False without one
         self._after_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="after-response")
+        self._after_last: Future[int] | None = None
         self._tls = threading.local()
         self.requests = 0
         self.forbidden = 0
@@ -254,7 +255,13 @@ class ApiFront:
         if not tasks or not self._after:
             return
         self._tls.after = None
-        self._after_pool.submit(self._after.run, tasks)
+        self._after_last = self._after_pool.submit(self._after.run, tasks)
+
+    def wait_after_response(self, timeout_s: float = 30.0) -> None:
+        """Until the after-response work handed over so far has run (FIFO, one worker)."""
+        last = self._after_last
+        if last is not None:
+            last.result(timeout=timeout_s)
 
     def release_thread(self) -> None:
         """Close this thread's event loop (a connection's thread is about to end)."""
