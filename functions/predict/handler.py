@@ -15,10 +15,14 @@ from typing import Any
 
 import magic8.domain.features  # noqa: F401  (numpy + the feature tables, at init)
 from functions.predict.deps import build_handler
+from magic8.after_response import for_environment
 from magic8.wiring import Lazy
 
 IN_LAMBDA = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
-_handler = Lazy(lambda: build_handler(eager=IN_LAMBDA))
+# where the history hand-over runs after the answer: in Lambda the internal extension,
+# which must register during init (here, at import)
+AFTER_RESPONSE = for_environment()
+_handler = Lazy(lambda: build_handler(eager=IN_LAMBDA, after_response=AFTER_RESPONSE))
 reset = _handler.reset  # tests that change the environment
 if IN_LAMBDA:
     _handler()  # the init phase: clients and model before the first request
@@ -26,3 +30,7 @@ if IN_LAMBDA:
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return _handler()(event, context)
+
+
+# a host that sends the responses itself (the local API front) runs the work after them
+handler.after_response = AFTER_RESPONSE  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ HTTP -> API Gateway event -> functions.predict.handler -> HTTP, with the x-api-k
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -50,6 +51,15 @@ def test_local_api_answers_with_the_key_and_refuses_without(api_url: str) -> Non
 
         again = http.post("/predict/batch", json=DISCORD_BATCH, headers={"x-api-key": KEY})
         assert again.json()["batch_metrics"]["prediction_hits"] == 2
+
+        # make run's front sends each answer, then runs its history hand-over
+        deadline = time.monotonic() + 30
+        while True:
+            after = http.get("/health/detailed", headers={"x-api-key": KEY}).json()
+            if after["after_response"]["ran"] >= 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert after["after_response"] == {"mode": "host", "ran": 1, "failed": 0}
 
         bad = http.post(
             "/predict",

@@ -57,9 +57,12 @@ class AfterResponse:
     def mode(self) -> str:
         return "host" if self._hosted else "inline"
 
-    def hosted(self) -> AfterResponse:
-        """The caller sends responses itself and calls run_pending() after each."""
-        self._hosted = True
+    def hosted(self, on: bool = True) -> AfterResponse:
+        """The caller sends responses itself and calls run_pending() after each (on=False:
+        the host has gone; what it left runs now, and later work inline again)."""
+        self._hosted = on
+        if not on:
+            self.run_pending()
         return self
 
     def defer(self, task: Task) -> None:

@@ -281,8 +281,11 @@ class ApiFront:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-        # the answers' leftover work (history hand-overs) finishes before the stack stops
+        # the answers' leftover work (history hand-overs) finishes before the stack stops,
+        # and the handler runs its own again (a test may call it directly next)
         self._after_pool.shutdown(wait=True)
+        if self._after:
+            self._after.hosted(False)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
