@@ -1029,6 +1029,9 @@ def health_detailed(request: Request) -> Response:
     out["cache_warming"] = holder.warmer.status() if holder.warmer else None
     after = request.app.state.after_response
     out["after_response"] = after.stats() if after is not None else None
+    post_gc = getattr(request.app.state, "post_response_gc", None)
+    if post_gc is not None and out["after_response"] is not None:
+        out["after_response"]["gc"] = post_gc.stats()
     return json_response(json.loads(json.dumps(out, default=_finite)))
 
 

@@ -14,7 +14,7 @@ from mangum import Mangum
 
 from functions.predict.app import ServiceFactory, create_app
 from functions.predict.settings import ApiSettings
-from magic8.after_response import AfterResponse, for_environment
+from magic8.after_response import AfterResponse, PostResponseGc, for_environment
 from magic8.domain.warming import is_warm_event
 from magic8.observability import get_logger, get_metrics
 
@@ -101,6 +101,8 @@ def build_handler(
     app.state.prediction_observer = observe_predictions
     after = after_response if after_response is not None else for_environment()
     app.state.after_response = after
+    post_gc = PostResponseGc()
+    app.state.post_response_gc = post_gc
     asgi = Mangum(app, lifespan="off")
 
     def invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -114,6 +116,8 @@ def build_handler(
                 return result
             return asgi(event, context)
         finally:
+            if after.mode != "inline":  # off the client's path only (see PostResponseGc)
+                after.defer(post_gc)
             after.invocation_done()
 
     decorated: LambdaHandler = logger.inject_lambda_context(

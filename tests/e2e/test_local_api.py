@@ -56,10 +56,15 @@ def test_local_api_answers_with_the_key_and_refuses_without(api_url: str) -> Non
         deadline = time.monotonic() + 30
         while True:
             after = http.get("/health/detailed", headers={"x-api-key": KEY}).json()
-            if after["after_response"]["ran"] >= 1 or time.monotonic() > deadline:
+            done = after["after_response"]["by_task"]
+            if done.get("history", 0) >= 1 or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        assert after["after_response"] == {"mode": "host", "ran": 1, "failed": 0}
+        # one new batch: one hand-over; the collector ran after the answers too
+        assert after["after_response"]["mode"] == "host"
+        assert after["after_response"]["failed"] == 0
+        assert done["history"] == 1 and done["gc"] >= 1
+        assert after["after_response"]["gc"]["young_collections"] >= 1
 
         bad = http.post(
             "/predict",

@@ -8,9 +8,11 @@ handler's return is never held by that work."""
 
 from __future__ import annotations
 
+import gc
 import json
 import queue
 import threading
+import weakref
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,8 +23,10 @@ from magic8.after_response import (
     EXTENSION_NAME,
     AfterResponse,
     LambdaExtension,
+    PostResponseGc,
     for_environment,
 )
+from tests.fakes.clock import ManualClock
 
 
 class FakeExtensionsApi:
@@ -179,3 +183,31 @@ def test_inline_runs_at_the_end_of_the_invocation_and_hosted_waits_for_the_host(
     assert done == [1] and hosted.mode == "host"
     assert hosted.run_pending() == 1 and done == [1, 2]
     assert hosted.run_pending() == 0
+
+
+class _Node:
+    other: object = None
+
+
+def test_post_response_gc_collects_young_cycles_freezes_survivors_and_sweeps_frozen_ones() -> None:
+    clock = ManualClock(0.0)
+    post = PostResponseGc(full_every_s=600.0, clock=clock)
+    try:
+        young = _Node()
+        young.other = young  # a request's cyclic garbage
+        young_ref = weakref.ref(young)
+        kept = _Node()
+        kept.other = kept  # alive at the response: frozen
+        kept_ref = weakref.ref(kept)
+        del young
+        post()
+        assert young_ref() is None and gc.get_freeze_count() > 0
+        del kept
+        gc.collect()  # an automatic full collection no longer walks frozen objects
+        assert kept_ref() is not None
+        clock.now += 600.0
+        post()  # the periodic whole sweep, after a response
+        assert kept_ref() is None
+        assert post.stats() == {"young_collections": 1, "full_collections": 1}
+    finally:
+        gc.unfreeze()

@@ -24,11 +24,13 @@ A failed task is logged and counted, never raised: the answer has already gone.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import queue
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -52,6 +54,7 @@ class AfterResponse:
         self._hosted = False
         self.ran = 0
         self.failed = 0
+        self.by_task: dict[str, int] = {}  # runs per task label (`label` attribute)
 
     @property
     def mode(self) -> str:
@@ -87,13 +90,20 @@ class AfterResponse:
             try:
                 task()
                 self.ran += 1
+                label = str(getattr(task, "label", "other"))
+                self.by_task[label] = self.by_task.get(label, 0) + 1
             except Exception:  # the answer is out: log, count, go on with the next
                 self.failed += 1
                 log.exception("after-response task failed")
         return len(tasks)
 
     def stats(self) -> dict[str, object]:
-        return {"mode": self.mode, "ran": self.ran, "failed": self.failed}
+        return {
+            "mode": self.mode,
+            "ran": self.ran,
+            "failed": self.failed,
+            "by_task": dict(self.by_task),
+        }
 
 
 class LambdaExtension(AfterResponse):
@@ -189,3 +199,43 @@ def for_environment(environ: dict[str, str] | None = None) -> AfterResponse:
         except Exception:
             log.exception("internal extension not registered: after-response work inline")
     return AfterResponse()
+
+
+class PostResponseGc:
+    """Garbage collection after the response instead of during a request.
+
+    A warm container accumulates long-lived objects (the caches hold up to tens of
+    thousands of answers and feature rows), and CPython's automatic full collection walks
+    all of them: measured, 300 batches of 100 new trades met 6 full collections of up to
+    66 ms each, inside requests. After each response this collects the young generations
+    (a request's cyclic garbage) and moves what survives out of the collector's
+    generations (gc.freeze): the collections that still happen during a request walk only
+    what the last request allocated. Frozen objects are still freed by reference counting;
+    only cycles among them would wait, so every `full_every_s` the permanent generation
+    is collected whole, also after a response. Only where work runs after the response
+    (Lambda's extension, the local front): inline it would be on the client's path."""
+
+    label = "gc"
+
+    def __init__(
+        self, full_every_s: float = 600.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.full_every_s = full_every_s
+        self.clock = clock
+        self._last_full = clock()
+        self.young = 0
+        self.full = 0
+
+    def __call__(self) -> None:
+        if self.clock() - self._last_full >= self.full_every_s:
+            gc.unfreeze()
+            gc.collect()
+            self._last_full = self.clock()
+            self.full += 1
+        else:
+            gc.collect(1)
+            self.young += 1
+        gc.freeze()
+
+    def stats(self) -> dict[str, int]:
+        return {"young_collections": self.young, "full_collections": self.full}

@@ -596,7 +596,9 @@ class PredictionService:
             else:
                 groups = zip(fresh_preds, identities, strict=True)
                 metrics.history_written = len({(p.symbol, p.strategy, t) for p, t in groups})
-                defer(partial(self._record_after, fresh_preds, now, identities, x))
+                task = partial(self._record_after, fresh_preds, now, identities, x)
+                task.label = "history"  # type: ignore[attr-defined]
+                defer(task)
         if settle_history:
             self.settle_history()
         metrics.elapsed_ms = (time.perf_counter() - started) * 1000.0
