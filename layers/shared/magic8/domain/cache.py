@@ -220,6 +220,27 @@ def prediction_key(fkey: FeatureKey, model_version: str) -> PredictionKey:
     return CacheKey((*fkey.parts, model_version))
 
 
+def trade_keys(
+    trade: TradeRequest,
+    market: SnapshotIdentity,
+    vix: SnapshotIdentity,
+    feature_time: str | None,
+    model_version: str,
+) -> tuple[FeatureKey, PredictionKey]:
+    """feature_key and prediction_key of the trade, remembered on the (validated, reused)
+    trade for the market state they were built for: a batch sent again while the
+    snapshots are unchanged looks its answers up without rebuilding and rehashing keys."""
+    private = trade.__pydantic_private__  # the dict: see TradeRequest
+    state = (market, vix, feature_time, model_version)
+    memo = private["_keys"]  # type: ignore[index]
+    if memo is not None and memo[0] == state:
+        return memo[1], memo[2]
+    fkey = feature_key(trade, market, vix, feature_time)
+    pkey = prediction_key(fkey, model_version)
+    private["_keys"] = (state, fkey, pkey)  # type: ignore[index]
+    return fkey, pkey
+
+
 class PredictionCaches:
     """The service's three caches, built from one config and one clock."""
 

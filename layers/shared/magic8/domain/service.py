@@ -37,9 +37,8 @@ from magic8.domain.cache import (
     PredictionCaches,
     PredictionKey,
     SnapshotIdentity,
-    feature_key,
-    prediction_key,
     snapshot_identity,
+    trade_keys,
 )
 from magic8.domain.confidence import ConfidencePoint, Trend, epoch_ms, series_name
 from magic8.domain.decay import DEFAULT_HALF_LIFE_S, decay_factor, decayed_probability
@@ -469,10 +468,12 @@ class PredictionService:
             ident = snapshot_identity(sym, market.get(sym))
             keyed[sym] = (ident, ftime_iso if ident[1] is None else None)
         fkeys: list[FeatureKey] = []
+        pkeys: list[PredictionKey] = []
         for req, sym in zip(requests, symbols, strict=True):
             ident, ft = keyed[sym]
-            fkeys.append(feature_key(req, ident, vix_id, ft))
-        pkeys = [prediction_key(fk, version) for fk in fkeys]
+            fk, pk = trade_keys(req, ident, vix_id, ft, version)
+            fkeys.append(fk)
+            pkeys.append(pk)
         counter = self.requests
         if counter is not None and count_requests:
             tally = counter.count

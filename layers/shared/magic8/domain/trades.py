@@ -106,6 +106,8 @@ class TradeRequest(BaseModel):
     # risk_reward.trade_extremes (the impossible-premium check and the EV threshold)
     _extremes: tuple[float, float] | None = PrivateAttr(default=None)
     _identity: str | None = PrivateAttr(default=None)
+    # (market state, feature key, prediction key) last computed for this trade (cache.py)
+    _keys: tuple[object, object, object] | None = PrivateAttr(default=None)
     # hot paths read private attributes through __pydantic_private__ (a dict):
     # BaseModel.__getattr__ for one takes ~10 Python calls, 20-30x the dict read
 
