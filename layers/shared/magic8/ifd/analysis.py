@@ -60,6 +60,13 @@ class AnalysisConfig:
     # the bonus counts volume without the window's largest trade (one block is not flow)
     bonus_drop_largest: bool = True
     bonus_min_run_z: float = 2.0  # no bonus until the run itself leans this far
+    # conflict: the strike's recent windows leaning the other way by more than this many
+    # sigma take the excess off the run's z (a minority flurry inside a one-sided episode
+    # is not an episode of its own) ...
+    conflict_free_z: float = 1.0
+    # ... and so do same-type neighbours (this and the previous window) that are unusual
+    # for themselves and lean the other way together
+    conflict_neighbours: bool = True
     vol_z_scale: float = 0.6  # (the reported baseline factor: logistic((z - mid) / scale))
     ratio_z_mid: float = 0.8
     logvol_std_floor: float = 0.35
@@ -70,6 +77,10 @@ class AnalysisConfig:
     strangle_weight: float = 0.8
     pair_weight: float = 0.9  # penalty for call+put legs both unusually active, same size
     pair_balance: bool = True  # False: both legs unusually active is enough (any sizes)
+    pair_balance_power: float = 1.0  # the volume balance of the legs, to this power
+    # the other leg counts as fully active once it holds this many size-weighted trades
+    # beyond one ((sum size)^2 / sum size^2 - 1): one random block is not a leg (0: off)
+    pair_min_trades: float = 0.0
     previous_leg_weight: float = 0.9  # the other leg seen in the previous window
     # cold start: confidence cap while the underlying has too little history
     cold_start_cap: float = 0.8
@@ -170,6 +181,26 @@ def run_of(current: WindowLite, history: Sequence[WindowLite], cfg: AnalysisConf
     return best
 
 
+def opposing_z(current: WindowLite, history: Sequence[WindowLite], cfg: AnalysisConfig) -> float:
+    """How far the option's recent windows (before the current one, up to
+    persistence_windows - 1 back, cumulated from the newest) lean against the current
+    window's side, in sigma (0 when they do not)."""
+    side = 1 if current.ask > current.bid else (-1 if current.ask < current.bid else 0)
+    if side == 0:
+        return 0.0
+    by_ws = {h.ws: h for h in history if h.ws < current.ws}
+    net = var = best = 0.0
+    for k in range(1, cfg.persistence_windows):
+        prev = by_ws.get(current.ws - k * WINDOW_SECONDS)
+        if prev is None:
+            continue
+        net += prev.ask - prev.bid
+        var += prev.variance
+        if var > 0:
+            best = max(best, -side * net / math.sqrt(var))
+    return best
+
+
 def analyze(
     window: PressureWindow | WindowLite,
     history: Sequence[WindowLite],
@@ -199,6 +230,24 @@ def analyze(
     # the run counts only while the current window itself leans its way: a run that ended
     # earlier must not keep scoring on windows after it
     run_z = run.z if z >= cfg.current_min_z else z
+    opposing = opposing_z(w, history, cfg)
+    if cfg.conflict_neighbours and sign != 0:
+        opp_net = opp_var = 0.0
+        width_n = w.strike * cfg.neighbour_pct
+        for p in (*peers, *previous_peers):
+            if (
+                p.option_type == w.option_type
+                and p.strike != w.strike
+                and abs(p.strike - w.strike) <= width_n
+                and p.ws in (w.ws, w.ws - WINDOW_SECONDS)
+                and p.vz >= cfg.coord_min_vz
+            ):
+                opp_net -= sign * p.directional_net
+                opp_var += p.variance
+        if opp_var > 0:
+            opposing = max(opposing, opp_net / math.sqrt(opp_var))
+    conflict = max(opposing - cfg.conflict_free_z, 0.0)
+    run_z = max(run_z - conflict, 0.0)
     pressure = logistic((run_z - 3.0) / 0.5)
 
     # --- baseline: volume against the strike's own baseline -------------------------------
@@ -241,9 +290,11 @@ def analyze(
         # both legs unusually active together (whatever this window's aggressors): the
         # footprint of straddle/strangle making; a directional leg trades alone
         p_active = logistic((p.vz - 1.5) / cfg.vol_z_scale) if p.vz else activity
-        paired = (
-            cfg.pair_weight * (vol_balance if cfg.pair_balance else 1.0) * min(activity, p_active)
-        )
+        if cfg.pair_min_trades > 0:
+            n_eff = p.known**2 / p.variance if p.variance > 0 else 0.0
+            p_active *= min(max(n_eff - 1.0, 0.0) / cfg.pair_min_trades, 1.0)
+        balance = vol_balance**cfg.pair_balance_power if cfg.pair_balance else 1.0
+        paired = cfg.pair_weight * balance * min(activity, p_active)
         score = weight * max(straddle, two_sided * activity, paired)
         if score > mm:
             mm = score
@@ -301,6 +352,7 @@ def analyze(
             "imbalance_z": z,
             "run": float(run.length),
             "run_z": run_z,
+            "conflict": conflict,
             "pooled_z": pooled_z,
             "trend": run.trend,
             "persistence": run.persistence,
