@@ -35,7 +35,10 @@ Early windows (`early_seconds`, off by default): at least every `early_seconds` 
 time, an open window whose flow is already unusual — at least `early_min_trades` trades,
 volume at least `early_min_volume` and `early_volume_factor` x the instrument's typical
 closed-window volume (an exponential average), and a net aggressor volume
-`early_min_z` standard deviations from balance — is emitted as it stands with
+`early_min_z` standard deviations from balance; with `early_carry`, tested on the open
+window alone or together with the instrument's window just closed (against twice the
+typical volume), so flow that began late in the last window is cut early without waiting
+for three trades of its own — is emitted as it stands with
 `final=False` and `emitted_at` (the watermark). The final window follows when it closes,
 with the same window_key. Only windows that gained trades since their last early
 emission are re-sent. With an early window come its *companions*: open windows of the

@@ -14,6 +14,10 @@ Evidence score (z units):
 - pressure: the run's directional z — the net signed volume of the last k windows (k = 1 ..
   persistence_windows, the best k) over its standard deviation; windows are not required
   to lean one by one, the run's net volume counts;
+- conflict: when the strike's recent windows, or its same-type neighbours that are unusual
+  for themselves (this and the previous window), lean the other way by more than
+  conflict_free_z sigma, the excess comes off the run's z (the minority side of a 70%-pure
+  episode must not be alerted as an episode of its own);
 - coordination: the same statistic pooled with neighbouring strikes (and the other type
   at the same strike) that lean the same way AND are unusual against their own baseline;
 - baseline: a bounded bonus for volume unusual against the strike's 20-day baseline,
@@ -23,7 +27,7 @@ Evidence score (z units):
   cancelling directions or comparable unusual size multiply the score by (1 - penalty).
 No factor adds anything for absence of evidence: a quiet window scores ~0.
 
-score = (max(run z, pooled z) + volume bonus) * (1 - market making)
+score = (max(run z - conflict, pooled z) + volume bonus) * (1 - market making)
 confidence = calibration(score) (magic8.ifd.calibration: exp(-false windows per underlying
 per trading day at this score), fitted on labelled sessions), capped while the baseline is
 cold. Direction: buy-aggressor on calls or sell-aggressor on puts = LONG; sell-aggressor on
@@ -59,7 +63,7 @@ class AnalysisConfig:
     vol_bonus_cap: float = 3.0
     # the bonus counts volume without the window's largest trade (one block is not flow)
     bonus_drop_largest: bool = True
-    bonus_min_run_z: float = 2.0  # no bonus until the run itself leans this far
+    bonus_min_run_z: float = 1.75  # no bonus until the run itself leans this far
     # conflict: the strike's recent windows leaning the other way by more than this many
     # sigma take the excess off the run's z (a minority flurry inside a one-sided episode
     # is not an episode of its own) ...
@@ -77,10 +81,6 @@ class AnalysisConfig:
     strangle_weight: float = 0.8
     pair_weight: float = 0.9  # penalty for call+put legs both unusually active, same size
     pair_balance: bool = True  # False: both legs unusually active is enough (any sizes)
-    pair_balance_power: float = 1.0  # the volume balance of the legs, to this power
-    # the other leg counts as fully active once it holds this many size-weighted trades
-    # beyond one ((sum size)^2 / sum size^2 - 1): one random block is not a leg (0: off)
-    pair_min_trades: float = 0.0
     previous_leg_weight: float = 0.9  # the other leg seen in the previous window
     # cold start: confidence cap while the underlying has too little history
     cold_start_cap: float = 0.8
@@ -290,11 +290,9 @@ def analyze(
         # both legs unusually active together (whatever this window's aggressors): the
         # footprint of straddle/strangle making; a directional leg trades alone
         p_active = logistic((p.vz - 1.5) / cfg.vol_z_scale) if p.vz else activity
-        if cfg.pair_min_trades > 0:
-            n_eff = p.known**2 / p.variance if p.variance > 0 else 0.0
-            p_active *= min(max(n_eff - 1.0, 0.0) / cfg.pair_min_trades, 1.0)
-        balance = vol_balance**cfg.pair_balance_power if cfg.pair_balance else 1.0
-        paired = cfg.pair_weight * balance * min(activity, p_active)
+        paired = (
+            cfg.pair_weight * (vol_balance if cfg.pair_balance else 1.0) * min(activity, p_active)
+        )
         score = weight * max(straddle, two_sided * activity, paired)
         if score > mm:
             mm = score
