@@ -63,7 +63,7 @@ class AnalysisConfig:
     vol_bonus_cap: float = 3.0
     # the bonus counts volume without the window's largest trade (one block is not flow)
     bonus_drop_largest: bool = True
-    bonus_min_run_z: float = 1.75  # no bonus until the run itself leans this far
+    bonus_min_run_z: float = 2.0  # no bonus until the run itself leans this far
     # conflict: the strike's recent windows leaning the other way by more than this many
     # sigma take the excess off the run's z (a minority flurry inside a one-sided episode
     # is not an episode of its own) ...
