@@ -148,9 +148,7 @@ def test_a_minority_flurry_inside_a_one_sided_run_is_not_an_episode() -> None:
     inside = analyze(current, against, [current], WARM)
     assert alone.details["conflict"] == 0
     assert inside.details["conflict"] == pytest.approx(z_opp - free, rel=1e-9)
-    assert inside.details["run_z"] == pytest.approx(
-        alone.details["run_z"] - z_opp + free, rel=1e-9
-    )
+    assert inside.details["run_z"] == pytest.approx(alone.details["run_z"] - z_opp + free, rel=1e-9)
     assert inside.score < alone.score
     # a quiet history (no lean past conflict_free_z) costs nothing
     calm = [lite(i, 48, 52) for i in range(2, 5)]
