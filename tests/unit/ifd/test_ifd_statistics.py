@@ -137,6 +137,46 @@ def test_run_is_scored_on_net_signed_volume() -> None:
     assert run_of(current, mixed, AnalysisConfig()).z < run.z
 
 
+def test_a_minority_flurry_inside_a_one_sided_run_is_not_an_episode() -> None:
+    """A window leaning against the strike's recent windows scores only the evidence left
+    after the conflict: the minority side of a 70%-pure episode must not alert alone."""
+    free = AnalysisConfig().conflict_free_z
+    current = lite(5, 90, 10)
+    alone = analyze(current, [], [current], WARM)
+    against = [lite(i, 35, 65) for i in range(3, 5)]  # the strike sold for 10 minutes
+    z_opp = 2 * 30 / math.sqrt(2 * 1000)
+    inside = analyze(current, against, [current], WARM)
+    assert alone.details["conflict"] == 0
+    assert inside.details["conflict"] == pytest.approx(z_opp - free, rel=1e-9)
+    assert inside.details["run_z"] == pytest.approx(alone.details["run_z"] - z_opp + free, rel=1e-9)
+    assert inside.score < alone.score
+    # a quiet history (no lean past conflict_free_z) costs nothing
+    calm = [lite(i, 48, 52) for i in range(2, 5)]
+    assert analyze(current, calm, [current], WARM).score == pytest.approx(alone.score, rel=1e-12)
+
+
+def test_neighbours_leaning_the_other_way_together_are_a_conflict_too() -> None:
+    """A cluster episode sells calls at 20075-20125; a buying flurry at 20100 is its
+    minority side. Neighbours count only when unusual for themselves (vz)."""
+    current = lite(5, 90, 10)
+
+    def neighbour(k: float, vz: float) -> WindowLite:
+        p = lite(5, 10, 90, k=k)
+        return WindowLite(p.strike, "C", p.ws, p.ask, p.bid, 0.0, p.trades, 1.0, p.sq, vz)
+
+    alone = analyze(current, [], [current], WARM)
+    busy = [neighbour(20075, 3.0), neighbour(20125, 3.0)]
+    quiet = [neighbour(20075, 0.0), neighbour(20125, 0.0)]
+    against = analyze(current, [], [current, *busy], WARM)
+    assert against.details["conflict"] == pytest.approx(
+        160 / math.sqrt(2000) - AnalysisConfig().conflict_free_z, rel=1e-9
+    )
+    assert against.score < alone.score
+    assert analyze(current, [], [current, *quiet], WARM).details["conflict"] == 0
+    off = AnalysisConfig(conflict_neighbours=False)
+    assert analyze(current, [], [current, *busy], WARM, off).details["conflict"] == 0
+
+
 def test_neighbours_coordinate_only_when_unusual_for_themselves() -> None:
     current = lite(0, 80, 20)
     neighbours = [lite(0, 80, 20, k=k) for k in (20075, 20125)]
@@ -214,6 +254,25 @@ def test_early_windows_for_unusual_flow_at_least_every_minute() -> None:
     assert all(w.window_key == early[0].window_key for w in early)
     final = [w for w in agg.flush() if w.instrument_id == 2]
     assert final[0].final and final[0].emitted_at is None and final[0].total_trades == 14
+
+
+def test_flow_that_starts_late_in_a_window_is_cut_early_in_the_next() -> None:
+    """Two one-sided blocks in the last minute of a window are too few for an early cut
+    of their own; the next window's first block is cut early together with them (the
+    two windows tested against twice the typical volume), not three trades later."""
+    quiet = trades(5, [-290], [2], b"A")  # the window before: the strike's typical flow
+    flow = trades(5, [250, 280, 310], [30, 30, 30], b"BBB")
+
+    def early_after(carry: bool) -> list[PressureWindow]:
+        agg = PressureAggregator(track_keys=False, early_seconds=30, early_carry=carry)
+        out = agg.ingest(quiet) + agg.ingest(flow[:2]) + agg.ingest(flow[2:])
+        out += agg.advance(int((T0.timestamp() + 335) * 1e9))
+        return [w for w in out if not w.final]
+
+    assert early_after(carry=False) == []
+    (cut,) = early_after(carry=True)
+    assert cut.window_start == T0 + timedelta(seconds=300)
+    assert cut.total_trades == 1 and cut.emitted_at is not None
 
 
 def test_an_early_window_brings_the_other_leg_of_its_straddle_along() -> None:

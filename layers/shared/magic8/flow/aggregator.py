@@ -35,7 +35,10 @@ Early windows (`early_seconds`, off by default): at least every `early_seconds` 
 time, an open window whose flow is already unusual — at least `early_min_trades` trades,
 volume at least `early_min_volume` and `early_volume_factor` x the instrument's typical
 closed-window volume (an exponential average), and a net aggressor volume
-`early_min_z` standard deviations from balance — is emitted as it stands with
+`early_min_z` standard deviations from balance; with `early_carry`, tested on the open
+window alone or together with the instrument's window just closed (against twice the
+typical volume), so flow that began late in the last window is cut early without waiting
+for three trades of its own — is emitted as it stands with
 `final=False` and `emitted_at` (the watermark). The final window follows when it closes,
 with the same window_key. Only windows that gained trades since their last early
 emission are re-sent. With an early window come its *companions*: open windows of the
@@ -168,6 +171,7 @@ class PressureAggregator:
         early_volume_factor: float = 2.0,
         early_min_z: float = 1.5,
         early_companion_pct: float = 0.006,
+        early_carry: bool = True,
     ) -> None:
         self.instruments = instruments if instruments is not None else InstrumentMap()
         self.window_ns = int(window_seconds) * NS
@@ -182,6 +186,7 @@ class PressureAggregator:
         self.early_volume_factor = early_volume_factor
         self.early_min_z = early_min_z
         self.early_companion_pct = early_companion_pct
+        self.early_carry = early_carry
         self._next_early_ns = 0
         self._typical: dict[int, float] = {}  # instrument -> EWMA of closed-window volume
         self.watermark_ns = 0
@@ -369,15 +374,16 @@ class PressureAggregator:
         out = []
         chosen: list[_Window] = []
         for w in self._open.values():
-            if w.trades <= w.early_trades or w.trades < self.early_min_trades:
+            if w.trades <= w.early_trades:
                 continue
-            volume = w.ask + w.bid + w.unknown
-            typical = self._typical.get(w.instrument_id, 0.0)
-            if volume < max(self.early_min_volume, self.early_volume_factor * typical):
-                continue
-            sq = w.ask_sq + w.bid_sq
-            if sq <= 0 or abs(w.ask - w.bid) < self.early_min_z * sq**0.5:
-                continue
+            if not self._unusual(w, None):
+                prev = (
+                    self._closed.get((w.instrument_id, w.start_ns - self.window_ns))
+                    if self.early_carry
+                    else None
+                )
+                if prev is None or not self._unusual(w, prev):
+                    continue
             w.early_trades = w.trades
             chosen.append(w)
             out.append(self._emit(w, early_at_ns=min(now, w.start_ns + self.window_ns)))
@@ -385,6 +391,27 @@ class PressureAggregator:
             out.extend(self._companions(chosen, now))
         self.stats["early_windows"] += len(out)
         return out
+
+    def _unusual(self, w: _Window, prev: _Window | None) -> bool:
+        """The early-emission test: enough trades, volume and net aggressor volume. With
+        ``prev`` (the instrument's window just closed) the two windows are tested together
+        against twice the typical volume: flow that started late in the last window is cut
+        early in this one without waiting for three trades of its own."""
+        trades, volume = w.trades, w.ask + w.bid + w.unknown
+        net, sq = w.ask - w.bid, w.ask_sq + w.bid_sq
+        windows = 1
+        if prev is not None:
+            trades += prev.trades
+            volume += prev.ask + prev.bid + prev.unknown
+            net += prev.ask - prev.bid
+            sq += prev.ask_sq + prev.bid_sq
+            windows = 2
+        if trades < self.early_min_trades:
+            return False
+        typical = self._typical.get(w.instrument_id, 0.0)
+        if volume < max(self.early_min_volume, self.early_volume_factor * typical * windows):
+            return False
+        return sq > 0 and abs(net) >= self.early_min_z * sq**0.5
 
     def _companions(self, chosen: list[_Window], now: int) -> list[PressureWindow]:
         """Open windows of the other option type near an early window's strike (the other

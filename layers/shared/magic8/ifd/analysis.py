@@ -14,6 +14,10 @@ Evidence score (z units):
 - pressure: the run's directional z — the net signed volume of the last k windows (k = 1 ..
   persistence_windows, the best k) over its standard deviation; windows are not required
   to lean one by one, the run's net volume counts;
+- conflict: when the strike's recent windows, or its same-type neighbours that are unusual
+  for themselves (this and the previous window), lean the other way by more than
+  conflict_free_z sigma, the excess comes off the run's z (the minority side of a 70%-pure
+  episode must not be alerted as an episode of its own);
 - coordination: the same statistic pooled with neighbouring strikes (and the other type
   at the same strike) that lean the same way AND are unusual against their own baseline;
 - baseline: a bounded bonus for volume unusual against the strike's 20-day baseline,
@@ -23,7 +27,7 @@ Evidence score (z units):
   cancelling directions or comparable unusual size multiply the score by (1 - penalty).
 No factor adds anything for absence of evidence: a quiet window scores ~0.
 
-score = (max(run z, pooled z) + volume bonus) * (1 - market making)
+score = (max(run z - conflict, pooled z) + volume bonus) * (1 - market making)
 confidence = calibration(score) (magic8.ifd.calibration: exp(-false windows per underlying
 per trading day at this score), fitted on labelled sessions), capped while the baseline is
 cold. Direction: buy-aggressor on calls or sell-aggressor on puts = LONG; sell-aggressor on
@@ -60,6 +64,13 @@ class AnalysisConfig:
     # the bonus counts volume without the window's largest trade (one block is not flow)
     bonus_drop_largest: bool = True
     bonus_min_run_z: float = 2.0  # no bonus until the run itself leans this far
+    # conflict: the strike's recent windows leaning the other way by more than this many
+    # sigma take the excess off the run's z (a minority flurry inside a one-sided episode
+    # is not an episode of its own) ...
+    conflict_free_z: float = 1.0
+    # ... and so do same-type neighbours (this and the previous window) that are unusual
+    # for themselves and lean the other way together
+    conflict_neighbours: bool = True
     vol_z_scale: float = 0.6  # (the reported baseline factor: logistic((z - mid) / scale))
     ratio_z_mid: float = 0.8
     logvol_std_floor: float = 0.35
@@ -170,6 +181,26 @@ def run_of(current: WindowLite, history: Sequence[WindowLite], cfg: AnalysisConf
     return best
 
 
+def opposing_z(current: WindowLite, history: Sequence[WindowLite], cfg: AnalysisConfig) -> float:
+    """How far the option's recent windows (before the current one, up to
+    persistence_windows - 1 back, cumulated from the newest) lean against the current
+    window's side, in sigma (0 when they do not)."""
+    side = 1 if current.ask > current.bid else (-1 if current.ask < current.bid else 0)
+    if side == 0:
+        return 0.0
+    by_ws = {h.ws: h for h in history if h.ws < current.ws}
+    net = var = best = 0.0
+    for k in range(1, cfg.persistence_windows):
+        prev = by_ws.get(current.ws - k * WINDOW_SECONDS)
+        if prev is None:
+            continue
+        net += prev.ask - prev.bid
+        var += prev.variance
+        if var > 0:
+            best = max(best, -side * net / math.sqrt(var))
+    return best
+
+
 def analyze(
     window: PressureWindow | WindowLite,
     history: Sequence[WindowLite],
@@ -199,6 +230,24 @@ def analyze(
     # the run counts only while the current window itself leans its way: a run that ended
     # earlier must not keep scoring on windows after it
     run_z = run.z if z >= cfg.current_min_z else z
+    opposing = opposing_z(w, history, cfg)
+    if cfg.conflict_neighbours and sign != 0:
+        opp_net = opp_var = 0.0
+        width_n = w.strike * cfg.neighbour_pct
+        for p in (*peers, *previous_peers):
+            if (
+                p.option_type == w.option_type
+                and p.strike != w.strike
+                and abs(p.strike - w.strike) <= width_n
+                and p.ws in (w.ws, w.ws - WINDOW_SECONDS)
+                and p.vz >= cfg.coord_min_vz
+            ):
+                opp_net -= sign * p.directional_net
+                opp_var += p.variance
+        if opp_var > 0:
+            opposing = max(opposing, opp_net / math.sqrt(opp_var))
+    conflict = max(opposing - cfg.conflict_free_z, 0.0)
+    run_z = max(run_z - conflict, 0.0)
     pressure = logistic((run_z - 3.0) / 0.5)
 
     # --- baseline: volume against the strike's own baseline -------------------------------
@@ -301,6 +350,7 @@ def analyze(
             "imbalance_z": z,
             "run": float(run.length),
             "run_z": run_z,
+            "conflict": conflict,
             "pooled_z": pooled_z,
             "trend": run.trend,
             "persistence": run.persistence,

@@ -168,8 +168,9 @@ class Replayed:
     windows: int = 0
     alerts_published: int = 0
     rate_limited: int = 0
-    # window_key -> (best score, option type, strike, earliest as_of) when collecting scores
-    scores: dict[str, tuple[float, str, float, datetime]] | None = None
+    # (window_key, direction) -> (best score, option type, strike, earliest as_of,
+    # direction) when collecting scores
+    scores: dict[tuple[str, str], tuple[float, str, float, datetime, str]] | None = None
 
     def alerts(self) -> list[Signal]:
         """One per alerted window: its first alerted version (an early one, if any)."""
@@ -204,12 +205,13 @@ def run_windows(
             out.windows += 1
             if outcome.signal is not None:
                 out.signals.append(outcome.signal)
-            if out.scores is not None and outcome.assessment is not None and w.strike:
-                a = outcome.assessment
-                old = out.scores.get(w.window_key)
+            a = outcome.assessment
+            if out.scores is not None and a is not None and a.direction and w.strike:
+                key = (w.window_key, a.direction)
+                old = out.scores.get(key)
                 if old is None or a.score > old[0]:
                     t = min(old[3], w.as_of) if old else w.as_of
-                    out.scores[w.window_key] = (a.score, w.option_type or "", w.strike, t)
+                    out.scores[key] = (a.score, w.option_type or "", w.strike, t, a.direction)
 
 
 def replay_session(

@@ -79,7 +79,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("volume x10, small", {"quiet_trades_per_day": 10 * BASE_TRADES, **SMALL}),
 )
 GRID_SEEDS = (1201, 1202, 1203)
-FIT_SEEDS = (9101, 9102)
+FIT_SEEDS = tuple(range(9101, 9107))  # 24 underlying-days per regime: 2/24 <= 0.1 per day
 DAYS = 4  # per session (day 1 is warm-up, except cold start)
 QUICK_SEEDS = (1201,)
 QUICK_DAYS = 3
@@ -257,9 +257,11 @@ def run_grid(quick: bool = False, out: Path | None = GRID_RESULT) -> int:
 def non_episode_scores(
     truth: dict[str, Any], replayed: Replayed, after_minutes: float = 30.0
 ) -> list[float]:
-    """Best score of each window that is not an episode's: not at an episode's option type
-    and strikes from 5 min before it to ``after_minutes`` after it (windows right after a
-    caught episode continue its alert: SignalPolicy.realert_minutes)."""
+    """Best score of each window and direction that would be a false alert: not at an
+    episode's option type, strikes and direction from 5 min before it to ``after_minutes``
+    after it (windows right after a caught episode continue its alert:
+    SignalPolicy.realert_minutes). A window naming the opposite direction at an episode's
+    strikes counts: the grid scores it as a false alert (a minority flurry of 70%-pure flow)."""
     episodes = [
         {
             **ep,
@@ -270,8 +272,13 @@ def non_episode_scores(
         for ep in truth.get("episodes", [])
     ]
     out = []
-    for sc, option_type, strike, t in (replayed.scores or {}).values():
-        if any(ep["option_type"] == option_type and near(ep, t, strike) for ep in episodes):
+    for sc, option_type, strike, t, direction in (replayed.scores or {}).values():
+        if any(
+            ep["option_type"] == option_type
+            and ep["direction"] == direction
+            and near(ep, t, strike)
+            for ep in episodes
+        ):
             continue
         out.append(sc)
     return out
