@@ -85,6 +85,76 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds the process has used (/proc/<pid>/stat)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state is field 3
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def role(cmd: str, is_root: bool) -> str:
+    """What a process of the run is: the runner (API, handlers, replay), moto, other."""
+    if is_root:
+        return "runner"
+    if "moto_process" in cmd:
+        return "moto"
+    return "other"
+
+
+def slope_per_min(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (t_s, value) in value per minute (None under 2 points)."""
+    if len(points) < 2:
+        return None
+    n = len(points)
+    mt = sum(t for t, _ in points) / n
+    mv = sum(v for _, v in points) / n
+    var = sum((t - mt) ** 2 for t, _ in points)
+    if var == 0:
+        return None
+    cov = sum((t - mt) * (v - mv) for t, v in points)
+    return cov / var * 60.0
+
+
+def per_role(samples: list[dict[str, Any]], from_t_s: float) -> dict[str, dict[str, Any]]:
+    """Per role (summed over its processes): RSS at the first sample from `from_t_s` and at
+    the last, the RSS slope (MB/min, least squares over those samples) and the CPU it used
+    per minute in the first and in the last third of that span."""
+    rows: dict[str, list[tuple[float, float, float | None]]] = {}
+    for smp in samples:
+        if smp["t_s"] < from_t_s:
+            continue
+        tot: dict[str, list[float | None]] = {}
+        for proc in smp["processes"].values():
+            acc = tot.setdefault(proc["role"], [0.0, 0.0])
+            acc[0] = (acc[0] or 0.0) + proc["rss_mb"]
+            cpu = proc.get("cpu_s")
+            acc[1] = None if cpu is None or acc[1] is None else acc[1] + cpu
+        for name, (rss, cpu) in tot.items():
+            rows.setdefault(name, []).append((smp["t_s"], rss or 0.0, cpu))
+    out: dict[str, dict[str, Any]] = {}
+    for name, pts in rows.items():
+        slope = slope_per_min([(t, v) for t, v, _ in pts])
+
+        def cpu_rate(part: list[tuple[float, float, float | None]]) -> float | None:
+            if len(part) < 2 or part[0][2] is None or part[-1][2] is None:
+                return None
+            dt = part[-1][0] - part[0][0]
+            return round((part[-1][2] - part[0][2]) / dt * 60.0, 2) if dt > 0 else None
+
+        third = max(2, len(pts) // 3)
+        out[name] = {
+            "rss_first_mb": round(pts[0][1], 1),
+            "rss_last_mb": round(pts[-1][1], 1),
+            "rss_slope_mb_per_min": None if slope is None else round(slope, 2),
+            "cpu_s_per_min_first_third": cpu_rate(pts[:third]),
+            "cpu_s_per_min_last_third": cpu_rate(pts[-third:]),
+        }
+    return out
+
+
 def cmdline(pid: int) -> str:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -194,7 +264,14 @@ def sample(root: int, console: Console, started: float) -> dict[str, Any]:
     for pid in process_tree(root):
         rss = rss_mb(pid)
         if rss is not None:
-            procs[str(pid)] = {"rss_mb": round(rss, 1), "cmd": cmdline(pid)}
+            cmd = cmdline(pid)
+            cpu = cpu_s(pid)
+            procs[str(pid)] = {
+                "rss_mb": round(rss, 1),
+                "cpu_s": None if cpu is None else round(cpu, 2),
+                "role": role(cmd, pid == root),
+                "cmd": cmd,
+            }
     return {
         "t_s": round(time.monotonic() - started, 1),
         "rss_mb_total": round(sum(p["rss_mb"] for p in procs.values()), 1),
@@ -313,6 +390,8 @@ def run(minutes: float, results_dir: Path, sample_every_s: float = 30.0) -> dict
                 "ports_left_listening": left,
                 "processes_left": alive,
                 "rss_growth_after_warm_up_mb": round(growth, 1),
+                # per process role, from minute 2 on: the robust figure on a shared machine
+                "per_process": per_role(samples, early["t_s"]),
                 "console_log": str(console.path),
                 "checks": {
                     "rss_growth_le_50_mb": growth <= 50.0,
@@ -353,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     per = ("health_p50_ms", "cached_batch_100_p50_ms", "rss_mb_total", "backlog", "kinesis_lag")
     summary = {k: out.get(k) for k in top}
+    summary["per_process"] = out.get("per_process")
     for key in ("minute_2", "end"):
         part = out.get(key) or {}
         summary[key] = {k: part.get(k) for k in per}
