@@ -47,3 +47,15 @@ def test_cpu_seconds_of_this_process() -> None:
     used = cpu_s(os.getpid())
     assert used is not None and used > 0.0
     assert cpu_s(2**22 + 12345) is None  # no such process
+
+
+def test_latency_trend_from_the_warm_up_on() -> None:
+    from magic8_dev.benchmarks.soak import trend
+
+    samples: list[dict[str, object]] = [{"t_s": 0.0, "b": 99.0}, {"t_s": 60.0}]  # before / none
+    samples += [{"t_s": 120.0 + 60.0 * i, "b": 10.0 + i} for i in range(6)]
+    got = trend(samples, "b", from_t_s=120.0)
+    assert got["probes"] == 6
+    assert abs(got["slope_ms_per_min"] - 1.0) < 1e-9
+    assert (got["first_3_median_ms"], got["last_3_median_ms"]) == (11.0, 14.0)
+    assert trend([], "b", 0.0)["probes"] == 0

@@ -6,7 +6,10 @@ captured), waits for GET /health, then samples every `sample_every_s`:
   from /proc;
 - the producer backlog and the Kinesis lag, parsed from the console's status lines;
 and measures GET /health p50 and a cached batch of 100 p50 (keep-alive HTTP, 20 calls
-each) at minute 2 and at the end. Then it sends SIGINT, times the exit, and checks that
+each) at minute 2 and at the end (10 calls at every sample between: `latency_trend`, a slope
+rather than two points of a shared machine). Per process role (the runner: API, handlers,
+replay; moto), the RSS slope after warm-up and the CPU used per minute early and late:
+`per_process`. Then it sends SIGINT, times the exit, and checks that
 no port the run listened on is still listening. The console's tracebacks are counted
 (and the function log's, for the record). Writes bench/results/soak.json with the
 acceptance checks of issue 17 (RSS growth after warm-up <= 50 MB, /health and the cached
@@ -153,6 +156,19 @@ def per_role(samples: list[dict[str, Any]], from_t_s: float) -> dict[str, dict[s
             "cpu_s_per_min_last_third": cpu_rate(pts[-third:]),
         }
     return out
+
+
+def trend(samples: list[dict[str, Any]], key: str, from_t_s: float) -> dict[str, Any]:
+    """A latency over the run from `from_t_s` on: least-squares slope (ms/min) and the
+    median of the first three and of the last three probes."""
+    pts = [(s["t_s"], float(s[key])) for s in samples if s["t_s"] >= from_t_s and key in s]
+    slope = slope_per_min(pts)
+    return {
+        "probes": len(pts),
+        "slope_ms_per_min": None if slope is None else round(slope, 3),
+        "first_3_median_ms": round(statistics.median(v for _, v in pts[:3]), 2) if pts else None,
+        "last_3_median_ms": round(statistics.median(v for _, v in pts[-3:]), 2) if pts else None,
+    }
 
 
 def cmdline(pid: int) -> str:
@@ -347,7 +363,8 @@ def run(minutes: float, results_dir: Path, sample_every_s: float = 30.0) -> dict
                 samples.append(early)
                 next_sample = time.monotonic() + sample_every_s
             elif now >= next_sample:
-                samples.append(sample(proc.pid, console, t_healthy))
+                # a smaller probe at every sample: a trend, not two points of a noisy machine
+                samples.append({**sample(proc.pid, console, t_healthy), **latencies(url, 10)})
                 next_sample = now + sample_every_s
             time.sleep(1.0)
         final = {**sample(proc.pid, console, t_healthy), **latencies(url)}
@@ -392,6 +409,10 @@ def run(minutes: float, results_dir: Path, sample_every_s: float = 30.0) -> dict
                 "rss_growth_after_warm_up_mb": round(growth, 1),
                 # per process role, from minute 2 on: the robust figure on a shared machine
                 "per_process": per_role(samples, early["t_s"]),
+                "latency_trend": {
+                    key: trend(samples, key, early["t_s"])
+                    for key in ("health_p50_ms", "cached_batch_100_p50_ms")
+                },
                 "console_log": str(console.path),
                 "checks": {
                     "rss_growth_le_50_mb": growth <= 50.0,
@@ -433,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     per = ("health_p50_ms", "cached_batch_100_p50_ms", "rss_mb_total", "backlog", "kinesis_lag")
     summary = {k: out.get(k) for k in top}
     summary["per_process"] = out.get("per_process")
+    summary["latency_trend"] = out.get("latency_trend")
     for key in ("minute_2", "end"):
         part = out.get(key) or {}
         summary[key] = {k: part.get(k) for k in per}
