@@ -216,3 +216,31 @@ def test_a_sweep_expires_trims_and_forgets(aws: None) -> None:
     assert done["kinesis_records_trimmed"] == 0
     assert done["tracked_instances_forgotten"] >= 2  # the table and its item, at least
     assert sweep(200.0, ServiceLocks(), retention_s=600.0)["tracked_instances_forgotten"] == 0
+
+
+def test_messages_past_their_retention_and_sent_notifications_go(aws: None) -> None:
+    from moto.sns.models import sns_backends
+    from moto.sqs.models import sqs_backends
+
+    account, region = "123456789012", "us-east-1"
+    sqs = boto3.client("sqs", region_name=region)
+    url = sqs.create_queue(QueueName="alerts", Attributes={"MessageRetentionPeriod": "60"})[
+        "QueueUrl"
+    ]
+    sns = boto3.client("sns", region_name=region)
+    topic = sns.create_topic(Name="t")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=f"arn:aws:sqs:{region}:{account}:alerts")
+    for i in range(3):
+        sns.publish(TopicArn=topic, Message=f"alert {i}")
+    queue = sqs_backends[account][region].queues["alerts"]
+    assert len(queue._messages) == 3
+    sent_ms = [m.sent_timestamp for m in queue._messages]
+    queue._messages[0].sent_timestamp = sent_ms[0] - 120_000  # two minutes old
+    now = max(sent_ms) / 1000.0 + 1.0
+    assert sweep(now, ServiceLocks(), retention_s=600.0)["sqs_messages_expired"] == 1
+    assert len(queue._messages) == 2
+    assert sns_backends[account][region].topics[topic].sent_notifications == []
+    bodies = [
+        m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    ]
+    assert len(bodies) == 2

@@ -23,6 +23,9 @@ local run needs to stay quiet and bounded:
   creates (each DynamoDB item version, Kinesis record, SQS message) to a class-level list
   for its /moto-api/data.json dashboard, so nothing deleted, overwritten, expired or trimmed
   was ever freed (moto's RSS grew ~14 MB/min under `make run`);
+- SQS messages past their queue's retention deleted as SQS does, and SNS topics' lists of
+  every publication emptied (the local alerts subscriber queue, which nobody reads
+  locally, gets ~14 alerts a minute; `make run` gives it a 1-hour retention);
 - the shard's newest sequence number in O(1) (moto lists every key on each put);
 - a table Query on the primary key reads its own partition: moto's Query sorts every item
   of the table to pick out one partition (a 72-point history query took 0.4-0.5 s once the
@@ -201,6 +204,52 @@ def forget_tracked_instances() -> int:
     return dropped
 
 
+def expire_sqs_messages(now: float, locks: ServiceLocks) -> int:
+    """Delete the messages older than their queue's MessageRetentionPeriod, as SQS does
+    (moto 5.2.5 only stops returning them: a queue nobody reads, like the local alerts
+    subscriber queue, kept every message for the emulator's life)."""
+    from moto.sqs.models import sqs_backends
+
+    dropped = 0
+    with locks("sqs"):
+        for account in list(sqs_backends.keys()):
+            for region in list(sqs_backends[account].keys()):
+                for queue in list(sqs_backends[account][region].queues.values()):
+                    keep_s = float(getattr(queue, "message_retention_period", 0) or 0)
+                    if keep_s <= 0:
+                        continue
+                    with queue._messages_lock:
+                        old = [
+                            m
+                            for m in queue._messages
+                            if m.sent_timestamp and m.sent_timestamp / 1000.0 + keep_s <= now
+                        ]
+                        if old:
+                            gone = set(map(id, old))
+                            queue._messages = [m for m in queue._messages if id(m) not in gone]
+                            for m in old:
+                                queue.pending_messages.discard(m)
+                            dropped += len(old)
+    return dropped
+
+
+def forget_sent_notifications(locks: ServiceLocks) -> int:
+    """Empty each SNS topic's `sent_notifications`: moto 5.2.5 appends every publication
+    to it (for its own test API; AWS keeps no such list), one per alert, for ever."""
+    from moto.sns.models import sns_backends
+
+    dropped = 0
+    with locks("sns"):
+        for account in list(sns_backends.keys()):
+            for region in list(sns_backends[account].keys()):
+                for topic in list(sns_backends[account][region].topics.values()):
+                    sent = getattr(topic, "sent_notifications", None)
+                    if isinstance(sent, list) and sent:
+                        dropped += len(sent)
+                        sent.clear()
+    return dropped
+
+
 _query_partition = threading.local()
 
 
@@ -246,6 +295,8 @@ def sweep(now: float, locks: ServiceLocks, retention_s: float) -> dict[str, int]
     return {
         "ttl_items_deleted": expire_ttl_items(now, locks),
         "kinesis_records_trimmed": trim_kinesis(now, retention_s, locks),
+        "sqs_messages_expired": expire_sqs_messages(now, locks),
+        "sns_notifications_forgotten": forget_sent_notifications(locks),
         "tracked_instances_forgotten": forget_tracked_instances(),
     }
 
