@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import socket
+import weakref
 from collections.abc import Iterator
 
 import boto3
@@ -12,8 +14,10 @@ from moto import mock_aws
 from magic8_dev.local.moto_process import (
     ServiceLocks,
     expire_ttl_items,
+    forget_tracked_instances,
     patch_moto,
     service_of,
+    sweep,
     trim_kinesis,
 )
 from magic8_dev.local.moto_server import EmbeddedAws, PortTaken
@@ -137,3 +141,106 @@ def test_dynamodb_requests_lock_the_tables_they_name() -> None:
     transact = {"TransactItems": [{"Put": {"TableName": "x"}}, {"Update": {"TableName": "w"}}]}
     assert dynamodb_tables(json.dumps(transact).encode()) == ["w", "x"]
     assert dynamodb_tables(b"not json") == []
+
+
+def test_replaced_trimmed_and_deleted_objects_are_freed(aws: None) -> None:
+    """moto (5.2.5) lists every model object it creates for its dashboard: an overwritten
+    item, a trimmed record and a deleted message stayed in memory for the emulator's whole
+    life. After a sweep they are garbage; what is live still answers."""
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.kinesis.models import kinesis_backends
+    from moto.sqs.models import sqs_backends
+
+    patch_moto()
+    account, region = "123456789012", "us-east-1"
+    ddb = boto3.client("dynamodb", region_name=region)
+    ddb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.put_item(TableName="t", Item={"pk": {"S": "a"}, "v": {"N": "1"}})
+    table = dynamodb_backends[account][region].tables["t"]
+    first_item = weakref.ref(next(iter(table.items.values())))
+    ddb.put_item(TableName="t", Item={"pk": {"S": "a"}, "v": {"N": "2"}})
+
+    kin = boto3.client("kinesis", region_name=region)
+    kin.create_stream(StreamName="s", ShardCount=1)
+    for data in (b"old", b"new"):
+        kin.put_record(StreamName="s", Data=data, PartitionKey="k")
+    (shard,) = kinesis_backends[account][region].streams["s"].shards.values()
+    first_record = weakref.ref(next(iter(shard.records.values())))
+
+    sqs = boto3.client("sqs", region_name=region)
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="done")
+    message = weakref.ref(sqs_backends[account][region].queues["q"]._messages[0])
+    (got,) = sqs.receive_message(QueueUrl=url)["Messages"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=got["ReceiptHandle"])
+
+    # trim with a clock far ahead: every record but the newest is past the retention
+    assert trim_kinesis(shard.records[max(shard.records)].created_at + 1e6, 10.0, ServiceLocks())
+    gc.collect()
+    held = [ref for ref in (first_item, first_record, message) if ref() is not None]
+    assert len(held) == 3, "moto no longer tracks its instances: the sweep may be unneeded"
+
+    assert forget_tracked_instances() >= 3
+    gc.collect()
+    assert [ref() for ref in (first_item, first_record, message)] == [None, None, None]
+
+    # the live state is untouched
+    assert ddb.get_item(TableName="t", Key={"pk": {"S": "a"}})["Item"]["v"] == {"N": "2"}
+    it = kin.get_shard_iterator(
+        StreamName="s", ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    assert [r["Data"] for r in kin.get_records(ShardIterator=it)["Records"]] == [b"new"]
+    sqs.send_message(QueueUrl=url, MessageBody="next")
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=url)["Messages"]] == ["next"]
+
+
+def test_a_sweep_expires_trims_and_forgets(aws: None) -> None:
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    ddb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.update_time_to_live(
+        TableName="t", TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"}
+    )
+    ddb.put_item(TableName="t", Item={"pk": {"S": "old"}, "exp": {"N": "100"}})
+    done = sweep(200.0, ServiceLocks(), retention_s=600.0)
+    assert done["ttl_items_deleted"] == 1
+    assert done["kinesis_records_trimmed"] == 0
+    assert done["tracked_instances_forgotten"] >= 2  # the table and its item, at least
+    assert sweep(200.0, ServiceLocks(), retention_s=600.0)["tracked_instances_forgotten"] == 0
+
+
+def test_messages_past_their_retention_and_sent_notifications_go(aws: None) -> None:
+    from moto.sns.models import sns_backends
+    from moto.sqs.models import sqs_backends
+
+    account, region = "123456789012", "us-east-1"
+    sqs = boto3.client("sqs", region_name=region)
+    url = sqs.create_queue(QueueName="alerts", Attributes={"MessageRetentionPeriod": "60"})[
+        "QueueUrl"
+    ]
+    sns = boto3.client("sns", region_name=region)
+    topic = sns.create_topic(Name="t")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=f"arn:aws:sqs:{region}:{account}:alerts")
+    for i in range(3):
+        sns.publish(TopicArn=topic, Message=f"alert {i}")
+    queue = sqs_backends[account][region].queues["alerts"]
+    assert len(queue._messages) == 3
+    sent_ms = [m.sent_timestamp for m in queue._messages]
+    queue._messages[0].sent_timestamp = sent_ms[0] - 120_000  # two minutes old
+    now = max(sent_ms) / 1000.0 + 1.0
+    assert sweep(now, ServiceLocks(), retention_s=600.0)["sqs_messages_expired"] == 1
+    assert len(queue._messages) == 2
+    assert sns_backends[account][region].topics[topic].sent_notifications == []
+    bodies = [
+        m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    ]
+    assert len(bodies) == 2

@@ -6,7 +6,10 @@ captured), waits for GET /health, then samples every `sample_every_s`:
   from /proc;
 - the producer backlog and the Kinesis lag, parsed from the console's status lines;
 and measures GET /health p50 and a cached batch of 100 p50 (keep-alive HTTP, 20 calls
-each) at minute 2 and at the end. Then it sends SIGINT, times the exit, and checks that
+each) at minute 2 and at the end (10 calls at every sample between: `latency_trend`, a slope
+rather than two points of a shared machine). Per process role (the runner: API, handlers,
+replay; moto), the RSS slope after warm-up and the CPU used per minute early and late:
+`per_process`. Then it sends SIGINT, times the exit, and checks that
 no port the run listened on is still listening. The console's tracebacks are counted
 (and the function log's, for the record). Writes bench/results/soak.json with the
 acceptance checks of issue 17 (RSS growth after warm-up <= 50 MB, /health and the cached
@@ -83,6 +86,89 @@ def rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds the process has used (/proc/<pid>/stat)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state is field 3
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def role(cmd: str, is_root: bool) -> str:
+    """What a process of the run is: the runner (API, handlers, replay), moto, other."""
+    if is_root:
+        return "runner"
+    if "moto_process" in cmd:
+        return "moto"
+    return "other"
+
+
+def slope_per_min(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (t_s, value) in value per minute (None under 2 points)."""
+    if len(points) < 2:
+        return None
+    n = len(points)
+    mt = sum(t for t, _ in points) / n
+    mv = sum(v for _, v in points) / n
+    var = sum((t - mt) ** 2 for t, _ in points)
+    if var == 0:
+        return None
+    cov = sum((t - mt) * (v - mv) for t, v in points)
+    return cov / var * 60.0
+
+
+def per_role(samples: list[dict[str, Any]], from_t_s: float) -> dict[str, dict[str, Any]]:
+    """Per role (summed over its processes): RSS at the first sample from `from_t_s` and at
+    the last, the RSS slope (MB/min, least squares over those samples) and the CPU it used
+    per minute in the first and in the last third of that span."""
+    rows: dict[str, list[tuple[float, float, float | None]]] = {}
+    for smp in samples:
+        if smp["t_s"] < from_t_s:
+            continue
+        tot: dict[str, list[float | None]] = {}
+        for proc in smp["processes"].values():
+            acc = tot.setdefault(proc["role"], [0.0, 0.0])
+            acc[0] = (acc[0] or 0.0) + proc["rss_mb"]
+            cpu = proc.get("cpu_s")
+            acc[1] = None if cpu is None or acc[1] is None else acc[1] + cpu
+        for name, (rss, cpu) in tot.items():
+            rows.setdefault(name, []).append((smp["t_s"], rss or 0.0, cpu))
+    out: dict[str, dict[str, Any]] = {}
+    for name, pts in rows.items():
+        slope = slope_per_min([(t, v) for t, v, _ in pts])
+
+        def cpu_rate(part: list[tuple[float, float, float | None]]) -> float | None:
+            if len(part) < 2 or part[0][2] is None or part[-1][2] is None:
+                return None
+            dt = part[-1][0] - part[0][0]
+            return round((part[-1][2] - part[0][2]) / dt * 60.0, 2) if dt > 0 else None
+
+        third = max(2, len(pts) // 3)
+        out[name] = {
+            "rss_first_mb": round(pts[0][1], 1),
+            "rss_last_mb": round(pts[-1][1], 1),
+            "rss_slope_mb_per_min": None if slope is None else round(slope, 2),
+            "cpu_s_per_min_first_third": cpu_rate(pts[:third]),
+            "cpu_s_per_min_last_third": cpu_rate(pts[-third:]),
+        }
+    return out
+
+
+def trend(samples: list[dict[str, Any]], key: str, from_t_s: float) -> dict[str, Any]:
+    """A latency over the run from `from_t_s` on: least-squares slope (ms/min) and the
+    median of the first three and of the last three probes."""
+    pts = [(s["t_s"], float(s[key])) for s in samples if s["t_s"] >= from_t_s and key in s]
+    slope = slope_per_min(pts)
+    return {
+        "probes": len(pts),
+        "slope_ms_per_min": None if slope is None else round(slope, 3),
+        "first_3_median_ms": round(statistics.median(v for _, v in pts[:3]), 2) if pts else None,
+        "last_3_median_ms": round(statistics.median(v for _, v in pts[-3:]), 2) if pts else None,
+    }
 
 
 def cmdline(pid: int) -> str:
@@ -168,24 +254,42 @@ def _batch(n: int = 100) -> dict[str, Any]:
     return {"requests": make_trades({"SPX": 5850.0, "SPY": 585.0, "NDX": 20500.0}, n)}
 
 
+def reference_ms() -> float:
+    """A fixed piece of pure-Python CPU work, timed in the soak's own process: how fast the
+    machine is for a process at this moment (a shared machine's load moves it)."""
+    t = time.perf_counter()
+    sum(i * i for i in range(20_000))
+    return (time.perf_counter() - t) * 1000.0
+
+
 def latencies(url: str, n: int = 20) -> dict[str, float]:
-    """/health p50 and a cached batch of 100 p50 (the first batch call warms the cache)."""
+    """/health p50 and a cached batch of 100 p50 (the first batch call warms the cache),
+    with the service's own time of the batch (its batch_metrics.elapsed_ms), the misses
+    among the probe's answers (0: all cached) and the machine reference beside them."""
     body = _batch()
     with httpx.Client(base_url=url, timeout=60, headers={"x-api-key": KEY}) as http:
-        health, batch = [], []
+        health, batch, service, ref = [], [], [], []
+        misses = 0
         for _ in range(n):
             t = time.perf_counter()
             http.get("/health").raise_for_status()
             health.append(time.perf_counter() - t)
+            ref.append(reference_ms())
         http.post("/predict/batch", json=body).raise_for_status()
         for _ in range(n):
             t = time.perf_counter()
             r = http.post("/predict/batch", json=body)
             batch.append(time.perf_counter() - t)
             r.raise_for_status()
+            metrics = r.json().get("batch_metrics") or {}
+            service.append(float(metrics.get("elapsed_ms") or 0.0))
+            misses += int(metrics.get("prediction_misses") or 0)
     return {
         "health_p50_ms": round(statistics.median(health) * 1000, 2),
         "cached_batch_100_p50_ms": round(statistics.median(batch) * 1000, 2),
+        "cached_batch_service_p50_ms": round(statistics.median(service), 2),
+        "cached_batch_misses": misses,
+        "machine_reference_p50_ms": round(statistics.median(ref), 3),
     }
 
 
@@ -194,7 +298,14 @@ def sample(root: int, console: Console, started: float) -> dict[str, Any]:
     for pid in process_tree(root):
         rss = rss_mb(pid)
         if rss is not None:
-            procs[str(pid)] = {"rss_mb": round(rss, 1), "cmd": cmdline(pid)}
+            cmd = cmdline(pid)
+            cpu = cpu_s(pid)
+            procs[str(pid)] = {
+                "rss_mb": round(rss, 1),
+                "cpu_s": None if cpu is None else round(cpu, 2),
+                "role": role(cmd, pid == root),
+                "cmd": cmd,
+            }
     return {
         "t_s": round(time.monotonic() - started, 1),
         "rss_mb_total": round(sum(p["rss_mb"] for p in procs.values()), 1),
@@ -270,7 +381,8 @@ def run(minutes: float, results_dir: Path, sample_every_s: float = 30.0) -> dict
                 samples.append(early)
                 next_sample = time.monotonic() + sample_every_s
             elif now >= next_sample:
-                samples.append(sample(proc.pid, console, t_healthy))
+                # a smaller probe at every sample: a trend, not two points of a noisy machine
+                samples.append({**sample(proc.pid, console, t_healthy), **latencies(url, 10)})
                 next_sample = now + sample_every_s
             time.sleep(1.0)
         final = {**sample(proc.pid, console, t_healthy), **latencies(url)}
@@ -313,6 +425,17 @@ def run(minutes: float, results_dir: Path, sample_every_s: float = 30.0) -> dict
                 "ports_left_listening": left,
                 "processes_left": alive,
                 "rss_growth_after_warm_up_mb": round(growth, 1),
+                # per process role, from minute 2 on: the robust figure on a shared machine
+                "per_process": per_role(samples, early["t_s"]),
+                "latency_trend": {
+                    key: trend(samples, key, early["t_s"])
+                    for key in (
+                        "health_p50_ms",
+                        "cached_batch_100_p50_ms",
+                        "cached_batch_service_p50_ms",
+                        "machine_reference_p50_ms",
+                    )
+                },
                 "console_log": str(console.path),
                 "checks": {
                     "rss_growth_le_50_mb": growth <= 50.0,
@@ -351,8 +474,14 @@ def main(argv: list[str] | None = None) -> int:
         "healthy_after_s", "rss_growth_after_warm_up_mb", "max_backlog", "max_kinesis_lag",
         "console_tracebacks", "sigint_exit_s", "ports_left_listening", "checks",
     )  # fmt: skip
-    per = ("health_p50_ms", "cached_batch_100_p50_ms", "rss_mb_total", "backlog", "kinesis_lag")
+    per = (
+        "health_p50_ms", "cached_batch_100_p50_ms", "cached_batch_service_p50_ms",
+        "cached_batch_misses", "machine_reference_p50_ms", "rss_mb_total", "backlog",
+        "kinesis_lag",
+    )  # fmt: skip
     summary = {k: out.get(k) for k in top}
+    summary["per_process"] = out.get("per_process")
+    summary["latency_trend"] = out.get("latency_trend")
     for key in ("minute_2", "end"):
         part = out.get(key) or {}
         summary[key] = {k: part.get(k) for k in per}

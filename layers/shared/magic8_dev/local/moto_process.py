@@ -12,10 +12,20 @@ local run needs to stay quiet and bounded:
   the ifd function's window-store calls);
 - DynamoDB TTL: items whose TTL attribute is in the past are deleted every sweep, as
   DynamoDB does (moto never does; queries on moto cost O(table));
-- Kinesis retention: records older than the local retention (default 600 s, env
+- Kinesis retention: records older than the local retention (default 120 s, env
   MAGIC8_LOCAL_KINESIS_RETENTION_S) are dropped from each shard, the newest always kept
   (moto numbers the next record from it); AWS keeps 24 h, but moto's PutRecords and
-  GetRecords walk the whole shard, so a replay looping for hours would slow without end;
+  GetRecords walk the whole shard, so a replay looping for hours would slow without end.
+  The local poller reads within a second (the producer also waits while 2,000 records are
+  unread); `make run` puts ~2,900 records a minute, ~0.9 KB each in moto: 120 s hold
+  ~6k records, where 600 s held ~29k (~27 MB, and every GetRecords walked them);
+- moto's instance tracking emptied every sweep: moto 5.2.5 appends every model object it
+  creates (each DynamoDB item version, Kinesis record, SQS message) to a class-level list
+  for its /moto-api/data.json dashboard, so nothing deleted, overwritten, expired or trimmed
+  was ever freed (moto's RSS grew ~14 MB/min under `make run`);
+- SQS messages past their queue's retention deleted as SQS does, and SNS topics' lists of
+  every publication emptied (the local alerts subscriber queue, which nobody reads
+  locally, gets ~14 alerts a minute; `make run` gives it a 1-hour retention);
 - the shard's newest sequence number in O(1) (moto lists every key on each put);
 - a table Query on the primary key reads its own partition: moto's Query sorts every item
   of the table to pick out one partition (a 72-point history query took 0.4-0.5 s once the
@@ -40,7 +50,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 SWEEP_INTERVAL_S = 5.0
-DEFAULT_RETENTION_S = 600.0
+DEFAULT_RETENTION_S = 120.0
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -169,6 +179,77 @@ def trim_kinesis(now: float, retention_s: float, locks: ServiceLocks) -> int:
     return dropped
 
 
+def forget_tracked_instances() -> int:
+    """Empty moto's per-class lists of every model instance it ever created; returns how
+    many references were dropped.
+
+    moto 5.2.5 (moto.core.common_models.BaseModel.__new__) appends each new model object to
+    its class's `instances_tracked`, read only by the /moto-api/data.json dashboard and by
+    moto's reset (which empties them). Every PutItem/UpdateItem builds a new dynamodb Item
+    (the replaced one stays listed), every PutRecords a kinesis Record, every SendMessage an
+    sqs Message: measured under `make run`, ~9,000 Items and ~2,900 Records a minute while
+    the tables held ~2,000 items and the shard stayed trimmed, so moto's RSS grew ~14 MB/min
+    without end and its full garbage collections walked an ever larger heap. The backends
+    keep their own references to what is live; only the dashboard's view is lost.
+    """
+    from moto.core.model_instances import model_data
+
+    dropped = 0
+    for models in list(model_data.values()):
+        for cls in list(models.values()):
+            tracked = getattr(cls, "instances_tracked", None)
+            if isinstance(tracked, list) and tracked:
+                dropped += len(tracked)
+                tracked.clear()  # in place: a request thread may append concurrently
+    return dropped
+
+
+def expire_sqs_messages(now: float, locks: ServiceLocks) -> int:
+    """Delete the messages older than their queue's MessageRetentionPeriod, as SQS does
+    (moto 5.2.5 only stops returning them: a queue nobody reads, like the local alerts
+    subscriber queue, kept every message for the emulator's life)."""
+    from moto.sqs.models import sqs_backends
+
+    dropped = 0
+    with locks("sqs"):
+        for account in list(sqs_backends.keys()):
+            for region in list(sqs_backends[account].keys()):
+                for queue in list(sqs_backends[account][region].queues.values()):
+                    keep_s = float(getattr(queue, "message_retention_period", 0) or 0)
+                    if keep_s <= 0:
+                        continue
+                    with queue._messages_lock:
+                        old = [
+                            m
+                            for m in queue._messages
+                            if m.sent_timestamp and m.sent_timestamp / 1000.0 + keep_s <= now
+                        ]
+                        if old:
+                            gone = set(map(id, old))
+                            queue._messages = [m for m in queue._messages if id(m) not in gone]
+                            for m in old:
+                                queue.pending_messages.discard(m)
+                            dropped += len(old)
+    return dropped
+
+
+def forget_sent_notifications(locks: ServiceLocks) -> int:
+    """Empty each SNS topic's `sent_notifications`: moto 5.2.5 appends every publication
+    to it (for its own test API; AWS keeps no such list), one per alert, for ever."""
+    from moto.sns.models import sns_backends
+
+    dropped = 0
+    with locks("sns"):
+        for account in list(sns_backends.keys()):
+            for region in list(sns_backends[account].keys()):
+                for topic in list(sns_backends[account][region].topics.values()):
+                    sent = getattr(topic, "sent_notifications", None)
+                    if isinstance(sent, list) and sent:
+                        dropped += len(sent)
+                        sent.clear()
+    return dropped
+
+
 _query_partition = threading.local()
 
 
@@ -208,13 +289,23 @@ def patch_moto() -> None:
     Table.all_items = partition_items  # type: ignore[method-assign]
 
 
+def sweep(now: float, locks: ServiceLocks, retention_s: float) -> dict[str, int]:
+    """One housekeeping pass: expired TTL items, records past the retention, then the
+    references moto's instance tracking kept to them (and to everything else replaced)."""
+    return {
+        "ttl_items_deleted": expire_ttl_items(now, locks),
+        "kinesis_records_trimmed": trim_kinesis(now, retention_s, locks),
+        "sqs_messages_expired": expire_sqs_messages(now, locks),
+        "sns_notifications_forgotten": forget_sent_notifications(locks),
+        "tracked_instances_forgotten": forget_tracked_instances(),
+    }
+
+
 def housekeeping(stop: threading.Event, locks: ServiceLocks, retention_s: float) -> None:
     log = logging.getLogger("magic8.moto")
     while not stop.wait(SWEEP_INTERVAL_S):
-        now = time.time()
         try:
-            expire_ttl_items(now, locks)
-            trim_kinesis(now, retention_s, locks)
+            sweep(time.time(), locks, retention_s)
         except Exception as exc:  # never take the emulator down for housekeeping
             log.warning("moto housekeeping failed: %r", exc)
 

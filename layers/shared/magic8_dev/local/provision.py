@@ -10,6 +10,8 @@ from magic8 import resources as r
 from magic8.adapters.aws import client
 from magic8.settings import AwsSettings
 
+LOCAL_ALERTS_RETENTION_S = 3600
+
 
 @dataclass(frozen=True)
 class LocalResources:
@@ -98,9 +100,12 @@ def provision(settings: AwsSettings | None = None) -> LocalResources:
     failure_url = sqs.create_queue(QueueName=r.local_name(r.IFD_FAILURE_QUEUE.logical_id))[
         "QueueUrl"
     ]
-    alerts_url = sqs.create_queue(QueueName=r.local_name(r.ALERTS_SUBSCRIBER_QUEUE.logical_id))[
-        "QueueUrl"
-    ]
+    # nobody reads the alerts subscriber queue locally: keep an hour of alerts (AWS: 4 days),
+    # the emulator's housekeeping deletes older ones as SQS does
+    alerts_url = sqs.create_queue(
+        QueueName=r.local_name(r.ALERTS_SUBSCRIBER_QUEUE.logical_id),
+        Attributes={"MessageRetentionPeriod": str(LOCAL_ALERTS_RETENTION_S)},
+    )["QueueUrl"]
     failure_arn = sqs.get_queue_attributes(QueueUrl=failure_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
