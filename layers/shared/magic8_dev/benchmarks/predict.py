@@ -413,16 +413,14 @@ def _loopback(
     iters: int,
     single_rounds: int,
 ) -> dict[str, Any]:
-    """What the client sees: HTTP through the local API front, AWS (moto) included."""
-    import http.client
-
+    """What the client sees: HTTP through the local API front, AWS (moto) included. The
+    client is a process of its own (a real client's requests and reads never wait for the
+    server process's GIL); this process tells it when to send and gets its timings."""
     from magic8_dev.local.api_front import ApiFront
 
     front = ApiFront("127.0.0.1", 0, api_key, handler).start()
+    client = HttpClientProcess(front.port, api_key)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=30)
-        headers = {"content-type": "application/json", "x-api-key": api_key}
-
         waited: list[float] = []
 
         def post(body: bytes, path: str = "/predict/batch", drain: bool = True) -> float:
@@ -434,13 +432,9 @@ def _loopback(
                 w0 = time.perf_counter()
                 front.wait_after_response()
                 waited.append(time.perf_counter() - w0)
-            t0 = time.perf_counter()
-            conn.request("POST", path, body=body, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            elapsed = time.perf_counter() - t0
-            if resp.status != 200:
-                raise RuntimeError(f"loopback answered {resp.status}: {data[:300]!r}")
+            status, elapsed = client.post(path, body)
+            if status != 200:
+                raise RuntimeError(f"loopback answered {status}")
             return elapsed
 
         def batch_body(trades: list[dict[str, Any]]) -> bytes:
@@ -474,10 +468,7 @@ def _loopback(
                 for trade in trades:
                     total += post(json.dumps(trade).encode(), "/predict")
                 singles.append(total)
-            conn.request("POST", "/predict/batch", body=hit_body, headers={})
-            forbidden = conn.getresponse()
-            forbidden.read()
-        conn.close()
+            forbidden_status, _ = client.post("/predict/batch", hit_body, with_key=False)
         miss = summary_ms(misses)
         singles_ms = statistics.median(singles) * 1000
         return {
@@ -490,11 +481,67 @@ def _loopback(
             "batch_50_new": summary_ms(misses_50),
             "singles_100_new_total_ms": round(singles_ms, 1),
             "singles_100_vs_batch_x": round(singles_ms / miss["p50_ms"], 1),
-            "no_api_key_status": forbidden.status,
+            "no_api_key_status": forbidden_status,
             "after_response_wait_before_request": summary_ms(waited),
         }
     finally:
+        client.close()
         front.stop()
+
+
+# the client process: one keep-alive connection; per stdin line {"path", "body", "key"}
+# it sends the request and prints {"status", "elapsed"} (perf_counter around request+read)
+CLIENT_SOURCE = """
+import http.client, json, sys, time
+port, key = int(sys.argv[1]), sys.argv[2]
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+for line in sys.stdin:
+    cmd = json.loads(line)
+    headers = {"content-type": "application/json"}
+    if cmd["key"]:
+        headers["x-api-key"] = key
+    body = cmd["body"].encode()
+    t0 = time.perf_counter()
+    conn.request("POST", cmd["path"], body=body, headers=headers)
+    resp = conn.getresponse()
+    resp.read()
+    elapsed = time.perf_counter() - t0
+    print(json.dumps({"status": resp.status, "elapsed": elapsed}), flush=True)
+"""
+
+
+class HttpClientProcess:
+    """The benchmark's HTTP client in a process of its own (see _loopback)."""
+
+    def __init__(self, port: int, api_key: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", CLIENT_SOURCE, str(port), api_key],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def post(self, path: str, body: bytes, with_key: bool = True) -> tuple[int, float]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        cmd = {"path": path, "body": body.decode(), "key": with_key}
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the benchmark client exited ({self.proc.poll()})")
+        out = json.loads(line)
+        return int(out["status"]), float(out["elapsed"])
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def _history_consumer(queue_url: str) -> Any:

@@ -204,6 +204,8 @@ class ApiFront:
         self._after: Any = None  # the handler's AfterResponse, False without one
         self._after_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="after-response")
         self._after_last: Future[int] | None = None
+        self._handling = 0  # requests between arrival and their work's hand-over
+        self._idle = threading.Condition()
         self._tls = threading.local()
         self.requests = 0
         self.forbidden = 0
@@ -258,10 +260,22 @@ class ApiFront:
         self._after_last = self._after_pool.submit(self._after.run, tasks)
 
     def wait_after_response(self, timeout_s: float = 30.0) -> None:
-        """Until the after-response work handed over so far has run (FIFO, one worker)."""
+        """Until every request answered so far has handed its after-response work over
+        and that work has run (FIFO, one worker)."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._handling == 0, timeout=timeout_s)
         last = self._after_last
         if last is not None:
             last.result(timeout=timeout_s)
+
+    def _begin(self) -> None:
+        with self._idle:
+            self._handling += 1
+
+    def _end(self) -> None:
+        with self._idle:
+            self._handling -= 1
+            self._idle.notify_all()
 
     def release_thread(self) -> None:
         """Close this thread's event loop (a connection's thread is about to end)."""
@@ -328,6 +342,13 @@ class ApiFront:
                 self._send(status, [], json.dumps(payload).encode())
 
             def _handle(self) -> None:
+                front._begin()
+                try:
+                    self._handle_one()
+                finally:
+                    front._end()
+
+            def _handle_one(self) -> None:
                 front.requests += 1
                 parts = urlsplit(self.path)
                 path = parts.path or "/"

@@ -147,6 +147,7 @@ class SqsEventSourceEmulator:
 
 
 STATS_EVERY_S = 1.0
+BACKGROUND_NICE = 10
 START_TIMEOUT_S = 30.0
 
 
@@ -309,7 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m magic8_dev.local.sqs_poller")
     parser.add_argument("--queue-url", required=True)
     parser.add_argument("--handler", default=HANDLER_PATH)
+    parser.add_argument("--nice", type=int, default=BACKGROUND_NICE)
     args = parser.parse_args(argv)
+    # a background function: on two shared cores its writes (100 items a message) must
+    # not take the CPU from the API's requests (in AWS it runs on a machine of its own)
+    if args.nice:
+        os.nice(args.nice)
     stats_out = sys.stdout
     sys.stdout = sys.stderr  # the handler's JSON logs and EMF lines (bound at its import)
     for name in ("botocore", "boto3", "urllib3"):
