@@ -693,7 +693,13 @@ def run(results_dir: Path, quick: bool = False) -> dict[str, Any]:
             "hit": round(single_med["hit"] * 1000 / batch["hit"]["p50_ms"], 1),
         }
 
+        # the in-process part's history (hundreds of messages) written first: the HTTP
+        # part measures a steady state, not λ history and moto catching up on a backlog
+        history_before_http = _history_check(
+            consumer, getattr(services[-1].history_repo, "sent", 0), wait_s=180.0
+        )
         loopback = _loopback(handler, lasts, settings.api_key, clock, min(iters, 60), single_rounds)
+        loopback["history_before"] = history_before_http
         # the answers' history went out after them (magic8.after_response): none lost
         after = handler.after_response  # type: ignore[attr-defined]
         loopback["after_response"] = after.stats()
