@@ -6,6 +6,7 @@ import gc
 import socket
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -32,7 +33,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
-def test_expired_items_are_deleted_as_dynamodb_would(aws: None) -> None:
+def _ttl_table() -> Any:
+    """Table "t" (key pk) with TTL on attribute exp, on the mocked AWS."""
     ddb = boto3.client("dynamodb", region_name="us-east-1")
     ddb.create_table(
         TableName="t",
@@ -43,6 +45,11 @@ def test_expired_items_are_deleted_as_dynamodb_would(aws: None) -> None:
     ddb.update_time_to_live(
         TableName="t", TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"}
     )
+    return ddb
+
+
+def test_expired_items_are_deleted_as_dynamodb_would(aws: None) -> None:
+    ddb = _ttl_table()
     for pk, exp in (("old", "100"), ("new", "300")):
         ddb.put_item(TableName="t", Item={"pk": {"S": pk}, "exp": {"N": exp}})
     ddb.put_item(TableName="t", Item={"pk": {"S": "no-ttl"}})
@@ -200,16 +207,7 @@ def test_replaced_trimmed_and_deleted_objects_are_freed(aws: None) -> None:
 
 
 def test_a_sweep_expires_trims_and_forgets(aws: None) -> None:
-    ddb = boto3.client("dynamodb", region_name="us-east-1")
-    ddb.create_table(
-        TableName="t",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    ddb.update_time_to_live(
-        TableName="t", TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"}
-    )
+    ddb = _ttl_table()
     ddb.put_item(TableName="t", Item={"pk": {"S": "old"}, "exp": {"N": "100"}})
     done = sweep(200.0, ServiceLocks(), retention_s=600.0)
     assert done["ttl_items_deleted"] == 1

@@ -37,7 +37,7 @@ calls or buy-aggressor on puts = SHORT.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from magic8.domain.flow import WINDOW_SECONDS, PressureWindow
@@ -165,13 +165,9 @@ def run_of(current: WindowLite, history: Sequence[WindowLite], cfg: AnalysisConf
     best = Run(1, current.ask - current.bid, current.known, current.variance)
     if side == 0:
         return best
-    by_ws = {h.ws: h for h in history if h.ws < current.ws}
     net, known, var = best.net, best.known, best.variance
     best_z = side * net / math.sqrt(var) if var > 0 else 0.0
-    for k in range(1, cfg.persistence_windows):
-        prev = by_ws.get(current.ws - k * WINDOW_SECONDS)
-        if prev is None:
-            continue
+    for k, prev in _earlier_windows(current, history, cfg):
         net += prev.ask - prev.bid
         known += prev.known
         var += prev.variance
@@ -181,6 +177,18 @@ def run_of(current: WindowLite, history: Sequence[WindowLite], cfg: AnalysisConf
     return best
 
 
+def _earlier_windows(
+    current: WindowLite, history: Sequence[WindowLite], cfg: AnalysisConfig
+) -> Iterator[tuple[int, WindowLite]]:
+    """(k, the option's window k windows before the current one), newest first, up to
+    persistence_windows - 1 back; missing windows are skipped."""
+    by_ws = {h.ws: h for h in history if h.ws < current.ws}
+    for k in range(1, cfg.persistence_windows):
+        prev = by_ws.get(current.ws - k * WINDOW_SECONDS)
+        if prev is not None:
+            yield k, prev
+
+
 def opposing_z(current: WindowLite, history: Sequence[WindowLite], cfg: AnalysisConfig) -> float:
     """How far the option's recent windows (before the current one, up to
     persistence_windows - 1 back, cumulated from the newest) lean against the current
@@ -188,12 +196,8 @@ def opposing_z(current: WindowLite, history: Sequence[WindowLite], cfg: Analysis
     side = 1 if current.ask > current.bid else (-1 if current.ask < current.bid else 0)
     if side == 0:
         return 0.0
-    by_ws = {h.ws: h for h in history if h.ws < current.ws}
     net = var = best = 0.0
-    for k in range(1, cfg.persistence_windows):
-        prev = by_ws.get(current.ws - k * WINDOW_SECONDS)
-        if prev is None:
-            continue
+    for _k, prev in _earlier_windows(current, history, cfg):
         net += prev.ask - prev.bid
         var += prev.variance
         if var > 0:
