@@ -3,6 +3,7 @@ Mangum, with the Powertools logger and metrics around it."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import warnings
@@ -19,6 +20,13 @@ from magic8.domain.warming import is_warm_event
 from magic8.observability import get_logger, get_metrics
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@functools.lru_cache(maxsize=256)
+def _json_string(text: str) -> str:
+    """A dimension value as a JSON string (few distinct values: symbols, strategies)."""
+    return json.dumps(text)
+
 
 # batch_metrics key -> (metric name, unit)
 BATCH_METRICS: dict[str, tuple[str, MetricUnit]] = {
@@ -63,31 +71,27 @@ def build_handler(
         """One EMF document per symbol x strategy answered: PredictionsByTrade with
         dimensions service, symbol and strategy (per-trade-type dashboards and alarms).
         Written by hand in one print: Powertools' single_metric builds a Metrics object
-        per document (~0.07 ms each, 1.5 ms for a batch over 24 series)."""
+        per document (~0.07 ms each, 1.5 ms for a batch over 24 series); the shared head
+        is encoded once per request and each line filled in from it."""
         if not counts:
             return
-        ts = int(time.time() * 1000)
-        head = {
-            "Timestamp": ts,
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": namespace,
-                    "Dimensions": [["service", "symbol", "strategy"]],
-                    "Metrics": [{"Name": "PredictionsByTrade", "Unit": "Count"}],
-                }
-            ],
-        }
+        head = json.dumps(
+            {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": namespace,
+                        "Dimensions": [["service", "symbol", "strategy"]],
+                        "Metrics": [{"Name": "PredictionsByTrade", "Unit": "Count"}],
+                    }
+                ],
+            },
+            separators=(",", ":"),
+        )
+        quoted = _json_string
         lines = [
-            json.dumps(
-                {
-                    "_aws": head,
-                    "service": "predict",
-                    "symbol": symbol,
-                    "strategy": strategy,
-                    "PredictionsByTrade": n,
-                },
-                separators=(",", ":"),
-            )
+            f'{{"_aws":{head},"service":"predict","symbol":{quoted(symbol)},'
+            f'"strategy":{quoted(strategy)},"PredictionsByTrade":{int(n)}}}'
             for (symbol, strategy), n in counts.items()
         ]
         print("\n".join(lines), flush=True)

@@ -226,6 +226,10 @@ def test_main_process_sigterm_flushes_and_exits_0(
         "MAGIC8_DATABENTO_ENABLED": "true",
         "MAGIC8_DATABENTO_MODE": "replay",
         "MAGIC8_DATABENTO_REPLAY_PATH": str(SAMPLE_DAY),
+        # ECS gives 30 s (hence the 25 s default); on a CI machine running other suites'
+        # emulators beside it the flush can take longer: what is asserted is that it
+        # completes and exits 0, not how fast a loaded machine does it
+        "MAGIC8_SHUTDOWN_TIMEOUT_S": "100",
     }
     log_path = tmp_path / "gateway.log"
     log_file, proc = start_gateway_process(env, log_path)
@@ -261,15 +265,21 @@ def test_main_process_sigterm_flushes_and_exits_0(
         # machine replays slower: the wait fails only when the replay stops moving)
         wait_for(
             ready,
-            lambda: health["databento"].get("windows_emitted"),
+            # progress: the replay's windows, or the IB half's snapshots still arriving
+            lambda: (health["databento"].get("windows_emitted"), len(read_items(market_table))),
             "the replay to finish",
-            stall_s=30,
+            stall_s=60,
             describe=lambda: json.dumps(health)[:2000],
             poll_s=0.2,
         )
         live_beat = GatewayHeartbeat.from_item(heartbeat_item(state_table) or {})
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(
+                f"still running 120 s after SIGTERM: {log_path.read_text()[-3000:]}"
+            ) from exc
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -585,7 +585,10 @@ def test_emf_metrics_have_symbol_and_strategy_dimensions(seeded: LocalResources)
     by_trade = [x for x in lines if "PredictionsByTrade" in x]
     dims = {(x["symbol"], x["strategy"]) for x in by_trade}
     assert dims == {("SPX", "Butterfly"), ("SPX", "Iron Condor")}
+    # every answer counted once, under the function's namespace
+    assert sum(x["PredictionsByTrade"] for x in by_trade) == len(DISCORD_BATCH["requests"])
     for x in by_trade:
+        assert x["_aws"]["CloudWatchMetrics"][0]["Namespace"]
         declared = x["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]
         assert {"symbol", "strategy"} <= set(declared)
 
