@@ -74,35 +74,91 @@ def _days(tmp_path: Path, *days: str) -> str:
     return str(tmp_path)
 
 
-def test_the_last_close_lands_on_now_inside_one_new_york_day(tmp_path: Path) -> None:
-    from magic8.ifd.baselines import EXCHANGE_TZ, tod_bucket, trading_day
+def test_the_last_close_lands_on_now_at_any_time_of_day(tmp_path: Path) -> None:
+    from magic8.ifd.baselines import tod_bucket, trading_day
     from magic8_dev.local.gateway_component import SHIFT_GRID, live_shift
 
     root = _days(tmp_path, "2025-09-23", "2025-09-24")
     close = datetime(2025, 9, 24, 20, 0, tzinfo=UTC)
-    opens = datetime(2025, 9, 24, 13, 30, tzinfo=UTC)
     for now in (
         datetime(2026, 12, 3, 17, 12, 41, tzinfo=UTC),  # inside the New York session
         datetime(2026, 12, 3, 23, 59, tzinfo=UTC),  # evening
-        datetime(2026, 12, 4, 4, 30, tzinfo=UTC),  # New York night: before 23:30 ET - 6.5 h
+        datetime(2026, 12, 4, 4, 30, tzinfo=UTC),  # New York night (CI ran at such a time)
+        datetime(2026, 12, 4, 8, 2, tzinfo=UTC),  # New York early morning
         datetime(2026, 7, 4, 13, 0, tzinfo=UTC),  # summer time
     ):
         shift = live_shift([root], now)
         assert shift % SHIFT_GRID == timedelta(0)  # windows stay on their grid
-        start, end = opens + shift, close + shift
-        # the shifted session is one trading day, as the detector groups days
-        assert trading_day(start) == trading_day(end - timedelta(minutes=1))
-        if (now - timedelta(hours=6, minutes=40)).astimezone(EXCHANGE_TZ).date() == (
-            now.astimezone(EXCHANGE_TZ).date()
-        ):
-            assert now - SHIFT_GRID < end <= now  # the last close is now
-        else:
-            assert end <= now < end + timedelta(hours=7)  # previous New York evening
+        assert now - SHIFT_GRID < close + shift <= now  # the last close is now
         # every day moves by the same offset: a window's bucket is the same on each day
         day1 = datetime(2025, 9, 23, 15, 10, tzinfo=UTC) + shift
         day2 = datetime(2025, 9, 24, 15, 10, tzinfo=UTC) + shift
         assert tod_bucket(day1) == tod_bucket(day2)
         assert trading_day(day1) < trading_day(day2)
+
+
+def _detected(now: datetime) -> tuple[set[tuple[str, str]], set[str], int]:
+    """make run's replay (the sample's last two afternoons) shifted to close on `now`,
+    through the detector offline: (unshifted window end, direction) of every stored signal,
+    of every alert, and the stored signals stamped within the hour before `now`."""
+    from magic8.ifd.detector import IfdConfig
+    from magic8_dev.ifd.evaluate import Replayed, make_detector, run_windows
+    from magic8_dev.local.gateway_component import (
+        SAMPLE_SESSION,
+        live_from,
+        live_paths,
+        live_shift,
+    )
+
+    paths = live_paths(SAMPLE_SESSION, "")
+    shift = live_shift(paths, now)
+    producer = WallClockProducer(Sink(), shift=shift, send_from=live_from("17:00"))
+    detector, _, _ = make_detector(IfdConfig())
+    out = Replayed()
+    for path in paths:
+        groups = [producer.shifted(g) for g in _replayed(path)]
+        run_windows(detector, [g for g in groups if g], out)
+    stored = [s for s in out.signals if s.confidence >= 0.7]
+    recent = {s.signal_id for s in stored if now - timedelta(hours=1) <= s.window_end <= now}
+    return (
+        {((s.window_end - shift).isoformat(), s.direction or "") for s in stored},
+        {(a.window_end - shift).isoformat() + (a.direction or "") for a in out.alerts()},
+        len(recent),
+    )
+
+
+_REPLAYED: dict[str, list[list[Any]]] = {}
+
+
+def _replayed(path: str) -> list[list[Any]]:
+    from magic8_dev.ifd.evaluate import replay_day
+
+    if path not in _REPLAYED:
+        _REPLAYED[path] = replay_day(Path(path))
+    return _REPLAYED[path]
+
+
+def test_a_session_straddling_new_york_midnight_detects_the_same() -> None:
+    """Between midnight and 06:30 New York time the shifted session crosses midnight (each
+    day split over two exchange-local dates, the same way): the detector stores and alerts
+    the same windows as in the afternoon, and some of them are stamped within the hour."""
+    afternoon = _detected(datetime(2026, 12, 4, 19, 0, tzinfo=UTC))
+    night = _detected(datetime(2026, 12, 4, 6, 40, tzinfo=UTC))  # 01:40 New York
+    assert afternoon[0] and afternoon[1]
+    assert night[0] == afternoon[0] and night[1] == afternoon[1]
+    assert night[2] > 0 and night[2] == afternoon[2]
+
+
+def test_an_early_windows_cut_time_moves_with_it() -> None:
+    sink = Sink()
+    producer = WallClockProducer(sink, shift=timedelta(days=440))
+    start = session_start()
+    cut = start + timedelta(minutes=2)
+    early = window(20100, "C", start, 10, 5).model_copy(update={"final": False, "emitted_at": cut})
+    producer.send([early])
+    (sent,) = sink.sent
+    assert sent.emitted_at == cut + timedelta(days=440)
+    assert sent.as_of == cut + timedelta(days=440)
 
 
 def test_make_run_replays_the_last_days_unless_told_all(tmp_path: Path) -> None:

@@ -10,10 +10,15 @@ Wall-clock mapping ("stamped now"): every window is shifted by one constant offs
 day's session close lands on now (rounded down to 5 minutes): the most recent replayed
 windows, signals and alerts are stamped within the last minutes, every earlier day on the
 days before. One constant offset keeps everything the IFD compares intact: the order and
-spacing of the days, each day inside one exchange-local date (when now is so early that the
-shifted session would start before midnight New York time, the close lands on the previous
-evening instead), and the time-of-day buckets of the baselines, which move together for
-every day (the same windows share a bucket on every day). The window identities stay
+spacing of the days and the time-of-day buckets of the baselines, which move together for
+every day (the same windows share a bucket on every day). The close lands on now at any
+time of day: in the New York night a shifted session straddles midnight, so each day splits
+into two exchange-local dates the same way; measured on the sample (the detector offline,
+`make run`'s two afternoons and all eight whole days, now = 19:00, 05:30, 06:40 and 07:55
+UTC), the same signals and alerts as with the session inside one date. (Landing the close
+on the previous New York evening instead, as before, left `make run` without a signal of
+the last hour between midnight and 06:30 New York time; CI hit it.) An early window's cut
+time (`emitted_at`) moves with its window. The window identities stay
 stable across loops (idempotent signals). A shift re-anchored as the replay runs faster
 than real time would merge the days into one: measured, the e2e pipeline then produced no
 alert at all.
@@ -63,7 +68,6 @@ from typing import Any
 from magic8.domain.bars import Bar
 from magic8.domain.flow import PressureWindow
 from magic8.domain.heartbeat import GatewayHeartbeat
-from magic8.ifd.baselines import EXCHANGE_TZ as NEW_YORK
 from magic8.settings import AwsSettings
 from magic8_dev.local.context import LocalContext
 
@@ -92,8 +96,7 @@ def shift_for(paths: Iterable[str], now: datetime | None = None) -> timedelta:
     return timedelta(days=(now - end) // timedelta(days=1))
 
 
-SESSION_OPEN_UTC = time_of_day(13, 30)  # the sample's regular hours (truth.json generator)
-SESSION_CLOSE_UTC = time_of_day(20, 0)
+SESSION_CLOSE_UTC = time_of_day(20, 0)  # the sample's regular close (truth.json generator)
 SHIFT_GRID = timedelta(minutes=5)
 DAYS_ENV = "MAGIC8_REPLAY_DAYS"
 DEFAULT_LIVE_DAYS = 2
@@ -101,7 +104,7 @@ DEFAULT_LIVE_DAYS = 2
 
 def live_shift(paths: Iterable[str], now: datetime | None = None) -> timedelta:
     """The constant offset that lands the last replayed day's session close on `now`
-    (rounded down to SHIFT_GRID), keeping the shifted session inside one New York date."""
+    (rounded down to SHIFT_GRID), whatever the time of day."""
     from magic8_dev.dashboard import session_days
 
     days = session_days([Path(p) for p in paths])
@@ -109,13 +112,7 @@ def live_shift(paths: Iterable[str], now: datetime | None = None) -> timedelta:
         return timedelta(0)
     now = now or datetime.now(UTC)
     close = datetime.combine(days[-1], SESSION_CLOSE_UTC, UTC)
-    opens = datetime.combine(days[-1], SESSION_OPEN_UTC, UTC)
     target = now - (now - datetime(2000, 1, 1, tzinfo=UTC)) % SHIFT_GRID
-    if (opens + (target - close)).astimezone(NEW_YORK).date() != target.astimezone(NEW_YORK).date():
-        # too early in the New York day: the session would straddle midnight and split one
-        # trading day in two; close at the end of the previous New York day instead
-        midnight = datetime.combine(target.astimezone(NEW_YORK).date(), time_of_day(0), NEW_YORK)
-        target = midnight.astimezone(UTC) - SHIFT_GRID
     return target - close
 
 
@@ -215,7 +212,12 @@ class WallClockProducer:
             return windows
         return [
             w.model_copy(
-                update={"window_start": w.window_start + d, "window_end": w.window_end + d}
+                update={
+                    "window_start": w.window_start + d,
+                    "window_end": w.window_end + d,
+                    # an early window's cut time moves with it (as_of = min(cut, end))
+                    "emitted_at": w.emitted_at + d if w.emitted_at is not None else None,
+                }
             )
             for w in windows
         ]
