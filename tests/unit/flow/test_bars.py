@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import databento_dbn as dbn
@@ -239,3 +240,36 @@ def test_background_writer_retries_keeps_the_newest_version_and_drains_on_close(
         (0, 100, 105, 99, 104, 3, True),
         (5, 104, 104, 104, 104, 1, False),
     ]
+
+
+def test_background_writer_retries_a_write_that_failed_as_close_began() -> None:
+    """CI once closed the writer while its last failing write was in flight: the bars
+    pending then were dropped instead of retried within close()'s timeout."""
+    import threading
+
+    from magic8.flow.bars import BackgroundBarWriter
+
+    stored: dict[datetime, Bar] = {}
+    in_put, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def put(bars: list[Bar]) -> None:
+        calls.append(len(bars))
+        if len(calls) == 1:
+            in_put.set()
+            release.wait(5)
+            raise RuntimeError("throttled")
+        stored.update({b.start: b for b in bars})
+
+    writer = BackgroundBarWriter(put, retry_s=0.01, max_retry_s=0.02)
+    writer(BarAggregator().add(T0_NS, 100, 101, 99, 100, 1))
+    assert in_put.wait(5)
+    closer = threading.Thread(target=writer.close, kwargs={"timeout": 5})
+    closer.start()
+    while not writer._closed:  # close() has begun before the write fails
+        time.sleep(0.001)
+    release.set()
+    closer.join(10)
+    assert not writer._thread.is_alive()
+    assert writer.failures == 1 and writer.pending == 0 and len(calls) == 2
+    assert [b.start for b in stored.values()] == [datetime.fromtimestamp(T0_NS / 1e9, UTC)]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -264,6 +265,7 @@ class BackgroundBarWriter:
         self._pending: dict[tuple[str, datetime], Bar] = {}
         self._cond = threading.Condition()
         self._closed = False
+        self._close_deadline = 0.0
         self.written = 0
         self.failures = 0
         self._thread = threading.Thread(target=self._run, name="nq-bars-writer", daemon=True)
@@ -298,7 +300,13 @@ class BackgroundBarWriter:
                     for key, bar in batch.items():  # newer versions that came meanwhile win
                         self._pending.setdefault(key, bar)
                     if self._closed:
-                        return
+                        # closing: retry what is pending until close()'s deadline, not once
+                        # (a write that failed as close() began lost its bars before)
+                        left = self._close_deadline - time.monotonic()
+                        if left <= 0:
+                            return
+                        self._cond.wait(min(self.retry_s, left))
+                        continue
                     self._cond.wait(delay)
                 delay = min(delay * 2, self.max_retry_s)
                 continue
@@ -308,6 +316,7 @@ class BackgroundBarWriter:
     def close(self, timeout: float = 5.0) -> None:
         with self._cond:
             self._closed = True
+            self._close_deadline = time.monotonic() + timeout
             self._cond.notify_all()
         self._thread.join(timeout)
 
