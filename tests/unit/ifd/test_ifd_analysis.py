@@ -135,7 +135,7 @@ def test_a_busier_other_leg_is_market_making() -> None:
     c_now = lite(20100, "C", 3, 300, 15)
     busy_put = replace(lite(20100, "P", 3, 500, 480), vz=6.0)
     quiet_put = replace(lite(20100, "P", 3, 3, 2, avg=2.0), vz=0.0)
-    skip = {(20100, "C"), (20100, "P")}
+    skip: set[tuple[float, str]] = {(20100.0, "C"), (20100.0, "P")}
     a = analyze(c_now, c_hist, [*quiet_peers(3, skip), c_now, busy_put], WARM)
     alone = analyze(c_now, c_hist, [*quiet_peers(3, skip), c_now, quiet_put], WARM)
     no_busy = AnalysisConfig(busy_leg_weight=0.0)
