@@ -148,7 +148,7 @@ def test_a_busier_other_leg_is_market_making() -> None:
 def test_neighbouring_strikes_leaning_together_coordinate() -> None:
     cluster = {k: [lite(k, "C", i, 200, 10) for i in range(4)] for k in (20075, 20100, 20125)}
     current = cluster[20100][-1]
-    skip = {(k, "C") for k in cluster}
+    skip = {(float(k), "C") for k in cluster}
     # neighbours unusual against their own baselines (volume z 3)
     peers = [*quiet_peers(3, skip), *(replace(ws[-1], vz=3.0) for ws in cluster.values())]
     a = analyze(current, [], peers, WARM)
