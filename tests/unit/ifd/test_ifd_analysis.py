@@ -127,10 +127,28 @@ def test_strangle_legs_are_penalised() -> None:
     assert a.market_making >= 0.5 and a.confidence < ALERT
 
 
+def test_a_busier_other_leg_is_market_making() -> None:
+    """The first minutes of a straddle whose call leg happened to trade one way: the put
+    leg at the strike is unusual for itself and busier than the call (the balance term
+    alone fades when one leg is much bigger: min/max volume)."""
+    c_hist = [lite(20100, "C", i, 300, 15) for i in range(3)]
+    c_now = lite(20100, "C", 3, 300, 15)
+    busy_put = replace(lite(20100, "P", 3, 500, 480), vz=6.0)
+    quiet_put = replace(lite(20100, "P", 3, 3, 2, avg=2.0), vz=0.0)
+    skip: set[tuple[float, str]] = {(20100.0, "C"), (20100.0, "P")}
+    a = analyze(c_now, c_hist, [*quiet_peers(3, skip), c_now, busy_put], WARM)
+    alone = analyze(c_now, c_hist, [*quiet_peers(3, skip), c_now, quiet_put], WARM)
+    no_busy = AnalysisConfig(busy_leg_weight=0.0)
+    faded = analyze(c_now, c_hist, [*quiet_peers(3, skip), c_now, busy_put], WARM, no_busy)
+    assert alone.market_making < 0.1
+    assert a.market_making >= 0.55 > faded.market_making + 0.2
+    assert a.score < 0.5 * alone.score
+
+
 def test_neighbouring_strikes_leaning_together_coordinate() -> None:
     cluster = {k: [lite(k, "C", i, 200, 10) for i in range(4)] for k in (20075, 20100, 20125)}
     current = cluster[20100][-1]
-    skip = {(k, "C") for k in cluster}
+    skip = {(float(k), "C") for k in cluster}
     # neighbours unusual against their own baselines (volume z 3)
     peers = [*quiet_peers(3, skip), *(replace(ws[-1], vz=3.0) for ws in cluster.values())]
     a = analyze(current, [], peers, WARM)

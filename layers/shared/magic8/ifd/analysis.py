@@ -82,6 +82,13 @@ class AnalysisConfig:
     pair_weight: float = 0.9  # penalty for call+put legs both unusually active, same size
     pair_balance: bool = True  # False: both legs unusually active is enough (any sizes)
     previous_leg_weight: float = 0.9  # the other leg seen in the previous window
+    # a busy other leg: the call/put leg of a straddle or strangle unusual for itself
+    # (volume z >= busy_leg_vz at half weight) with at least busy_leg_ratio x this
+    # window's volume — a directional leg trades alone, and the other leg being *busier*
+    # is more evidence of market making, not less (the balance term above fades then)
+    busy_leg_weight: float = 0.6
+    busy_leg_vz: float = 3.0
+    busy_leg_ratio: float = 0.5
     # cold start: confidence cap while the underlying has too little history
     cold_start_cap: float = 0.8
     # score -> confidence (None: the shipped calibration.json)
@@ -297,10 +304,15 @@ def analyze(
         paired = (
             cfg.pair_weight * (vol_balance if cfg.pair_balance else 1.0) * min(activity, p_active)
         )
-        score = weight * max(straddle, two_sided * activity, paired)
+        busy = (
+            cfg.busy_leg_weight
+            * logistic((p.vz - cfg.busy_leg_vz) / cfg.vol_z_scale)
+            * min(1.0, p.volume / (cfg.busy_leg_ratio * max(w.volume, 1e-9)))
+        )
+        score = weight * max(straddle, two_sided * activity, paired, busy)
         if score > mm:
             mm = score
-            if two_sided * activity > max(straddle, paired):
+            if two_sided * activity > max(straddle, paired, busy):
                 pattern = "two_sided"
             elif r < 0 and p.ratio < 0 and cancelling:
                 pattern = "vol_crush"
