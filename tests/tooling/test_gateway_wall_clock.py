@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -127,15 +128,12 @@ def _detected(now: datetime) -> tuple[set[tuple[str, str]], set[str], int]:
     )
 
 
-_REPLAYED: dict[str, list[list[Any]]] = {}
-
-
+@functools.cache
 def _replayed(path: str) -> list[list[Any]]:
+    """A sample day's windows (one replay per test process, shared by both `now`s)."""
     from magic8_dev.ifd.evaluate import replay_day
 
-    if path not in _REPLAYED:
-        _REPLAYED[path] = replay_day(Path(path))
-    return _REPLAYED[path]
+    return replay_day(Path(path))
 
 
 def test_a_session_straddling_new_york_midnight_detects_the_same() -> None:

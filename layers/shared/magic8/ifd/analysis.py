@@ -307,7 +307,7 @@ def analyze(
         busy = (
             cfg.busy_leg_weight
             * logistic((p.vz - cfg.busy_leg_vz) / cfg.vol_z_scale)
-            * min(1.0, p.volume / (cfg.busy_leg_ratio * max(w.volume, 1e-9)))
+            * min(1.0, p.volume / max(cfg.busy_leg_ratio * w.volume, 1e-9))
         )
         score = weight * max(straddle, two_sided * activity, paired, busy)
         if score > mm:
