@@ -145,6 +145,77 @@ def test_a_busier_other_leg_is_market_making() -> None:
     assert a.score < 0.5 * alone.score
 
 
+def blocks_window(
+    strike: float, t: str, sizes_ask: list[float], sizes_bid: list[float], vz: float = 0.0
+) -> WindowLite:
+    """A window of these known trades (the analysis sees their sums and sum of squares)."""
+    return WindowLite(
+        strike=strike,
+        option_type=t,
+        ws=int((T0 + timedelta(minutes=15)).timestamp()),
+        ask=sum(sizes_ask),
+        bid=sum(sizes_bid),
+        trades=len(sizes_ask) + len(sizes_bid),
+        sq=sum(x * x for x in (*sizes_ask, *sizes_bid)),
+        vz=vz,
+    )
+
+
+def calm_peers(skip: set[tuple[float, str]]) -> list[WindowLite]:
+    """The underlying's other options, ordinary for themselves (volume z known, < 1)."""
+    return [replace(p, vz=-0.5) for p in quiet_peers(3, skip)]
+
+
+@pytest.mark.parametrize(
+    ("case", "sizes_ask", "sizes_bid", "put_vz", "bonus"),
+    [
+        # 5 of 6 equal blocks bought (run z 1.63, 6 blocks), the put legs ordinary: the
+        # bait explanation would have had to leave the put untouched 6 times
+        ("one leg alone", [30.0] * 5, [30.0], -0.5, True),
+        # the same lean with the straddle's put unusual for itself: no volume bonus yet
+        ("put unusual", [30.0] * 5, [30.0], 2.0, False),
+        # the put's baseline unknown: not evidence of silence
+        ("put unknown", [30.0] * 5, [30.0], 0.0, False),
+        # 3 blocks (run z 1.73) are too few to rule bait out, however one-sided
+        ("three blocks", [60.0] * 3, [], -0.5, False),
+    ],
+)
+def test_a_run_on_one_leg_alone_needs_less_lean(
+    case: str, sizes_ask: list[float], sizes_bid: list[float], put_vz: float, bonus: bool
+) -> None:
+    call = blocks_window(20100, "C", sizes_ask, sizes_bid)
+    put = blocks_window(20100, "P", [2.0], [2.0], vz=put_vz)  # a trade each way
+    peers = [*calm_peers({(20100.0, "C"), (20100.0, "P")}), call, put]
+    a = analyze(call, [], peers, WARM)
+    strict = AnalysisConfig(silent_bonus_min_run_z=AnalysisConfig().bonus_min_run_z)
+    b = analyze(call, [], peers, WARM, strict)
+    run_z = a.details["run_z"]
+    assert 1.5 <= run_z < 2.0, case
+    assert a.market_making < 0.05, case
+    # without the bonus the score is the run's z alone
+    assert b.score == pytest.approx(run_z * (1 - b.market_making), rel=1e-9), case
+    if bonus:
+        assert a.score > b.score + 1.0, case
+    else:
+        assert a.score == pytest.approx(b.score, rel=1e-9), case
+
+
+@pytest.mark.parametrize(("put_sizes", "busy"), [([300.0], False), ([100.0, 100.0, 100.0], True)])
+def test_one_block_on_a_nearby_leg_is_not_a_busy_leg(put_sizes: list[float], busy: bool) -> None:
+    """A directional leg of small trades next to a busier put (the strangle leg below it):
+    one 300-lot print there is a block, as quiet flow has (no busy-leg term); three 100-lot
+    blocks are flow, the market-making footprint the busy-leg term is for."""
+    call = blocks_window(20100, "C", [5.0] * 20, [5.0] * 2)
+    put = blocks_window(20050, "P", put_sizes, [], vz=4.5)
+    peers = [*calm_peers({(20100.0, "C"), (20050.0, "P")}), call, put]
+    a = analyze(call, [], peers, WARM)
+    no_busy = analyze(call, [], peers, WARM, AnalysisConfig(busy_leg_weight=0.0))
+    if busy:
+        assert a.market_making > no_busy.market_making + 0.1
+    else:
+        assert a.market_making == pytest.approx(no_busy.market_making, abs=1e-12)
+
+
 def test_neighbouring_strikes_leaning_together_coordinate() -> None:
     cluster = {k: [lite(k, "C", i, 200, 10) for i in range(4)] for k in (20075, 20100, 20125)}
     current = cluster[20100][-1]

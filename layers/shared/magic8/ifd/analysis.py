@@ -22,7 +22,9 @@ Evidence score (z units):
   at the same strike) that lean the same way AND are unusual against their own baseline;
 - baseline: a bounded bonus for volume unusual against the strike's 20-day baseline,
   on the window's volume without its largest trade (one block is not flow) and only once
-  the run leans (run z >= bonus_min_run_z: volume says "this much", the run says which way);
+  the run leans (run z >= bonus_min_run_z: volume says "this much", the run says which way;
+  silent_bonus_min_run_z when the run is several blocks on this leg while no straddle or
+  strangle partner leg is unusual — bait would have traded the partner by then);
 - market making: call and put legs at one strike (or a strangle) active together in
   cancelling directions or comparable unusual size multiply the score by (1 - penalty).
 No factor adds anything for absence of evidence: a quiet window scores ~0.
@@ -64,6 +66,14 @@ class AnalysisConfig:
     # the bonus counts volume without the window's largest trade (one block is not flow)
     bonus_drop_largest: bool = True
     bonus_min_run_z: float = 2.0  # no bonus until the run itself leans this far
+    # ... or this far when the run is several blocks on this leg alone: market-maker bait
+    # trades both legs of a straddle/strangle at random, so a run of >= silent_min_blocks
+    # effective blocks (known**2 / sum size**2) while no partner leg is unusual for itself
+    # (volume z < silent_partner_vz, this and the previous window) is ~2**-blocks as
+    # likely under bait, and needs less lean before its volume counts
+    silent_bonus_min_run_z: float = 1.5
+    silent_min_blocks: float = 4.0
+    silent_partner_vz: float = 1.5
     # conflict: the strike's recent windows leaning the other way by more than this many
     # sigma take the excess off the run's z (a minority flurry inside a one-sided episode
     # is not an episode of its own) ...
@@ -89,6 +99,9 @@ class AnalysisConfig:
     busy_leg_weight: float = 0.6
     busy_leg_vz: float = 3.0
     busy_leg_ratio: float = 0.5
+    # ... and trades as flow: one block on a nearby leg is not a busy leg (full weight from
+    # 1 + busy_leg_blocks effective blocks)
+    busy_leg_blocks: float = 1.5
     # cold start: confidence cap while the underlying has too little history
     cold_start_cap: float = 0.8
     # score -> confidence (None: the shipped calibration.json)
@@ -162,6 +175,11 @@ class Run:
     @property
     def persistence(self) -> float:
         return 1.0 - 0.5 ** (self.length - 1)
+
+    @property
+    def blocks(self) -> float:
+        """Effective number of equal trades: known**2 / sum size**2 (n for n equal sizes)."""
+        return self.known**2 / self.variance if self.variance > 0 else 0.0
 
 
 def run_of(current: WindowLite, history: Sequence[WindowLite], cfg: AnalysisConfig) -> Run:
@@ -278,6 +296,7 @@ def analyze(
     other_type = "P" if w.option_type == "C" else "C"
     mm = 0.0
     pattern = ""
+    partners_silent = True
     activity = logistic((vol_z - 1.5) / cfg.vol_z_scale)
     legs = [(p, 1.0) for p in others]
     legs += [
@@ -292,6 +311,9 @@ def analyze(
             or p.volume <= 0
         ):
             continue
+        # an unknown volume z (0: no baseline) does not count as silent
+        if p.vz >= cfg.silent_partner_vz or p.vz == 0.0:
+            partners_silent = False
         vol_balance = min(p.volume, w.volume) / max(p.volume, w.volume, 1e-9)
         weight = leg_weight * (1.0 if p.strike == w.strike else cfg.strangle_weight)
         # directions cancel: straddle/strangle bought (both bought) or sold (both sold)
@@ -308,6 +330,7 @@ def analyze(
             cfg.busy_leg_weight
             * logistic((p.vz - cfg.busy_leg_vz) / cfg.vol_z_scale)
             * min(1.0, p.volume / max(cfg.busy_leg_ratio * w.volume, 1e-9))
+            * min(1.0, max(p.blocks - 1.0, 0.0) / cfg.busy_leg_blocks)
         )
         score = weight * max(straddle, two_sided * activity, paired, busy)
         if score > mm:
@@ -339,7 +362,10 @@ def analyze(
     pooled_z = min(pooled_z, cfg.pool_max_ratio * run_z)
     coordination = min(n_coord / cfg.coord_saturation, 1.0)
 
-    if max(run_z, pooled_z) < cfg.bonus_min_run_z:
+    gate = cfg.bonus_min_run_z
+    if partners_silent and run.blocks >= cfg.silent_min_blocks:
+        gate = cfg.silent_bonus_min_run_z
+    if max(run_z, pooled_z) < gate:
         bonus = 0.0
     score = max(0.0, (max(run_z, pooled_z) + bonus) * (1.0 - mm)) if sign != 0 else 0.0
     confidence = cfg.curve.confidence(score)

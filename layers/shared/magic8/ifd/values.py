@@ -87,6 +87,12 @@ class WindowLite:
         return self.known * max(self.avg_size, 1.0)
 
     @cached_property
+    def blocks(self) -> float:
+        """Effective number of equal trades: known**2 / sum size**2 (n for n equal sizes)."""
+        v = self.variance
+        return self.known**2 / v if v > 0 else 0.0
+
+    @cached_property
     def sign(self) -> int:
         """Directional sign: +1 LONG, -1 SHORT, 0 none (calls bought / puts sold = LONG)."""
         r = self.ratio
