@@ -78,8 +78,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("bait x4", {"bait_per_day": 6.0}),
     Scenario("volume x10, small", {"quiet_trades_per_day": 10 * BASE_TRADES, **SMALL}),
 )
-GRID_SEEDS = (1201, 1202, 1203)
-FIT_SEEDS = tuple(range(9101, 9107))  # 24 underlying-days per regime: 2/24 <= 0.1 per day
+# 6 seeds x 4 days: 24 underlying-days and 48 episodes per row (with 3 seeds a row's median
+# moved by up to 80 s and its false-alert count by one or two between seed sets)
+GRID_SEEDS = tuple(range(1201, 1207))
+# 48 underlying-days per regime: the budget's 0.1/day (2x margin) is "at most 4 windows";
+# 6 seeds (24 days, "at most 2") gave thresholds 3.50 and 3.74 on two disjoint seed sets
+FIT_SEEDS = tuple(range(9101, 9113))
 DAYS = 4  # per session (day 1 is warm-up, except cold start)
 QUICK_SEEDS = (1201,)
 QUICK_DAYS = 3
