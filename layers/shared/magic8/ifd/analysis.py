@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from magic8.domain.flow import WINDOW_SECONDS, PressureWindow
 from magic8.ifd.baselines import BaselineStats
 from magic8.ifd.calibration import Calibration, load_calibration
-from magic8.ifd.values import Direction, WindowLite
+from magic8.ifd.values import Direction, WindowLite, effective_blocks
 
 
 @dataclass(frozen=True)
@@ -178,8 +178,7 @@ class Run:
 
     @property
     def blocks(self) -> float:
-        """Effective number of equal trades: known**2 / sum size**2 (n for n equal sizes)."""
-        return self.known**2 / self.variance if self.variance > 0 else 0.0
+        return effective_blocks(self.known, self.variance)
 
 
 def run_of(current: WindowLite, history: Sequence[WindowLite], cfg: AnalysisConfig) -> Run:

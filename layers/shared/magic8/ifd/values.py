@@ -31,6 +31,11 @@ def _sq_bound(known: float, largest: float) -> float:
     return known * max(largest, 1.0)
 
 
+def effective_blocks(known: float, variance: float) -> float:
+    """Effective number of equal trades: known**2 / sum size**2 (n for n equal sizes)."""
+    return known**2 / variance if variance > 0 else 0.0
+
+
 @dataclass(frozen=True)
 class WindowLite:
     """The part of a window the analysis needs about history and peers (storable)."""
@@ -88,9 +93,7 @@ class WindowLite:
 
     @cached_property
     def blocks(self) -> float:
-        """Effective number of equal trades: known**2 / sum size**2 (n for n equal sizes)."""
-        v = self.variance
-        return self.known**2 / v if v > 0 else 0.0
+        return effective_blocks(self.known, self.variance)
 
     @cached_property
     def sign(self) -> int:
