@@ -1,7 +1,8 @@
 """ACCEPTANCE (shortened): the IFD scenario grid of `magic8 evaluate-ifd --grid`.
 
 A few grid rows, one seed and three generated days each (the full grid: 15 rows x 6 seeds
-of four days, bench/results/ifd_grid.json). Seeds differ from the ones the calibration was fitted on.
+of four days, bench/results/ifd_grid.json). Seeds differ from the ones the calibration was
+fitted on.
 """
 
 from __future__ import annotations
