@@ -255,10 +255,13 @@ def test_main_process_sigterm_flushes_and_exits_0(
         def ready() -> bool:
             nonlocal health
             health = httpx.get(f"http://127.0.0.1:{health_port}/health", timeout=2).json()
+            beat = heartbeat_item(state_table)
+            # the heartbeat is written every 0.3 s: it can trail /health by one beat
             return (
                 len(read_items(market_table)) >= 7
-                and heartbeat_item(state_table) is not None
+                and beat is not None
                 and health["databento"]["state"] == "done"
+                and GatewayHeartbeat.from_item(beat).databento_state == "done"
             )
 
         # snapshots, a live heartbeat and the finished replay before the stop (a busy

@@ -12,6 +12,7 @@ deterministically (each interleaving is driven by hand, no thread timing):
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -166,8 +167,13 @@ def test_reconnect_gap_counted_once_in_either_order(first: str) -> None:
             session._on_record(rec)
         session._live.session_id = "2"  # the client reconnected
         if first == "callback":  # the new session's Metadata arrived in its own segment
+            # the backfill pool's one worker waits on this gate, so the gap is seen
+            # outstanding before its backfill can run (no thread timing)
+            gate = threading.Event()
+            session._backfill_pool.submit(gate.wait, 30)
             _reconnect(session)
             assert session._gaps_outstanding == 1 and session.aggregator.held
+            gate.set()
             _backfills_done(session)  # the backfill finishes before the first record
             assert session._gaps_outstanding == 0 and not session.aggregator.held
             session._on_record(new[0])
