@@ -73,6 +73,11 @@ class EmbeddedAws:
             stdout=subprocess.DEVNULL,
             stderr=err,
             env=env,
+            # a session of its own: a terminal's Ctrl-C goes to the whole foreground process
+            # group, and the emulator must outlive it while the components stop (they write a
+            # final heartbeat, flush windows); stop() ends it, and a parent that dies closes
+            # its stdin, on which it exits
+            start_new_session=True,
         )
         if err is not subprocess.DEVNULL:
             err.close()
