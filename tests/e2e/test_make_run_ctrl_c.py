@@ -19,18 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from magic8_dev.local.moto_server import free_port
 from tests.progress import wait_for
 
 pytestmark = pytest.mark.xdist_group("make_run")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _listening(port: int) -> bool:
+    # a connect, not port_is_free's bind: a closed server's TIME_WAIT sockets can refuse a bind
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
@@ -41,9 +37,9 @@ def _windows_sent(text: str) -> int:
 
 
 def test_ctrl_c_stops_every_component_within_the_budget(tmp_path: Path) -> None:
-    api_port = _free_port()
+    api_port = free_port()
     out_path = tmp_path / "console.txt"
-    env = {**os.environ, "MAGIC8_DASHBOARD_PORT": str(_free_port())}
+    env = {**os.environ, "MAGIC8_DASHBOARD_PORT": str(free_port())}
     env.pop("AWS_ENDPOINT_URL", None)  # its own emulator, as on a developer's machine
     args = ["run", "--port", str(api_port), "--status-every", "1"]
     args += ["--log-file", str(tmp_path / "magic8.log")]

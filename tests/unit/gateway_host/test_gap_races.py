@@ -161,15 +161,15 @@ def _reconnect(session: DatabentoSession) -> None:
 @pytest.mark.parametrize("first", ["callback", "record"])
 def test_reconnect_gap_counted_once_in_either_order(first: str) -> None:
     session = _session(Backfiller(DbnFileHistoricalSource([MBO])))
+    # with first == "callback" the backfill pool's one worker waits on this gate, so the gap
+    # is seen outstanding before its backfill can run (no thread timing)
+    gate = threading.Event()
     try:
         old, new = list(_objects(0, GAP_FIRST)), list(_objects(RESUME, END))
         for rec in old:
             session._on_record(rec)
         session._live.session_id = "2"  # the client reconnected
         if first == "callback":  # the new session's Metadata arrived in its own segment
-            # the backfill pool's one worker waits on this gate, so the gap is seen
-            # outstanding before its backfill can run (no thread timing)
-            gate = threading.Event()
             session._backfill_pool.submit(gate.wait, 30)
             _reconnect(session)
             assert session._gaps_outstanding == 1 and session.aggregator.held
@@ -192,6 +192,7 @@ def test_reconnect_gap_counted_once_in_either_order(first: str) -> None:
         assert session.backfills == {"done": 1}
         session.ingest.flush()
     finally:
+        gate.set()  # a failed assertion must not leave the pool's worker waiting
         session._backfill_pool.shutdown(wait=True)
     # every window, as last emitted, equals the uninterrupted run's
     emitted: list[PressureWindow] = []
